@@ -1,0 +1,106 @@
+"""The one Settings object: flags > environment > defaults, built once and passed down.
+
+No other module reads ``os.environ``; the CLI hands the environment in here, so
+tests can build Settings from a plain dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_PORTS: tuple[int, ...] = (80, 8080, 8000, 3000, 5000)
+
+DOCKER_ENVIRONMENT = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
+"""The variables the Docker SDK reads, passed to it explicitly."""
+
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    "NETWORK_INTERFACES": "comma-separated interfaces to capture (same as repeated -i)",
+    "EYES_DEVINE_PORTS": "comma-separated TCP ports carrying HTTP (same as --ports)",
+    "CAPTURE_FILTER": "a full BPF filter replacing the port filter (same as --filter)",
+    "EYES_DEVINE_PROFILE": "an interface profile TOML file replacing the built-in one (same as --profile)",
+    "DOCKER_HOST": "Docker Engine address, as for the docker CLI (with DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)",
+}
+"""Every variable eyes-devine reads, for the README and --help."""
+
+
+class ConfigError(ValueError):
+    """A flag or variable has a value we cannot use; the message names it and says what is expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    interfaces: tuple[str, ...] | None = None
+    """Interfaces asked for by name; None means discover them."""
+    interfaces_source: str | None = None
+    """Where ``interfaces`` came from ("-i" or "NETWORK_INTERFACES"), for messages."""
+    ports: tuple[int, ...] = DEFAULT_PORTS
+    capture_filter: str | None = None
+    """A full BPF expression overriding the port filter."""
+    profile_path: str | None = None
+    docker_environment: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        interfaces: tuple[str, ...] = (),
+        ports: str | None = None,
+        capture_filter: str | None = None,
+        profile_path: str | None = None,
+    ) -> Settings:
+        """Combine flags (keyword arguments; empty means not given) with the environment."""
+        if interfaces:
+            names, source = _split_names(",".join(interfaces), "-i/--interface"), "-i"
+        elif environ.get("NETWORK_INTERFACES", "").strip():
+            names, source = _split_names(environ["NETWORK_INTERFACES"], "NETWORK_INTERFACES"), "NETWORK_INTERFACES"
+        else:
+            names, source = None, None
+        if ports is not None:
+            port_list = parse_ports(ports, "--ports")
+        elif environ.get("EYES_DEVINE_PORTS", "").strip():
+            port_list = parse_ports(environ["EYES_DEVINE_PORTS"], "EYES_DEVINE_PORTS")
+        else:
+            port_list = DEFAULT_PORTS
+        bpf = capture_filter if capture_filter is not None else environ.get("CAPTURE_FILTER") or None
+        return cls(
+            interfaces=names,
+            interfaces_source=source,
+            ports=port_list,
+            capture_filter=bpf.strip() if bpf and bpf.strip() else None,
+            profile_path=profile_path or environ.get("EYES_DEVINE_PROFILE") or None,
+            docker_environment={key: environ[key] for key in DOCKER_ENVIRONMENT if key in environ},
+        )
+
+
+def _split_names(value: str, what: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    if not names:
+        raise ConfigError(f"{what} is empty; give interface names such as docker0,br-1a2b3c4d5e6f")
+    return names
+
+
+def parse_ports(value: str, what: str) -> tuple[int, ...]:
+    """Parse "80,8080" into ports, rejecting anything that is not 1-65535."""
+    ports: list[int] = []
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if not item.isdigit() or not 1 <= int(item) <= 65535:
+            raise ConfigError(f"{what}: {item!r} is not a TCP port (1-65535); example: {what}=80,8080")
+        if int(item) not in ports:
+            ports.append(int(item))
+    if not ports:
+        raise ConfigError(f"{what} is empty; example: {what}=80,8080")
+    return tuple(ports)
+
+
+def port_filter(ports: tuple[int, ...]) -> str:
+    """The BPF expression for HTTP on ``ports``, compiled into the kernel so other traffic never reaches us."""
+    return "tcp and (" + " or ".join(f"port {port}" for port in ports) + ")"
+
+
+def bpf_filter(settings: Settings) -> str:
+    return settings.capture_filter or port_filter(settings.ports)

@@ -1,0 +1,155 @@
+"""The records shared by every stage of the pipeline.
+
+Data flows one way: ``decode`` turns a frame into a :class:`Segment`, ``tcp``
+reassembles segments per connection and hands ordered bytes to a
+:class:`StreamHandler`, ``http`` turns those bytes into :class:`Exchange`
+records, and everything after that (attribution, storage, views, ``--json``)
+speaks only :class:`Exchange`.  Keeping the contract here, in one place, is what
+lets ``read --json``, ``requests --json`` and the SQLite columns agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Protocol
+
+
+@dataclass(slots=True)
+class Segment:
+    """One TCP segment as the wire carried it.
+
+    Addresses stay packed (4 or 16 bytes) because the hot path only compares
+    them; they are turned into text once per connection, not once per packet.
+    """
+
+    ts: float
+    interface: str
+    src_addr: bytes
+    dst_addr: bytes
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    payload: bytes
+
+
+# TCP header flag bits, as on the wire.
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Who is the client and who the server of one TCP connection, as text."""
+
+    interface: str
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+
+
+class StreamHandler(Protocol):
+    """What the TCP layer drives for each connection (the HTTP layer implements it).
+
+    ``from_client`` tells the direction.  Bytes arrive in order, each byte once;
+    where bytes were lost ``gap`` is called instead, with how many are missing,
+    before the bytes that follow the hole.
+    """
+
+    def data(self, from_client: bool, payload: bytes, ts: float) -> None: ...
+
+    def gap(self, from_client: bool, missing: int, ts: float) -> None: ...
+
+    def closed(self, ts: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One HTTP request and the response that answered it (if one was seen).
+
+    This is the unit that crosses every boundary after the HTTP layer.  Header
+    values that carry credentials and credential-like query parameters are
+    redacted before a record is built; bodies are never kept.
+    """
+
+    ts: float
+    """Time of the first request byte, epoch seconds."""
+    interface: str
+    """Interface the request was first seen on."""
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    method: str
+    target: str
+    """The request-target as sent (path and query), with secrets redacted."""
+    host: str | None
+    http_version: str
+    """"1.1", "1.0"."""
+    status: int | None
+    """Final (non-1xx) status code; None when no response was seen."""
+    reason: str | None
+    latency_ms: float | None
+    """First request byte to first byte of the final response."""
+    request_bytes: int
+    """Request body size (decoded length for chunked bodies)."""
+    response_bytes: int
+    """Response body size (decoded length for chunked bodies)."""
+    user_agent: str | None
+    content_type: str | None
+    """Content-Type of the response, else of the request."""
+    flags: tuple[str, ...] = ()
+    """Anomalies: pipelined, gap, no_response, truncated, smuggling_suspect, upgrade, ..."""
+    container: str | None = None
+    """The serving container's name, filled by Docker attribution."""
+    client_container: str | None = None
+    """The calling container's name, filled by Docker attribution."""
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON contract: every field, flags as a list."""
+        record = {name: getattr(self, name) for name in EXCHANGE_FIELDS}
+        record["flags"] = list(self.flags)
+        return record
+
+
+EXCHANGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Exchange))
+
+
+@dataclass(slots=True)
+class EngineCounters:
+    """What the core saw, for summaries, logs and the live header.
+
+    Plain integers mutated in place by the stage that owns each one; readers take
+    a copy with :meth:`snapshot`.
+    """
+
+    packets: int = 0
+    bytes: int = 0
+    undecodable: int = 0
+    """Frames that were not IPv4/IPv6 TCP, or were malformed."""
+    ip_fragments: int = 0
+    flows: int = 0
+    flows_evicted: int = 0
+    flows_timed_out: int = 0
+    retransmitted_segments: int = 0
+    overlap_conflicts: int = 0
+    """Overlapping bytes that disagreed with data already held (first data wins)."""
+    gaps: int = 0
+    bytes_missing: int = 0
+    buffer_evictions: int = 0
+    """Out-of-order data dropped because a direction's buffer limit was reached."""
+    exchanges: int = 0
+    non_http_streams: int = 0
+    tls_streams: int = 0
+    tls_server_names: list[str] = field(default_factory=list)
+    """SNI names seen on HTTP ports (bounded, first ones kept)."""
+    http_parse_errors: int = 0
+
+    def snapshot(self) -> dict[str, object]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), list) else v) for f in fields(self)}

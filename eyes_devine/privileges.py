@@ -1,0 +1,64 @@
+"""Can this process capture packets, and if not, what exactly fixes it.
+
+Capture needs root or CAP_NET_RAW in the effective set.  A capability granted
+to a script does nothing: it must sit on the interpreter binary, which is what
+``scripts/setcap.sh`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+CAP_NET_ADMIN = 12
+CAP_NET_RAW = 13
+
+
+@dataclass(frozen=True, slots=True)
+class Privileges:
+    can_capture: bool
+    detail: str
+    """What we have, e.g. "root" or "CAP_NET_RAW on /usr/bin/python3.11"."""
+    fix: str | None = None
+    """The command that would make capture possible, when it is not."""
+
+
+def interpreter() -> str:
+    """The real interpreter binary behind this process (venvs link to it)."""
+    return os.path.realpath(sys.executable)
+
+
+def effective_capabilities(status_text: str) -> int:
+    """The CapEff mask from the text of /proc/<pid>/status (0 when absent)."""
+    for line in status_text.splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def check_privileges(status_path: str = "/proc/self/status") -> Privileges:
+    """Judge by the effective capability set, not the uid: root in a container without NET_RAW cannot capture."""
+    if not hasattr(os, "geteuid"):
+        return Privileges(True, "Windows: capture needs Npcap and an Administrator shell")
+    root = os.geteuid() == 0
+    try:
+        with open(status_path, encoding="ascii") as status:
+            caps = effective_capabilities(status.read())
+    except OSError:  # no /proc (macOS, BSD): the uid is all we can go by
+        return Privileges(root, "root" if root else "not root",
+                          None if root else "run with sudo (BPF devices need root on macOS)")
+    if caps & (1 << CAP_NET_RAW):
+        return Privileges(True, "root" if root else f"CAP_NET_RAW on {interpreter()}")
+    if root:
+        return Privileges(
+            False,
+            "root, but CAP_NET_RAW is not in the effective set",
+            "give the container or service NET_RAW "
+            "(docker: --cap-add NET_RAW; systemd: AmbientCapabilities=CAP_NET_RAW)",
+        )
+    return Privileges(
+        False,
+        f"not root and no CAP_NET_RAW on {interpreter()}",
+        "run with sudo, or grant the interpreter capture rights once: sudo scripts/setcap.sh",
+    )

@@ -1,0 +1,1 @@
+"""Terminal presentation (rich): the only package that imports rich."""

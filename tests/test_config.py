@@ -1,0 +1,44 @@
+"""Settings: flags over environment over defaults, and bad values named."""
+
+from __future__ import annotations
+
+import pytest
+
+from eyes_devine.config import DEFAULT_PORTS, ConfigError, Settings, bpf_filter, port_filter
+
+
+def test_defaults_when_nothing_is_set():
+    settings = Settings.build({})
+    assert settings.interfaces is None and settings.ports == DEFAULT_PORTS
+    assert bpf_filter(settings) == "tcp and (port 80 or port 8080 or port 8000 or port 3000 or port 5000)"
+
+
+def test_flags_win_over_the_environment():
+    env = {"NETWORK_INTERFACES": "docker0", "EYES_DEVINE_PORTS": "81"}
+    settings = Settings.build(env, interfaces=("br-1",), ports="9000")
+    assert settings.interfaces == ("br-1",) and settings.interfaces_source == "-i"
+    assert settings.ports == (9000,)
+
+
+def test_environment_names_interfaces_and_ports():
+    settings = Settings.build({"NETWORK_INTERFACES": " docker0, br-x ,docker0", "EYES_DEVINE_PORTS": "80, 9000"})
+    assert settings.interfaces == ("docker0", "br-x")
+    assert settings.interfaces_source == "NETWORK_INTERFACES"
+    assert settings.ports == (80, 9000)
+
+
+def test_capture_filter_replaces_the_port_filter():
+    settings = Settings.build({"CAPTURE_FILTER": "tcp port 9999"})
+    assert bpf_filter(settings) == "tcp port 9999"
+    assert port_filter((80,)) == "tcp and (port 80)"
+
+
+@pytest.mark.parametrize("value", ["http", "0", "70000", ",", "80;81"])
+def test_bad_ports_are_rejected_with_the_offending_value(value):
+    with pytest.raises(ConfigError, match="--ports"):
+        Settings.build({}, ports=value)
+
+
+def test_only_docker_variables_reach_the_docker_client():
+    settings = Settings.build({"DOCKER_HOST": "tcp://h:2376", "DOCKER_TLS_VERIFY": "1", "HOME": "/root"})
+    assert dict(settings.docker_environment) == {"DOCKER_HOST": "tcp://h:2376", "DOCKER_TLS_VERIFY": "1"}
