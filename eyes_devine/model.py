@@ -11,6 +11,7 @@ lets ``read --json``, ``requests --json`` and the SQLite columns agree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Protocol
 
 
@@ -112,13 +113,16 @@ class Exchange:
     """The calling container's name, filled by Docker attribution."""
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON contract: every field, flags as a list."""
-        record = {name: getattr(self, name) for name in EXCHANGE_FIELDS}
+        """The JSON contract: every field, flags as a list, latency to the microsecond."""
+        record = dict(zip(EXCHANGE_FIELDS, _exchange_values(self), strict=True))
         record["flags"] = list(self.flags)
+        if self.latency_ms is not None:
+            record["latency_ms"] = round(self.latency_ms, 3)
         return record
 
 
 EXCHANGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Exchange))
+_exchange_values = attrgetter(*EXCHANGE_FIELDS)
 
 
 @dataclass(slots=True)
@@ -134,16 +138,19 @@ class EngineCounters:
     undecodable: int = 0
     """Frames that were not IPv4/IPv6 TCP, or were malformed."""
     ip_fragments: int = 0
+    off_port_segments: int = 0
+    """TCP segments on no HTTP port (only counted when reading files, where no BPF filter applied)."""
     flows: int = 0
     flows_evicted: int = 0
     flows_timed_out: int = 0
     retransmitted_segments: int = 0
+    """Includes the second copy of each packet seen on both a bridge and a container veth."""
     overlap_conflicts: int = 0
     """Overlapping bytes that disagreed with data already held (first data wins)."""
     gaps: int = 0
     bytes_missing: int = 0
     buffer_evictions: int = 0
-    """Out-of-order data dropped because a direction's buffer limit was reached."""
+    """Times a direction's out-of-order buffer limit forced a hole to be declared a gap (no data is dropped)."""
     exchanges: int = 0
     non_http_streams: int = 0
     tls_streams: int = 0
