@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 LINKTYPE_ETHERNET = 1
@@ -39,3 +46,198 @@ def check_capture_readiness(bpf: str) -> CaptureReadiness:
     except (Scapy_Exception, OSError) as error:
         return CaptureReadiness(scapy.VERSION, True, False, f"BPF filter does not compile: {error}")
     return CaptureReadiness(scapy.VERSION, True, True, "libpcap compiles the filter")
+
+
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
+SO_RCVBUFFORCE = 33
+RECEIVE_BUFFER = 32 << 20
+"""Kernel socket buffer per interface: absorbs bursts while Python catches up (needs CAP_NET_ADMIN to exceed
+rmem_max; without it the kernel's limit applies)."""
+
+
+class CaptureError(Exception):
+    """Capture could not start on an interface; the message says which and why, in one line."""
+
+
+FrameSink = Callable[[int, float, bytes, str], None]
+"""Receives (linktype, timestamp, frame, interface) on the sniffer's thread."""
+
+
+class RawFrame:
+    """What our socket hands sniff(): the frame's bytes and time, never a dissected scapy Packet."""
+
+    __slots__ = ("data", "time", "sniffed_on")
+
+    def __init__(self, data: bytes, time: float) -> None:
+        self.data = data
+        self.time = time
+        self.sniffed_on = None
+
+
+def _raw_listen_socket_class() -> type:
+    import scapy.arch  # noqa: F401  - sets conf.L2listen for this OS
+    from scapy.config import conf
+
+    class RawListenSocket(conf.L2listen):  # type: ignore[misc, name-defined]
+        def recv(self, x: int = 65535, **kwargs: object) -> RawFrame | None:
+            _, data, timestamp = self.recv_raw(x)
+            if data is None:
+                return None
+            return RawFrame(data, timestamp if timestamp is not None else time.time())
+
+    return RawListenSocket
+
+
+@dataclass
+class SnifferStatus:
+    interface: str
+    running: bool = False
+    error: str | None = None
+    kernel_drops: int = 0
+    restarts: int = 0
+
+
+class LiveCapture:
+    """One scapy AsyncSniffer per interface, each handing raw frames to ``sink``.
+
+    A sniffer whose socket fails (interface removed, link gone) ends its
+    thread; :meth:`check` notices, reports it in :attr:`status`, and reopens the
+    interface when it exists again, so nothing stays "running" while capturing
+    nothing.
+    """
+
+    def __init__(self, interfaces: tuple[str, ...], bpf: str, sink: FrameSink) -> None:
+        self.interfaces = interfaces
+        self.bpf = bpf
+        self.sink = sink
+        self.status = {name: SnifferStatus(name) for name in interfaces}
+        self._sniffers: dict[str, object] = {}
+        self._sockets: dict[str, object] = {}
+        self._socket_class: type | None = None
+
+    def start(self) -> None:
+        """Open every interface; raise CaptureError for the first that cannot be opened."""
+        logging.getLogger("scapy.runtime").setLevel(logging.ERROR)  # failures are reported through status
+        self._socket_class = _raw_listen_socket_class()
+        try:
+            for name in self.interfaces:
+                self._open(name)
+        except CaptureError:
+            self.stop()
+            raise
+
+    def _open(self, name: str) -> None:
+        from scapy.error import Scapy_Exception
+        from scapy.sendrecv import AsyncSniffer
+
+        assert self._socket_class is not None
+        try:
+            sock = self._socket_class(iface=name, filter=self.bpf)
+        except PermissionError:
+            raise CaptureError(
+                f"permission denied capturing on {name}: run with sudo, or once: sudo scripts/setcap.sh"
+            ) from None
+        except OSError as error:
+            if error.errno == 19:  # ENODEV
+                raise CaptureError(f"interface {name} does not exist (see: eyes-devine interfaces)") from None
+            raise CaptureError(f"cannot capture on {name}: {error.strerror or error}") from None
+        except ValueError:  # scapy: "Interface ... not found"
+            raise CaptureError(f"interface {name} does not exist (see: eyes-devine interfaces)") from None
+        except Scapy_Exception as error:
+            raise CaptureError(f"cannot capture on {name}: {error}") from None
+        with contextlib.suppress(OSError, AttributeError):
+            sock.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        linktype = _linktype_of(sock)
+        sink = self.sink
+
+        def deliver(frame: RawFrame) -> None:
+            sink(linktype, frame.time, frame.data, name)
+
+        sniffer = AsyncSniffer(opened_socket=sock, prn=deliver, store=False)
+        sniffer.start()
+        self._sockets[name] = sock
+        self._sniffers[name] = sniffer
+        status = self.status[name]
+        status.running, status.error = True, None
+
+    def check(self) -> list[str]:
+        """Find dead sniffers and try to reopen them; returns a line per change, for the log."""
+        events = []
+        reloaded = False
+        for name, status in self.status.items():
+            sniffer = self._sniffers.get(name)
+            alive = sniffer is not None and sniffer.thread is not None and sniffer.thread.is_alive()
+            if status.running and not alive:
+                self._collect_drops(name)
+                self._close(name)
+                status.running = False
+                reason = getattr(sniffer, "exception", None)
+                status.error = f"capture on {name} stopped" + (f": {reason}" if reason else " (interface gone?)")
+                events.append(status.error)
+            if not status.running:
+                if not reloaded:  # scapy caches interface indexes; a re-created interface has a new one
+                    _reload_interfaces()
+                    reloaded = True
+                try:
+                    self._open(name)
+                except CaptureError as error:
+                    status.error = str(error)
+                else:
+                    status.restarts += 1
+                    events.append(f"capture on {name} resumed")
+        return events
+
+    def kernel_drops(self) -> int:
+        """Packets the kernel dropped because we did not read fast enough, over all interfaces."""
+        for name in list(self._sockets):
+            self._collect_drops(name)
+        return sum(status.kernel_drops for status in self.status.values())
+
+    def _collect_drops(self, name: str) -> None:
+        sock = self._sockets.get(name)
+        if sock is None or not sys.platform.startswith("linux"):
+            return
+        try:
+            raw = sock.ins.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)  # reading resets the kernel's counters
+        except (OSError, AttributeError, ValueError):
+            return
+        _packets, drops = struct.unpack("II", raw)
+        self.status[name].kernel_drops += drops
+
+    def _close(self, name: str) -> None:
+        sniffer = self._sniffers.pop(name, None)
+        if sniffer is not None and sniffer.running:
+            with contextlib.suppress(Exception):
+                sniffer.stop(join=True)
+        sock = self._sockets.pop(name, None)
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                sock.close()
+
+    def stop(self) -> None:
+        for name in list(self._sockets):
+            self._collect_drops(name)
+            self._close(name)
+            self.status[name].running = False
+
+
+def _reload_interfaces() -> None:
+    from scapy.config import conf
+
+    with contextlib.suppress(Exception):
+        conf.ifaces.reload()
+
+
+def _linktype_of(sock: object) -> int:
+    """The frames' link type from the socket's hardware type (Linux), so e.g. a tun device yields raw IP.
+
+    pcap-based sockets (macOS, Windows) deliver Ethernet on the adapters eyes-devine selects.
+    """
+    from scapy.data import ARPHRD_TO_DLT
+
+    try:
+        hardware_type = sock.ins.getsockname()[3]  # type: ignore[attr-defined]
+    except (AttributeError, OSError, IndexError, TypeError):
+        return LINKTYPE_ETHERNET
+    return ARPHRD_TO_DLT.get(hardware_type, LINKTYPE_ETHERNET)

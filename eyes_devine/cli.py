@@ -90,3 +90,51 @@ def interfaces(as_json: bool, **flags: Any) -> None:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         render_report(make_console(), report)
+
+
+@main.command(epilog=ENVIRONMENT_HELP)
+@click.argument("capture_file", metavar="FILE")
+@click.option("--ports", metavar="LIST",
+              help="TCP ports carrying HTTP; other TCP is skipped and counted [EYES_DEVINE_PORTS].")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, one exchange per line, instead of the table.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool) -> None:
+    """Read a pcap or pcapng FILE and print its HTTP exchanges.
+
+    The same engine as live capture: TCP reassembly (reordering, retransmission,
+    loss) and HTTP/1.x pairing (keep-alive, pipelining, chunked, 1xx, HEAD).
+    Credentials in headers and query strings are never printed. A summary of
+    counters goes to stderr. A damaged or truncated file prints what was
+    readable, then the error, and exits 1.
+    """
+    from eyes_devine.decode import UnsupportedLinkType
+    from eyes_devine.output import exchange_writer, summary_line
+    from eyes_devine.pcapfile import CaptureFileError
+    from eyes_devine.pipeline import read_capture
+    from eyes_devine.ui.console import make_console
+    from eyes_devine.ui.progress import file_progress
+
+    settings = build_settings(ports=ports)
+    # Our own buffer: one write per line would dominate a large read (and PYTHONUNBUFFERED may be set).
+    out = open(sys.stdout.fileno(), "w", buffering=1 << 16, encoding="utf-8", errors="replace", closefd=False)
+    emit = exchange_writer(out, as_json, colour=sys.stdout.isatty())
+    stderr = make_console(stderr=True)
+    try:
+        if stderr.is_terminal and not quiet:
+            with file_progress(stderr, os.path.basename(capture_file)) as progress:
+                result = read_capture(capture_file, settings.ports, emit, progress)
+        else:
+            result = read_capture(capture_file, settings.ports, emit)
+        out.flush()
+    except CaptureFileError as error:
+        fail(str(error), EXIT_FAILURE)
+    except UnsupportedLinkType as error:
+        fail(f"{capture_file}: {error}", EXIT_FAILURE)
+    except BrokenPipeError:
+        # The reader went away (| head): stop quietly, as tcpdump does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_OK)
+    if not quiet:
+        click.echo(summary_line(capture_file, result), err=True)
+    if result.error is not None:
+        fail(str(result.error), EXIT_FAILURE)

@@ -70,13 +70,17 @@ class StreamHandler(Protocol):
     def closed(self, ts: float) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Exchange:
     """One HTTP request and the response that answered it (if one was seen).
 
     This is the unit that crosses every boundary after the HTTP layer.  Header
     values that carry credentials and credential-like query parameters are
     redacted before a record is built; bodies are never kept.
+
+    A value: once built it is never changed in place (later stages use
+    ``dataclasses.replace``).  It is not declared frozen only because a frozen
+    dataclass costs ten times as much to build, and `read` builds one per request.
     """
 
     ts: float
@@ -157,6 +161,8 @@ class EngineCounters:
     tls_server_names: list[str] = field(default_factory=list)
     """SNI names seen on HTTP ports (bounded, first ones kept)."""
     http_parse_errors: int = 0
+    unpaired_responses: int = 0
+    """Responses dropped because no request seen could have caused them (after capture loss)."""
 
     def snapshot(self) -> dict[str, object]:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), list) else v) for f in fields(self)}

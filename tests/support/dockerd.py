@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -47,6 +48,8 @@ class DockerEngine:
         self.stop_daemon()
         if self._log:
             self._log.close()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def answers(host: str) -> docker.DockerClient | None:

@@ -23,11 +23,15 @@ class Namespace:
     link: str
     """The host-side end of its veth pair."""
 
-    def run(self, *argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+    def run(self, *argv: str, check: bool = True, timeout: float = 30, cwd: str | None = None
+            ) -> subprocess.CompletedProcess:
         return subprocess.run(["ip", "netns", "exec", self.name, *argv], check=check, capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, cwd=cwd)
 
     def spawn(self, *argv: str, **popen_kwargs) -> subprocess.Popen:
+        """A background process in the namespace; its output never holds the test runner's pipes open."""
+        popen_kwargs.setdefault("stdout", subprocess.DEVNULL)
+        popen_kwargs.setdefault("stderr", subprocess.DEVNULL)
         return subprocess.Popen(["ip", "netns", "exec", self.name, *argv], **popen_kwargs)
 
 
@@ -83,8 +87,13 @@ class Lab:
         return ns
 
     def close(self) -> None:
-        for process in self.processes:
+        for process in self.processes:  # SIGTERM first: nginx's master takes its workers with it
             if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
         for ns in self.namespaces:

@@ -1,0 +1,74 @@
+"""The sans-I/O core wired together: raw frames and timestamps in, Exchange records out.
+
+Live capture and capture files feed the same :class:`Engine`; only the source
+differs.  Nothing here does I/O or imports an adapter, so the whole path from
+bytes to exchanges is tested from pcaps without privileges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+from eyes_devine.decode import Decode, decoder_for
+from eyes_devine.http import HttpConnection
+from eyes_devine.model import EngineCounters, Exchange
+from eyes_devine.tcp import FlowTable, TcpLimits
+
+EXPIRE_EVERY = 1.0
+"""Seconds of capture time between idle-flow sweeps."""
+
+
+class Engine:
+    """decode → TCP flows → HTTP exchanges, for one stream of frames in time order."""
+
+    def __init__(
+        self,
+        emit: Callable[[Exchange], None],
+        server_ports: Collection[int],
+        *,
+        only_server_ports: bool = False,
+        limits: TcpLimits | None = None,
+    ) -> None:
+        """``only_server_ports`` drops TCP on other ports, as the BPF filter does for live capture."""
+        self.counters = EngineCounters()
+        counters = self.counters
+        self._decoders: dict[int, Decode] = {}
+        self._ports = frozenset(server_ports) if only_server_ports else None
+        self.flows = FlowTable(
+            lambda endpoints, ts: HttpConnection(endpoints, emit, counters),
+            counters,
+            frozenset(server_ports),
+            limits or TcpLimits(),
+        )
+        self._next_expiry = 0.0
+        self.last_ts = 0.0
+
+    def decoder(self, linktype: int) -> Decode:
+        """The decoder for a link type; raises UnsupportedLinkType for ones we cannot read."""
+        decode = self._decoders.get(linktype)
+        if decode is None:
+            decode = self._decoders[linktype] = decoder_for(linktype, self.counters)
+        return decode
+
+    def feed(self, linktype: int, ts: float, frame: bytes, interface: str) -> None:
+        decode = self._decoders.get(linktype) or self.decoder(linktype)
+        segment = decode(frame, ts, interface)
+        if segment is None:
+            return
+        ports = self._ports
+        if ports is not None and segment.src_port not in ports and segment.dst_port not in ports:
+            self.counters.off_port_segments += 1
+            return
+        self.flows.ingest(segment)
+        self.last_ts = ts
+        if ts >= self._next_expiry:
+            self.tick(ts)
+
+    def tick(self, now: float) -> None:
+        """Time passes (also called without packets, so idle flows end on a quiet network)."""
+        self._next_expiry = now + EXPIRE_EVERY
+        self.flows.expire(now)
+
+    def finish(self) -> None:
+        """End of input: every open connection ends, and what it still held comes out."""
+        self.flows.close_all(self.last_ts)

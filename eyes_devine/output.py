@@ -1,0 +1,71 @@
+"""Exchanges to text: JSON Lines (the contract shared with `requests --json`) or the streaming table."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from json.encoder import encode_basestring as _quote
+from typing import TextIO
+
+from eyes_devine.model import Exchange
+from eyes_devine.pipeline import FileResult
+from eyes_devine.ui.exchanges import ExchangeTable
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+def json_line(x: Exchange) -> str:
+    """``json.dumps(x.to_dict())`` in compact form, without building the dict.
+
+    Three times faster than the json module on this record, which matters when
+    `read` writes hundreds of thousands of them; a property test holds it equal
+    to ``to_dict()``.
+    """
+    status = "null" if x.status is None else str(x.status)
+    latency = "null" if x.latency_ms is None else repr(round(x.latency_ms, 3))
+    return (
+        f'{{"ts":{x.ts!r},"interface":{_quote(x.interface)},"client_ip":{_quote(x.client_ip)},'
+        f'"client_port":{x.client_port},"server_ip":{_quote(x.server_ip)},"server_port":{x.server_port},'
+        f'"method":{_quote(x.method)},"target":{_quote(x.target)},"host":{_text(x.host)},'
+        f'"http_version":{_quote(x.http_version)},"status":{status},"reason":{_text(x.reason)},'
+        f'"latency_ms":{latency},"request_bytes":{x.request_bytes},"response_bytes":{x.response_bytes},'
+        f'"user_agent":{_text(x.user_agent)},"content_type":{_text(x.content_type)},'
+        f'"flags":[{",".join(map(_quote, x.flags))}],"container":{_text(x.container)},'
+        f'"client_container":{_text(x.client_container)}}}'
+    )
+
+
+def exchange_writer(out: TextIO, as_json: bool, colour: bool = False) -> Callable[[Exchange], None]:
+    """A sink writing each exchange to ``out`` as it completes."""
+    write = out.write
+    if as_json:
+
+        def emit_json(exchange: Exchange) -> None:
+            write(json_line(exchange) + "\n")
+
+        return emit_json
+    table = ExchangeTable(out, shutil.get_terminal_size((120, 24)).columns, colour=colour)
+    table.header()
+    return table.row
+
+
+def summary_line(path: str, result: FileResult) -> str:
+    """tcpdump-style counts at the end of a read, with a hint when traffic was skipped."""
+    c = result.engine.counters
+    parts = [
+        f"{result.frames} packets",
+        f"{c.exchanges} exchanges",
+        f"{c.non_http_streams} non-HTTP streams" + (f" ({c.tls_streams} TLS)" if c.tls_streams else ""),
+        f"{c.gaps} gaps ({c.bytes_missing} bytes missing)",
+    ]
+    if c.retransmitted_segments:
+        parts.append(f"{c.retransmitted_segments} retransmitted segments")
+    if c.unpaired_responses:
+        parts.append(f"{c.unpaired_responses} responses to lost requests")
+    if c.undecodable:
+        parts.append(f"{c.undecodable} frames not TCP/IP")
+    if c.off_port_segments:
+        parts.append(f"{c.off_port_segments} TCP segments on other ports (see --ports)")
+    return f"{path}: " + ", ".join(parts) + f" in {result.seconds:.2f}s"

@@ -1,0 +1,125 @@
+"""The only module that knows the order of the stages: source → Engine → sinks.
+
+A capture file is read on the caller's thread.  Live capture runs one sniffer
+thread per interface; they hand raw frames to a bounded queue drained by a
+single engine thread, because the core keeps per-connection state that must
+see each connection's packets in order and from one thread.  When the queue is
+full the frame is dropped and counted rather than letting the sniffers block
+(the kernel would then drop silently instead).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from eyes_devine.capture import LiveCapture
+from eyes_devine.engine import Engine
+from eyes_devine.model import Exchange
+from eyes_devine.pcapfile import CaptureFile, CaptureFileError
+
+PROGRESS_EVERY = 8192
+"""Frames between progress callbacks: often enough for a smooth bar, rare enough to cost nothing."""
+
+
+@dataclass
+class FileResult:
+    engine: Engine
+    frames: int
+    seconds: float
+    error: CaptureFileError | None
+    """Set when the file was damaged; what came before was still processed."""
+
+
+def read_capture(
+    path: str,
+    ports: tuple[int, ...],
+    emit: Callable[[Exchange], None],
+    progress: Callable[[int, int], None] | None = None,
+) -> FileResult:
+    """Run a capture file through the engine. Raises CaptureFileError if it cannot be opened at all,
+    UnsupportedLinkType if its frames are of a kind we cannot decode."""
+    started = time.perf_counter()
+    engine = Engine(emit, ports, only_server_ports=True)
+    interface = os.path.basename(path)
+    feed = engine.feed
+    frames = 0
+    error = None
+    with CaptureFile(path) as capture:
+        try:
+            for linktype, ts, frame in capture:
+                feed(linktype, ts, frame, interface)
+                frames += 1
+                if progress is not None and not frames % PROGRESS_EVERY:
+                    progress(capture.position(), capture.size)
+        except CaptureFileError as damaged:
+            error = damaged
+        if progress is not None:
+            progress(capture.size, capture.size)
+    engine.finish()
+    return FileResult(engine, frames, time.perf_counter() - started, error)
+
+
+QUEUE_FRAMES = 200_000
+"""Frames held between the sniffers and the engine: about a second of a busy bridge."""
+
+
+class LivePipeline:
+    """Live capture on ``interfaces`` through one engine thread; exchanges go to ``emit`` on that thread."""
+
+    def __init__(
+        self,
+        interfaces: tuple[str, ...],
+        bpf: str,
+        ports: tuple[int, ...],
+        emit: Callable[[Exchange], None],
+    ) -> None:
+        self.engine = Engine(emit, ports)
+        # SimpleQueue is the cheapest thread hand-off in CPython; its bound is enforced by hand.
+        self._frames: queue.SimpleQueue = queue.SimpleQueue()
+        self.queue_drops = 0
+        self.capture = LiveCapture(interfaces, bpf, self._enqueue)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="eyes-devine-engine", daemon=True)
+
+    def _enqueue(self, linktype: int, ts: float, frame: bytes, interface: str) -> None:
+        if self._frames.qsize() >= QUEUE_FRAMES:
+            self.queue_drops += 1
+        else:
+            self._frames.put((linktype, ts, frame, interface))
+
+    def start(self) -> None:
+        """Open every interface (raises CaptureError) and start the engine thread."""
+        self.capture.start()
+        self._thread.start()
+
+    def _drain(self) -> None:
+        get = self._frames.get
+        engine = self.engine
+        while True:
+            try:
+                item = get(timeout=0.5)
+            except queue.Empty:
+                if self._stopping.is_set():
+                    break
+                engine.tick(time.time())
+                continue
+            if item is None:
+                break
+            engine.feed(*item)
+
+    def check(self) -> list[str]:
+        """Sniffer health: a line per interface that stopped or came back."""
+        return self.capture.check()
+
+    def stop(self) -> None:
+        """Stop capturing, process every frame already queued, then end every connection."""
+        self.capture.stop()
+        self._stopping.set()
+        self._frames.put(None)
+        self._thread.join()
+        self.engine.finish()

@@ -1,0 +1,78 @@
+"""Redaction of credentials in request targets."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eyes_devine.redact import (
+    SENSITIVE_HEADERS,
+    SENSITIVE_NAMES,
+    SENSITIVE_WORDS,
+    is_sensitive_param,
+    redact_target,
+)
+
+
+def test_target_without_query_is_returned_unchanged() -> None:
+    target = "/api/v1/users/42"
+    assert redact_target(target) is target
+
+
+def test_query_without_secrets_is_returned_unchanged() -> None:
+    target = "/search?q=shoes&page=2&keyword=red%20boots"
+    assert redact_target(target) is target
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/x?token=abc", "/x?token=REDACTED"),
+        ("/x?a=1&access_token=abc&b=2", "/x?a=1&access_token=REDACTED&b=2"),
+        ("/x?API_KEY=abc", "/x?API_KEY=REDACTED"),
+        ("/x?apiKey=abc;sessionid=s1", "/x?apiKey=REDACTED;sessionid=REDACTED"),
+        ("/x?password=p%40ss&user=bob", "/x?password=REDACTED&user=bob"),
+        ("/x?passwd=1&pwd=2&secret=3", "/x?passwd=REDACTED&pwd=REDACTED&secret=REDACTED"),
+        ("/x?X-Amz-Signature=ab&X-Amz-Credential=cd", "/x?X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED"),
+        ("/x?sig=abc&sv=2020", "/x?sig=REDACTED&sv=2020"),
+        ("/cb?code=oauthcode&state=xyz", "/cb?code=REDACTED&state=xyz"),
+        ("/x?auth=1#frag", "/x?auth=REDACTED#frag"),
+        ("/x?%74oken=abc", "/x?%74oken=REDACTED"),
+    ],
+)
+def test_sensitive_query_values_are_redacted(target: str, expected: str) -> None:
+    assert redact_target(target) == expected
+
+
+def test_redaction_keeps_everything_else_byte_for_byte() -> None:
+    target = "/p%20q?z=%E2%9C%93&token=t+t&&flag&token=&Empty="
+    assert redact_target(target) == "/p%20q?z=%E2%9C%93&token=REDACTED&&flag&token=&Empty="
+
+
+def test_userinfo_in_absolute_form_is_redacted() -> None:
+    assert redact_target("http://user:pa55@example.com/a?b=1") == "http://REDACTED@example.com/a?b=1"
+    assert redact_target("http://example.com/a@b") == "http://example.com/a@b"
+    assert redact_target("example.com:443") == "example.com:443"
+
+
+def test_sensitive_param_names() -> None:
+    assert is_sensitive_param("client_secret")
+    assert is_sensitive_param("Authorization")
+    assert not is_sensitive_param("keyword")
+    assert not is_sensitive_param("page")
+
+
+def test_sensitive_headers_are_lower_case_credential_headers() -> None:
+    assert SENSITIVE_HEADERS == {"authorization", "proxy-authorization", "cookie", "set-cookie"}
+
+
+@given(st.text(max_size=80))
+def test_redaction_never_raises_and_keeps_the_path(target: str) -> None:
+    result = redact_target("/" + target)
+    assert result.split("?", 1)[0] == ("/" + target).split("?", 1)[0]
+
+
+@pytest.mark.parametrize("name", [*SENSITIVE_WORDS, *sorted(SENSITIVE_NAMES)])
+def test_every_sensitive_name_passes_the_fast_pre_check(name: str) -> None:
+    assert redact_target(f"/x?a=1&{name.upper()}=v") == f"/x?a=1&{name.upper()}=REDACTED"
