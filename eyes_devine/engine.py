@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 
 from eyes_devine.decode import Decode, decoder_for
 from eyes_devine.http import HttpConnection
-from eyes_devine.model import EngineCounters, Exchange
+from eyes_devine.model import EngineCounters, Exchange, Segment
 from eyes_devine.tcp import FlowTable, TcpLimits
 
 EXPIRE_EVERY = 1.0
@@ -53,14 +53,28 @@ class Engine:
     def feed(self, linktype: int, ts: float, frame: bytes, interface: str) -> None:
         decode = self._decoders.get(linktype) or self.decoder(linktype)
         segment = decode(frame, ts, interface)
-        if segment is None:
-            return
+        if segment is not None:
+            self._ingest(segment)
+
+    def feeder(self, linktype: int, interface: str) -> Callable[[float, bytes], None]:
+        """``feed`` with the link type and interface fixed: the loop over a capture file calls it per frame."""
+        decode = self.decoder(linktype)
+        ingest = self._ingest
+
+        def feed(ts: float, frame: bytes) -> None:
+            segment = decode(frame, ts, interface)
+            if segment is not None:
+                ingest(segment)
+
+        return feed
+
+    def _ingest(self, segment: Segment) -> None:
         ports = self._ports
         if ports is not None and segment.src_port not in ports and segment.dst_port not in ports:
             self.counters.off_port_segments += 1
             return
         self.flows.ingest(segment)
-        self.last_ts = ts
+        ts = self.last_ts = segment.ts
         if ts >= self._next_expiry:
             self.tick(ts)
 

@@ -46,13 +46,17 @@ def read_capture(
     started = time.perf_counter()
     engine = Engine(emit, ports, only_server_ports=True)
     interface = os.path.basename(path)
-    feed = engine.feed
+    current_linktype = None
+    feed = None
     frames = 0
     error = None
     with CaptureFile(path) as capture:
         try:
             for linktype, ts, frame in capture:
-                feed(linktype, ts, frame, interface)
+                if linktype != current_linktype:  # once per file, except pcapng with mixed interfaces
+                    feed = engine.feeder(linktype, interface)
+                    current_linktype = linktype
+                feed(ts, frame)
                 frames += 1
                 if progress is not None and not frames % PROGRESS_EVERY:
                     progress(capture.position(), capture.size)

@@ -73,7 +73,8 @@ def test_pcapng_reads_the_same(tmp_path, good_pcap):
     subprocess.run([editcap, "-F", "pcapng", str(good_pcap), str(path)], check=True, capture_output=True)
 
     def records(capture: Path) -> list[dict]:
-        return [{**json.loads(line), "interface": None} for line in eyes_read("--json", str(capture)).stdout.splitlines()]
+        lines = eyes_read("--json", str(capture)).stdout.splitlines()
+        return [{**json.loads(line), "interface": None} for line in lines]
 
     assert records(path) == records(good_pcap) != []
 
