@@ -188,6 +188,26 @@ class LiveCapture:
                     events.append(f"capture on {name} resumed")
         return events
 
+    def set_filter(self, bpf: str) -> None:
+        """Replace the BPF filter on every open socket (Linux attaches it in place; elsewhere reopen)."""
+        self.bpf = bpf
+        try:
+            from scapy.arch.linux import attach_filter
+        except ImportError:
+            attach_filter = None
+        for name in list(self._sockets):
+            sock = self._sockets[name]
+            if attach_filter is not None:
+                try:
+                    attach_filter(sock.ins, bpf, name)
+                    continue
+                except Exception as error:  # noqa: BLE001 - scapy raises several kinds; all mean "reopen"
+                    self.status[name].error = f"filter update on {name} failed ({error}); reopening"
+            self._close(name)
+            self.status[name].running = False
+            with contextlib.suppress(CaptureError):
+                self._open(name)
+
     def kernel_drops(self) -> int:
         """Packets the kernel dropped because we did not read fast enough, over all interfaces."""
         for name in list(self._sockets):

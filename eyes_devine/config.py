@@ -39,6 +39,8 @@ class Settings:
     """A full BPF expression overriding the port filter."""
     profile_path: str | None = None
     docker_environment: Mapping[str, str] = field(default_factory=dict)
+    follow_docker_ports: bool = True
+    """Add the ports containers expose or publish to the capture filter as they start."""
 
     @classmethod
     def build(
@@ -49,6 +51,7 @@ class Settings:
         ports: str | None = None,
         capture_filter: str | None = None,
         profile_path: str | None = None,
+        follow_docker_ports: bool = True,
     ) -> Settings:
         """Combine flags (keyword arguments; empty means not given) with the environment."""
         if interfaces:
@@ -71,6 +74,7 @@ class Settings:
             capture_filter=bpf.strip() if bpf and bpf.strip() else None,
             profile_path=profile_path or environ.get("EYES_DEVINE_PROFILE") or None,
             docker_environment={key: environ[key] for key in DOCKER_ENVIRONMENT if key in environ},
+            follow_docker_ports=follow_docker_ports,
         )
 
 

@@ -8,12 +8,17 @@ on, never an exception escaping to the user.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import docker
 import docker.errors
 import requests.exceptions
+
+from eyes_devine.containers import ContainerInfo, ContainerMap, PublishedPort
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
@@ -76,3 +81,179 @@ def bridge_networks(client: docker.DockerClient) -> dict[str, str]:
             bridge = "docker0" if network.get("Name") == "bridge" else "br-" + network["Id"][:12]
         names[bridge] = network.get("Name", "")
     return names
+
+
+def container_info(attrs: dict) -> ContainerInfo:
+    """Reduce `docker inspect` output to what attribution needs; the environment is never read."""
+    config = attrs.get("Config") or {}
+    labels = config.get("Labels") or {}
+    settings = attrs.get("NetworkSettings") or {}
+    addresses: list[str] = []
+    gateways: list[str] = []
+    for network in (settings.get("Networks") or {}).values():
+        for key in ("IPAddress", "GlobalIPv6Address"):
+            if network.get(key):
+                addresses.append(network[key])
+        for key in ("Gateway", "IPv6Gateway"):
+            if network.get(key):
+                gateways.append(network[key])
+    published: list[PublishedPort] = []
+    ports: set[int] = set()
+    for spec in config.get("ExposedPorts") or {}:
+        number, _, proto = spec.partition("/")
+        if proto in ("", "tcp") and number.isdigit():
+            ports.add(int(number))
+    for spec, bindings in (settings.get("Ports") or {}).items():
+        number, _, proto = spec.partition("/")
+        if proto not in ("", "tcp") or not number.isdigit():
+            continue
+        ports.add(int(number))
+        for binding in bindings or ():
+            host_port = binding.get("HostPort") or ""
+            if host_port.isdigit():
+                published.append(PublishedPort(binding.get("HostIp") or "", int(host_port), int(number)))
+    return ContainerInfo(
+        id=attrs["Id"],
+        name=(attrs.get("Name") or "").lstrip("/"),
+        image=config.get("Image") or attrs.get("Image", ""),
+        compose_project=labels.get("com.docker.compose.project"),
+        compose_service=labels.get("com.docker.compose.service"),
+        addresses=tuple(dict.fromkeys(addresses)),
+        gateways=tuple(dict.fromkeys(gateways)),
+        published=tuple(dict.fromkeys(published)),
+        ports=tuple(sorted(ports)),
+    )
+
+
+def running_containers(client: docker.DockerClient) -> list[ContainerInfo]:
+    """Every running container, inspected (GET /containers/json, GET /containers/{id}/json)."""
+    infos = []
+    for summary in client.api.containers():
+        try:
+            infos.append(container_info(client.api.inspect_container(summary["Id"])))
+        except docker.errors.NotFound:
+            continue  # gone between the list and the inspect
+    return infos
+
+
+CONTAINER_STARTS = frozenset({"start", "rename", "restart", "update"})
+CONTAINER_ENDS = frozenset({"die", "destroy"})
+"""A paused or signalled container still owns its addresses; only death or removal ends them."""
+
+
+class DockerWatcher:
+    """Keeps a ContainerMap current from the Docker Engine: list once, then follow the event stream.
+
+    Runs on its own thread, as ctop's connector does: when the daemon goes away
+    the map keeps what it knew, one line says so, and the watcher reconnects with
+    backoff; on reconnect a fresh listing replaces what changed meanwhile.
+    ``update`` (a callable taking the map-changing function) serialises changes
+    with the readers of the map.
+    """
+
+    def __init__(
+        self,
+        environment: Mapping[str, str],
+        update: Callable[[Callable[[], None]], None],
+        container_map: ContainerMap,
+        log: Callable[[str], None],
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._environment = dict(environment)
+        self._update = update
+        self._map = container_map
+        self._log = log
+        self._on_change = on_change
+        self._stopping = threading.Event()
+        self._stream: object | None = None
+        self._thread = threading.Thread(target=self._run, name="eyes-devine-docker", daemon=True)
+        self.status = DockerStatus(False, self._environment.get("DOCKER_HOST") or DEFAULT_SOCKET,
+                                   error="not connected yet")
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()  # type: ignore[attr-defined]
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        backoff = 1.0
+        warned = False
+        while not self._stopping.is_set():
+            client, status = connect(self._environment)
+            if client is None:
+                self.status = status
+                if not warned:
+                    self._log(f"Docker: {status.error}; capturing without container names, retrying")
+                    warned = True
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            try:
+                self._follow(client, status)
+                backoff = 1.0
+            except (docker.errors.DockerException, requests.exceptions.RequestException, OSError, ValueError) as error:
+                if not self._stopping.is_set():
+                    self._log(f"Docker: lost the event stream ({explain(error, status.host)}); reconnecting")
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    client.close()
+            if not self._stopping.is_set():
+                self.status = DockerStatus(False, status.host, error="reconnecting to the Docker Engine")
+                warned = False
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _follow(self, client: docker.DockerClient, status: DockerStatus) -> None:
+        # Subscribe before listing, so nothing that happens in between is missed.
+        self._stream = stream = client.api.events(decode=True, filters={"type": ["container", "network"]})
+        listed = running_containers(client)
+        now = time.time()
+        self._update(lambda: self._map.replace_all(listed, now))
+        self._on_change()
+        self.status = status
+        self.connected.set()
+        self._log(f"Docker: connected to Engine {status.version} at {status.host}, {len(listed)} containers running")
+        for event in stream:
+            if self._stopping.is_set():
+                return
+            self._apply(client, event)
+        if not self._stopping.is_set():
+            raise OSError("the Docker Engine closed the event stream")
+
+    def _apply(self, client: docker.DockerClient, event: dict) -> None:
+        kind, action = event.get("Type"), (event.get("Action") or "").split(":")[0]
+        ts = event.get("timeNano", 0) / 1e9 or event.get("time", time.time())
+        actor = event.get("Actor") or {}
+        if kind == "container":
+            container_id = actor.get("ID") or event.get("id")
+            if action in CONTAINER_ENDS:
+                self._update(lambda: self._map.remove(container_id, ts))
+                self._on_change()
+                return
+            if action not in CONTAINER_STARTS:
+                return
+        elif kind == "network" and action in ("connect", "disconnect"):
+            container_id = (actor.get("Attributes") or {}).get("container")
+        else:
+            return
+        if not container_id:
+            return
+        try:
+            attrs = client.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            self._update(lambda: self._map.remove(container_id, ts))
+        else:
+            if (attrs.get("State") or {}).get("Running"):
+                info = container_info(attrs)
+                self._update(lambda: self._map.upsert(info, ts))
+            else:
+                self._update(lambda: self._map.remove(container_id, ts))
+        self._on_change()

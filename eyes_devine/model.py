@@ -115,6 +115,10 @@ class Exchange:
     """The serving container's name, filled by Docker attribution."""
     client_container: str | None = None
     """The calling container's name, filled by Docker attribution."""
+    container_id: str | None = None
+    """The serving container's short id (12 characters): names are reused, ids are not."""
+    client_container_id: str | None = None
+    """The calling container's short id (12 characters)."""
 
     def to_dict(self) -> dict[str, object]:
         """The JSON contract: every field, flags as a list, latency to the microsecond."""

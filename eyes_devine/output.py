@@ -33,7 +33,8 @@ def json_line(x: Exchange) -> str:
         f'"latency_ms":{latency},"request_bytes":{x.request_bytes},"response_bytes":{x.response_bytes},'
         f'"user_agent":{_text(x.user_agent)},"content_type":{_text(x.content_type)},'
         f'"flags":[{",".join(map(_quote, x.flags))}],"container":{_text(x.container)},'
-        f'"client_container":{_text(x.client_container)}}}'
+        f'"client_container":{_text(x.client_container)},"container_id":{_text(x.container_id)},'
+        f'"client_container_id":{_text(x.client_container_id)}}}'
     )
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from eyes_devine.capture import LiveCapture
+from eyes_devine.config import Settings, bpf_filter, port_filter
+from eyes_devine.containers import ContainerMap
 from eyes_devine.engine import Engine
 from eyes_devine.model import Exchange
 from eyes_devine.pcapfile import CaptureFile, CaptureFileError
@@ -120,6 +122,11 @@ class LivePipeline:
         """Sniffer health: a line per interface that stopped or came back."""
         return self.capture.check()
 
+    def set_ports(self, ports: tuple[int, ...], bpf: str) -> None:
+        """Capture another set of HTTP ports from now on (BPF in the kernel, server side in the flow table)."""
+        self.engine.flows.set_server_ports(ports)
+        self.capture.set_filter(bpf)
+
     def stop(self) -> None:
         """Stop capturing, process every frame already queued, then end every connection."""
         self.capture.stop()
@@ -127,3 +134,82 @@ class LivePipeline:
         self._frames.put(None)
         self._thread.join()
         self.engine.finish()
+
+
+class Monitor:
+    """Live capture with Docker attribution: what `run` and `watch` drive.
+
+    Exchanges leave the engine thread attributed to the containers at both ends,
+    as the containers were at the time of the exchange.  The Docker watcher
+    changes the container map on its own thread; one lock serialises those
+    changes with lookups.  With port following on, every port a container
+    exposes or publishes joins the capture filter as the container starts.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        interfaces: tuple[str, ...],
+        emit: Callable[[Exchange], None],
+        log: Callable[[str], None],
+        host_addresses: tuple[str, ...] | None = None,
+    ) -> None:
+        self.settings = settings
+        if host_addresses is None:
+            from eyes_devine.discovery import read_host_interfaces
+
+            host_addresses = tuple(a for interface in read_host_interfaces() for a in interface.addresses)
+        self.containers = ContainerMap(host_addresses=host_addresses)
+        self._lock = threading.Lock()
+        self._ports = settings.ports
+        attribute = self.containers.attribute
+        lock = self._lock
+
+        def attributed(exchange: Exchange) -> None:
+            with lock:
+                exchange = attribute(exchange)
+            emit(exchange)
+
+        from eyes_devine.dockerapi import DockerWatcher  # the SDK costs `read` startup time; only live use needs it
+
+        self.live = LivePipeline(interfaces, bpf_filter(settings), settings.ports, attributed)
+        self.docker = DockerWatcher(settings.docker_environment, self._update, self.containers, log,
+                                    on_change=self._follow_ports)
+        self._log = log
+
+    def _update(self, change: Callable[[], None]) -> None:
+        with self._lock:
+            change()
+
+    def _follow_ports(self) -> None:
+        if not self.settings.follow_docker_ports or self.settings.capture_filter:
+            return
+        with self._lock:
+            followed = self.containers.follow_ports()
+        wanted = tuple(sorted(set(self.settings.ports) | followed))
+        if wanted != self._ports:
+            self._ports = wanted
+            self.live.set_ports(wanted, port_filter(wanted))
+            self._log(f"capture filter now: {port_filter(wanted)}")
+
+    @property
+    def bpf(self) -> str:
+        """The capture filter in force now (grows as containers publish ports)."""
+        return self.live.capture.bpf
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """The HTTP ports captured now: the configured ones plus those containers expose or publish."""
+        return self._ports
+
+    def start(self) -> None:
+        """Start capturing (raises CaptureError), then follow Docker in the background."""
+        self.live.start()
+        self.docker.start()
+
+    def check(self) -> list[str]:
+        return self.live.check()
+
+    def stop(self) -> None:
+        self.docker.stop()
+        self.live.stop()

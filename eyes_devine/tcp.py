@@ -172,9 +172,13 @@ class FlowTable:
         self._halves: dict[_Key, _Half] = {}
         self._lru: OrderedDict[_Flow, None] = OrderedDict()
         """Live flows, least recently active first (to within ``_REQUEUE_EVERY``)."""
-        self._tombstones: OrderedDict[_Key, float] = OrderedDict()
-        """Directions of recently closed flows → close time, oldest first."""
+        self._tombstones: OrderedDict[_Key, tuple[float, int | None]] = OrderedDict()
+        """Directions of recently closed flows → (close time, initial sequence number), oldest first."""
         self._next_expire = float("-inf")
+
+    def set_server_ports(self, server_ports: Collection[int]) -> None:
+        """Ports that mark the server side of flows picked up mid-stream (grows as containers start)."""
+        self._server_ports = frozenset(server_ports)
 
     def __len__(self) -> int:
         return len(self._lru)
@@ -225,7 +229,7 @@ class FlowTable:
             self._close(flow, now, tombstone=False)
         linger_cutoff = now - self._limits.closed_linger
         tombstones = self._tombstones
-        while tombstones and next(iter(tombstones.values())) <= linger_cutoff:
+        while tombstones and next(iter(tombstones.values()))[0] <= linger_cutoff:
             tombstones.popitem(last=False)
 
     def close_all(self, ts: float) -> None:
@@ -246,7 +250,9 @@ class FlowTable:
         reverse = (dst, src, dport, sport)
         tombstones = self._tombstones
         if key in tombstones:
-            if not flags & SYN:
+            if not flags & SYN or segment.seq == tombstones[key][1]:
+                # A late copy: retransmitted, or seen on a second interface (bridge and veth) after
+                # the first copy of the whole connection was already processed.
                 self._counters.retransmitted_segments += 1
                 return
             del tombstones[key]
@@ -282,9 +288,9 @@ class FlowTable:
         del self._lru[flow]
         tombstones = self._tombstones
         for key in flow.keys:
-            del self._halves[key]
+            half = self._halves.pop(key)
             if tombstone:
-                tombstones[key] = ts
+                tombstones[key] = (ts, half.isn)
                 tombstones.move_to_end(key)
         while len(tombstones) > 2 * self._limits.max_flows:
             tombstones.popitem(last=False)
@@ -309,6 +315,8 @@ class FlowTable:
                 self._close(flow, ts, tombstone=False)
                 self._open(segment)
                 return
+            if half.isn is None:
+                half.isn = seq
             if half.nxt is None:
                 half.nxt = (seq + 1) & _MASK
             seq = (seq + 1) & _MASK

@@ -34,6 +34,8 @@ exchanges = st.builds(
     flags=st.lists(text, max_size=4).map(tuple),
     container=maybe_text,
     client_container=maybe_text,
+    container_id=st.none() | st.text("0123456789abcdef", min_size=12, max_size=12),
+    client_container_id=st.none() | st.text("0123456789abcdef", min_size=12, max_size=12),
 )
 
 

@@ -364,6 +364,30 @@ def test_bridge_and_veth_copies_are_delivered_once() -> None:
     assert counters.retransmitted_segments == 3
 
 
+def test_a_whole_connection_seen_again_late_on_a_second_interface_is_delivered_once() -> None:
+    """Two sniffer threads: one interface's copy of a short connection can arrive after it closed."""
+    flows, recorders, counters = table()
+    conversation = [
+        segment(True, ISN_C, flags=SYN),
+        segment(False, ISN_S, flags=SYN | ACK, ack=C0),
+        segment(True, C0, b"GET / HTTP/1.1\r\n\r\n", ack=S0),
+        segment(False, S0, b"HTTP/1.1 200 OK\r\n\r\n", ack=C0 + 18),
+        segment(True, C0 + 18, flags=FIN | ACK, ack=S0 + 19),
+        segment(False, S0 + 19, flags=FIN | ACK, ack=C0 + 19),
+        segment(True, C0 + 19, ack=S0 + 20),
+    ]
+    for interface in ("docker0", "veth1a2b"):
+        for original in conversation:
+            copy = segment(True, 0)
+            for name in original.__slots__:
+                setattr(copy, name, getattr(original, name))
+            copy.interface = interface
+            flows.ingest(copy)
+    [recorder] = recorders
+    assert recorder.endpoints.interface == "docker0" and recorder.closes == 1
+    assert counters.retransmitted_segments == 4 and len(flows) == 0  # the SYNs and data; bare ACKs/FINs are ignored
+
+
 def test_new_syn_on_a_live_connection_starts_a_new_one() -> None:
     flows, recorders, _ = table()
     handshake(flows)
