@@ -7,6 +7,7 @@ import logging
 import socket
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,6 +116,8 @@ class LiveCapture:
         self._sniffers: dict[str, object] = {}
         self._sockets: dict[str, object] = {}
         self._socket_class: type | None = None
+        self._lock = threading.RLock()
+        """check() runs on the service loop, set_filter() on the Docker watcher's thread."""
 
     def start(self) -> None:
         """Open every interface; raise CaptureError for the first that cannot be opened."""
@@ -163,6 +166,10 @@ class LiveCapture:
 
     def check(self) -> list[str]:
         """Find dead sniffers and try to reopen them; returns a line per change, for the log."""
+        with self._lock:
+            return self._check()
+
+    def _check(self) -> list[str]:
         events = []
         reloaded = False
         for name, status in self.status.items():
@@ -190,6 +197,10 @@ class LiveCapture:
 
     def set_filter(self, bpf: str) -> None:
         """Replace the BPF filter on every open socket (Linux attaches it in place; elsewhere reopen)."""
+        with self._lock:
+            self._set_filter(bpf)
+
+    def _set_filter(self, bpf: str) -> None:
         self.bpf = bpf
         try:
             from scapy.arch.linux import attach_filter
@@ -236,10 +247,11 @@ class LiveCapture:
                 sock.close()
 
     def stop(self) -> None:
-        for name in list(self._sockets):
-            self._collect_drops(name)
-            self._close(name)
-            self.status[name].running = False
+        with self._lock:
+            for name in list(self._sockets):
+                self._collect_drops(name)
+                self._close(name)
+                self.status[name].running = False
 
 
 def _reload_interfaces() -> None:

@@ -24,7 +24,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 ENVIRONMENT_HELP = "\b\nEnvironment:\n" + "\n".join(
-    f"  {name:<20} {text}" for name, text in ENVIRONMENT_VARIABLES.items()
+    f"  {name:<23} {text}" for name, text in ENVIRONMENT_VARIABLES.items()
 )
 
 
@@ -56,6 +56,7 @@ def capture_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_settings(**flags: Any) -> Settings:
+    flags = {name: value for name, value in flags.items() if value is not None}
     try:
         return Settings.build(os.environ, **flags)
     except ConfigError as error:
@@ -138,3 +139,129 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool) -> No
         click.echo(summary_line(capture_file, result), err=True)
     if result.error is not None:
         fail(str(result.error), EXIT_FAILURE)
+
+
+def docker_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags of the commands that attribute exchanges to containers."""
+    return click.option(
+        "--no-follow-docker-ports", "follow_docker_ports", is_flag=True, default=True, flag_value=False,
+        help="Capture only --ports; by default ports containers expose or publish join the filter as they start.",
+    )(command)
+
+
+def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--db", "db_path", metavar="FILE",
+        help="SQLite database [EYES_DEVINE_DB; default ~/.local/share/eyes-devine/exchanges.db, "
+             "as root /var/lib/eyes-devine/exchanges.db].",
+    )(command)
+
+
+@main.command(epilog=ENVIRONMENT_HELP + "\n\n\b\nExit codes:\n  0  stopped by SIGTERM or SIGINT, "
+              "everything stored\n  1  capture or the database failed\n  2  bad flag, variable or interface")
+@capture_options
+@docker_options
+@store_options
+@click.option("--keep", type=int, metavar="N", help="Exchanges kept per container [EYES_DEVINE_KEEP; default 1000].")
+@click.option("--batch-size", type=int, metavar="N",
+              help="Most exchanges per SQLite transaction [EYES_DEVINE_BATCH_SIZE; default 500].")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines on stderr [EYES_DEVINE_LOG_FORMAT].")
+@click.option("--stats-interval", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              metavar="SECONDS", help="Seconds between counter lines in the log.")
+@click.option("--json", "as_json", is_flag=True, help="Also print every exchange on stdout as JSON Lines.")
+def run(stats_interval: float, as_json: bool, **flags: Any) -> None:
+    """Capture, attribute and store HTTP exchanges until SIGTERM or SIGINT (the headless service).
+
+    Captures on the discovered Docker interfaces (or -i / NETWORK_INTERFACES),
+    names the containers at both ends through the Docker API, and keeps the
+    last --keep exchanges per container in SQLite for `eyes-devine requests`.
+    Logs to stderr: what is captured and with which filter, Docker status,
+    a line per batch stored and counters every --stats-interval seconds.
+    """
+    import asyncio
+
+    from eyes_devine.diagnostics import gather
+    from eyes_devine.logs import ServiceLog
+    from eyes_devine.service import ServiceOptions, serve
+
+    settings = build_settings(is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False, **flags)
+    try:
+        report = gather(settings)
+    except (ProfileError, UnknownInterfaceError) as error:
+        fail(str(error))
+    capture = report.diagnostics["capture"]
+    if not capture["filter_ok"]:  # type: ignore[index]
+        fail(str(capture["detail"]))  # type: ignore[index]
+    selected = report.discovery.selected
+    if not selected:
+        fail(report.discovery.hint or "no interface to capture; set NETWORK_INTERFACES", EXIT_FAILURE)
+    log = ServiceLog(sys.stderr, settings.log_format)
+    if report.discovery.hint:
+        log.warning(report.discovery.hint)
+    out = open(sys.stdout.fileno(), "w", buffering=1, encoding="utf-8", closefd=False) if as_json else None
+    options = ServiceOptions(interfaces=selected, stats_interval=stats_interval)
+    sys.exit(asyncio.run(serve(settings, options, log, out)))
+
+
+@main.command(epilog=ENVIRONMENT_HELP)
+@store_options
+@click.option("-c", "--container", metavar="NAME|ID", help="Served or sent by this container (name, or id prefix).")
+@click.option("--status", metavar="CODE|Nxx", help="Only this status (404) or class (5xx).")
+@click.option("--method", metavar="METHOD", help="Only this request method (any case).")
+@click.option("--path-contains", metavar="TEXT", help="Only request-targets containing TEXT.")
+@click.option("--since", metavar="AGE|TIME", help="Only newer than an age (90s, 10m, 2h, 1d) or an ISO-8601 time.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="The newest N matching exchanges.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines with the exchange keys instead of the table.")
+def requests(as_json: bool, limit: int, since: str | None, status: str | None, **flags: Any) -> None:
+    """Show the exchanges `eyes-devine run` stored, oldest of the selection first.
+
+    Opens the database read-only, so it works while `run` is writing.
+    """
+    import asyncio
+    import time
+
+    from eyes_devine.store import Query, StoreError, open_store, parse_since, parse_status
+
+    db_path = flags.pop("db_path")
+    settings = build_settings(db_path=db_path, is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False)
+    try:
+        query = Query(
+            container=flags["container"], method=flags["method"], path_contains=flags["path_contains"], limit=limit,
+            status=parse_status(status) if status else None,
+            since=parse_since(since, time.time()) if since else None,
+        )
+    except ValueError as error:
+        fail(str(error))
+
+    async def fetch() -> list[Any]:
+        store = await open_store(settings.db_path, settings.keep, readonly=True)
+        try:
+            return await store.query(query)
+        finally:
+            await store.close()
+
+    try:
+        found = asyncio.run(fetch())
+    except StoreError as error:
+        fail(str(error), EXIT_FAILURE)
+    found.reverse()
+    if as_json:
+        from eyes_devine.output import json_line
+
+        out = open(sys.stdout.fileno(), "w", buffering=1 << 16, encoding="utf-8", closefd=False)
+        try:
+            for exchange in found:
+                out.write(json_line(exchange) + "\n")
+            out.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    from eyes_devine.ui.console import make_console
+    from eyes_devine.ui.requests_table import requests_table
+
+    console = make_console()
+    if not found:
+        click.echo("no stored exchanges match", err=True)
+        return
+    console.print(requests_table(found, time.time()))

@@ -6,10 +6,13 @@ tests can build Settings from a plain dict.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_PORTS: tuple[int, ...] = (80, 8080, 8000, 3000, 5000)
+DEFAULT_KEEP = 1000
+DEFAULT_BATCH_SIZE = 500
 
 DOCKER_ENVIRONMENT = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
 """The variables the Docker SDK reads, passed to it explicitly."""
@@ -19,6 +22,10 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "EYES_DEVINE_PORTS": "comma-separated TCP ports carrying HTTP (same as --ports)",
     "CAPTURE_FILTER": "a full BPF filter replacing the port filter (same as --filter)",
     "EYES_DEVINE_PROFILE": "an interface profile TOML file replacing the built-in one (same as --profile)",
+    "EYES_DEVINE_DB": "the SQLite database `run` writes and `requests` reads (same as --db)",
+    "EYES_DEVINE_KEEP": "exchanges kept per container, in memory and on disk (same as --keep; default 1000)",
+    "EYES_DEVINE_BATCH_SIZE": "most exchanges written to SQLite in one transaction (same as --batch-size; default 500)",
+    "EYES_DEVINE_LOG_FORMAT": "`run` log lines: text or json (same as --log-format)",
     "DOCKER_HOST": "Docker Engine address, as for the docker CLI (with DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)",
 }
 """Every variable eyes-devine reads, for the README and --help."""
@@ -41,6 +48,12 @@ class Settings:
     docker_environment: Mapping[str, str] = field(default_factory=dict)
     follow_docker_ports: bool = True
     """Add the ports containers expose or publish to the capture filter as they start."""
+    db_path: str = ""
+    """The SQLite database; the default is under the user's data directory (root: /var/lib/eyes-devine)."""
+    keep: int = DEFAULT_KEEP
+    """Exchanges kept per container (and in the unattributed bucket)."""
+    batch_size: int = DEFAULT_BATCH_SIZE
+    log_format: str = "text"
 
     @classmethod
     def build(
@@ -52,6 +65,11 @@ class Settings:
         capture_filter: str | None = None,
         profile_path: str | None = None,
         follow_docker_ports: bool = True,
+        db_path: str | None = None,
+        keep: int | None = None,
+        batch_size: int | None = None,
+        log_format: str | None = None,
+        is_root: bool = False,
     ) -> Settings:
         """Combine flags (keyword arguments; empty means not given) with the environment."""
         if interfaces:
@@ -75,7 +93,45 @@ class Settings:
             profile_path=profile_path or environ.get("EYES_DEVINE_PROFILE") or None,
             docker_environment={key: environ[key] for key in DOCKER_ENVIRONMENT if key in environ},
             follow_docker_ports=follow_docker_ports,
+            db_path=db_path or environ.get("EYES_DEVINE_DB") or default_db_path(environ, is_root),
+            keep=_positive(keep, environ.get("EYES_DEVINE_KEEP"), "--keep", "EYES_DEVINE_KEEP", DEFAULT_KEEP),
+            batch_size=_positive(batch_size, environ.get("EYES_DEVINE_BATCH_SIZE"), "--batch-size",
+                                 "EYES_DEVINE_BATCH_SIZE", DEFAULT_BATCH_SIZE),
+            log_format=_log_format(log_format or environ.get("EYES_DEVINE_LOG_FORMAT") or "text"),
         )
+
+
+def default_db_path(environ: Mapping[str, str], is_root: bool) -> str:
+    """Where the database lives when no --db or EYES_DEVINE_DB says otherwise.
+
+    Root runs as a system service, so its data goes under /var/lib; anyone else
+    gets the XDG data directory, as other per-user tools do.
+    """
+    if is_root:
+        return "/var/lib/eyes-devine/exchanges.db"
+    xdg = environ.get("XDG_DATA_HOME", "")
+    if xdg and os.path.isabs(xdg):  # the XDG spec says to ignore a relative value
+        return os.path.join(xdg, "eyes-devine", "exchanges.db")
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".local", "share", "eyes-devine", "exchanges.db")
+
+
+def _positive(flag: int | None, variable: str | None, flag_name: str, variable_name: str, default: int) -> int:
+    if flag is not None:
+        value, source = str(flag), flag_name
+    elif variable and variable.strip():
+        value, source = variable.strip(), variable_name
+    else:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{source}: {value!r} is not a positive whole number")
+    return int(value)
+
+
+def _log_format(value: str) -> str:
+    if value not in ("text", "json"):
+        raise ConfigError(f"log format {value!r} is not text or json (--log-format, EYES_DEVINE_LOG_FORMAT)")
+    return value
 
 
 def _split_names(value: str, what: str) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eyes_devine.config import DEFAULT_PORTS, ConfigError, Settings, bpf_filter, port_filter
+from eyes_devine.config import DEFAULT_PORTS, ConfigError, Settings, bpf_filter, default_db_path, port_filter
 
 
 def test_defaults_when_nothing_is_set():
@@ -42,3 +42,13 @@ def test_bad_ports_are_rejected_with_the_offending_value(value):
 def test_only_docker_variables_reach_the_docker_client():
     settings = Settings.build({"DOCKER_HOST": "tcp://h:2376", "DOCKER_TLS_VERIFY": "1", "HOME": "/root"})
     assert dict(settings.docker_environment) == {"DOCKER_HOST": "tcp://h:2376", "DOCKER_TLS_VERIFY": "1"}
+
+
+def test_default_location_is_var_lib_for_root_and_the_xdg_data_dir_otherwise():
+    assert default_db_path({"HOME": "/root"}, is_root=True) == "/var/lib/eyes-devine/exchanges.db"
+    xdg = {"HOME": "/home/ann", "XDG_DATA_HOME": "/data"}
+    assert default_db_path(xdg, is_root=False) == "/data/eyes-devine/exchanges.db"
+    assert default_db_path({"HOME": "/home/ann"}, is_root=False) == "/home/ann/.local/share/eyes-devine/exchanges.db"
+    relative_xdg_is_ignored = {"HOME": "/home/ann", "XDG_DATA_HOME": "data"}
+    assert default_db_path(relative_xdg_is_ignored, is_root=False) == (
+        "/home/ann/.local/share/eyes-devine/exchanges.db")

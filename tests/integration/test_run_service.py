@@ -1,0 +1,257 @@
+"""`eyes-devine run` and `eyes-devine requests` as a user runs them: real capture, real Docker, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.dockerd import DockerEngine
+from tests.support.load import get, hammer
+from tests.support.requirements import require_root
+
+pytestmark = pytest.mark.docker
+
+EYES_DEVINE = [sys.executable, "-m", "eyes_devine"]
+
+
+class Service:
+    """One `eyes-devine run` process; its log lines are collected as they arrive."""
+
+    def __init__(self, db: Path, env: dict[str, str], *extra: str) -> None:
+        self.db = db
+        self.process = subprocess.Popen(
+            [*EYES_DEVINE, "run", "--db", str(db), "--log-format", "json", "--stats-interval", "1", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        self.log: list[dict] = []
+        self.stdout: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._collect, args=(self.process.stderr, self.log, True), daemon=True),
+            threading.Thread(target=self._collect, args=(self.process.stdout, self.stdout, False), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _collect(stream, into: list, as_json: bool) -> None:
+        for line in stream:
+            if as_json:
+                try:
+                    into.append(json.loads(line))
+                except ValueError:  # not a log line: a click usage error, a traceback
+                    into.append({"msg": line.rstrip(), "level": "raw"})
+            else:
+                into.append(line)
+
+    def messages(self, text: str) -> list[dict]:
+        return [line for line in self.log if text in line["msg"]]
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while not self.messages(text):
+            if self.process.poll() is not None:
+                for reader in self._readers:
+                    reader.join(2)
+                raise AssertionError(f"run exited {self.process.returncode} before {text!r}: "
+                                     + "\n".join(line["msg"] for line in self.log))
+            assert time.monotonic() < deadline, f"no {text!r} in the log: {self.log}"
+            time.sleep(0.05)
+        return self.messages(text)[0]
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout)
+        for reader in self._readers:
+            reader.join(5)
+        return code
+
+
+@pytest.fixture
+def service(docker_engine: DockerEngine, tmp_path: Path) -> Iterator:
+    require_root()
+    started: list[Service] = []
+
+    def start(*extra: str, db: Path | None = None, env: dict[str, str] | None = None) -> Service:
+        run = Service(db or tmp_path / "data" / "exchanges.db", env or docker_engine.env, *extra)
+        started.append(run)
+        run.wait_for("capturing")
+        return run
+
+    yield start
+    for run in started:
+        if run.process.poll() is None:
+            run.process.kill()
+            run.process.wait()
+
+
+@pytest.fixture
+def web(docker_engine: DockerEngine, busybox_image: str) -> Iterator:
+    container = docker_engine.client.containers.run(busybox_image, name=f"edt-run-{os.getpid()}", detach=True)
+    container.reload()
+    address = container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            get(address, 80, "/probe", timeout=1)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "httpd did not start"
+            time.sleep(0.1)
+    container.address = address
+    yield container
+    container.remove(force=True)
+
+
+def stored(db: Path, sql: str, *params) -> list[tuple]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        return connection.execute(sql, params).fetchall()
+
+
+def requests_json(db: Path, *args: str) -> list[dict]:
+    result = subprocess.run([*EYES_DEVINE, "requests", "--db", str(db), "--json", *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def count_for(db: Path, container_id: str) -> int:
+    return stored(db, "SELECT count(*) FROM exchanges WHERE container_id = ?", container_id[:12])[0][0]
+
+
+def test_the_newest_1000_per_container_are_kept_across_a_restart(service, web, tmp_path):
+    run = service("-i", "docker0")
+    run.wait_for("Docker: connected")
+    for index in range(600):
+        get(web.address, 80, f"/ring/{index}")
+    wait_until(lambda: count_for(run.db, web.id) == 600, what="600 stored")
+    assert run.stop() == 0
+    again = service("-i", "docker0")
+    assert again.wait_for("store opened")["reloaded"] == 600
+    again.wait_for("Docker: connected")
+    for index in range(600, 1100):
+        get(web.address, 80, f"/ring/{index}")
+    wait_until(lambda: stored(again.db, "SELECT max(target) FROM exchanges WHERE target = '/ring/1099'")[0][0],
+               what="the last request stored")
+    assert again.stop() == 0
+    targets = [row[0] for row in stored(again.db, "SELECT target FROM exchanges WHERE container_id = ? ORDER BY id",
+                                        web.id[:12])]
+    assert targets == [f"/ring/{index}" for index in range(100, 1100)]
+    listed = requests_json(again.db, "--container", web.name, "--limit", "5000")
+    assert [x["target"] for x in listed] == targets
+    assert {x["container"] for x in listed} == {web.name} and {x["container_id"] for x in listed} == {web.id[:12]}
+
+
+def test_sigterm_writes_everything_and_exits_0(service, web):
+    run = service("-i", "docker0", "--json")
+    run.wait_for("Docker: connected")
+    assert hammer(web.address, 80, [f"/term/{index}" for index in range(300)], threads=4) == 300
+    wait_until(lambda: len(run.stdout) >= 300, what="300 exchanges seen")
+    assert run.stop(signal.SIGTERM) == 0  # at once: some are still queued for the writer
+    assert stored(run.db, "SELECT count(*) FROM exchanges WHERE target LIKE '/term/%'")[0][0] == 300
+    final = run.messages("stopped")[0]
+    assert final["stored"] == 300 and final["store_drops"] == 0
+    assert stored(run.db, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_requests_reads_while_run_writes_under_load(service, web):
+    run = service("-i", "docker0", "--batch-size", "50")
+    run.wait_for("Docker: connected")
+    stop = threading.Event()
+    loader = threading.Thread(target=hammer, args=(web.address, 80, [f"/load/{i}" for i in range(100_000)], 4,
+                                                  stop.is_set))
+    loader.start()
+    try:
+        seen = []
+        for _ in range(15):
+            result = subprocess.run([*EYES_DEVINE, "requests", "--db", str(run.db), "--json", "--limit", "50",
+                                     "--path-contains", "/load/"], capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0 and result.stderr == "", result.stderr
+            seen.append(len(result.stdout.splitlines()))
+            table = subprocess.run([*EYES_DEVINE, "requests", "--db", str(run.db), "-c", web.name, "-n", "20"],
+                                   capture_output=True, text=True, timeout=60)
+            assert table.returncode == 0 and "locked" not in table.stderr, table.stderr
+    finally:
+        stop.set()
+        loader.join()
+    assert seen[-1] == 50 and len(run.messages("batch stored")) > 5
+    assert run.stop() == 0
+
+
+def test_kill_9_under_load_loses_at_most_the_last_batch_window(service, web):
+    run = service("-i", "docker0", "--batch-size", "100")
+    run.wait_for("Docker: connected")
+    stop = threading.Event()
+    loader = threading.Thread(target=hammer, args=(web.address, 80, [f"/kill/{i}" for i in range(100_000)], 4,
+                                                  stop.is_set))
+    loader.start()
+    try:
+        wait_until(lambda: sum(line["rows"] for line in run.messages("batch stored")) > 1500, 60, "load stored")
+        acknowledged = sum(line["rows"] for line in run.messages("batch stored"))
+        run.process.send_signal(signal.SIGKILL)
+        run.process.wait(10)
+    finally:
+        stop.set()
+        loader.join()
+    assert stored(run.db, "PRAGMA integrity_check") == [("ok",)]
+    kept = stored(run.db, "SELECT count(*) FROM exchanges WHERE target LIKE '/kill/%'")[0][0]
+    assert kept >= min(acknowledged, 1000)  # every batch reported written is there (up to the ring bound)
+    again = service("-i", "docker0")
+    assert again.wait_for("store opened")["reloaded"] == stored(again.db, "SELECT count(*) FROM exchanges")[0][0]
+    assert again.stop() == 0
+
+
+def test_data_directory_is_0700_and_database_files_0600(service, web, tmp_path):
+    run = service("-i", "docker0", db=tmp_path / "private" / "sub" / "x.db")
+    get(web.address, 80, "/modes")
+    wait_until(lambda: os.path.exists(run.db) and stored(run.db, "SELECT count(*) FROM exchanges")[0][0] >= 1)
+    files = [run.db, Path(f"{run.db}-wal"), Path(f"{run.db}-shm")]
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in files if path.exists()}
+    assert stat.S_IMODE(run.db.parent.stat().st_mode) == 0o700
+    assert modes and set(modes.values()) == {0o600}, modes
+    assert run.stop() == 0
+
+
+def test_without_docker_capture_goes_on_with_one_warning(service, web, tmp_path, docker_engine):
+    env = {**docker_engine.env, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+    run = service("-i", "docker0", "--json", env=env)
+    for index in range(3):
+        get(web.address, 80, f"/no-docker/{index}")
+        time.sleep(1.2)  # across several reconnection attempts
+    wait_until(lambda: len(run.stdout) >= 3, what="exchanges without Docker")
+    assert run.stop() == 0
+    warnings = [line for line in run.log if "Docker" in line["msg"]]
+    assert len(warnings) == 1 and "no Docker Engine at" in warnings[0]["msg"], warnings
+    assert all(json.loads(line)["container"] is None for line in run.stdout)
+
+
+@pytest.mark.parametrize(("args", "code", "text"), [
+    (["-i", "edt-no-such0"], 2, "unknown interface"),
+    (["--keep", "0"], 2, "--keep"),
+    (["--ports", "http"], 2, "--ports"),
+    (["--filter", "tcp and ("], 2, "BPF"),
+    (["-i", "lo", "--db", "/proc/eyes-devine/x.db"], 1, "/proc/eyes-devine/x.db"),
+])
+def test_bad_input_is_one_line_and_a_non_zero_exit(args, code, text, docker_engine, tmp_path):
+    env = {**docker_engine.env, "EYES_DEVINE_DB": str(tmp_path / "x.db")}
+    result = subprocess.run([*EYES_DEVINE, "run", *args], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert text in lines[-1] and "Traceback" not in result.stderr, result.stderr
