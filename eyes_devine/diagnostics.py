@@ -15,7 +15,7 @@ from eyes_devine import __version__
 from eyes_devine.capture import check_capture_readiness
 from eyes_devine.config import Settings, bpf_filter
 from eyes_devine.discovery import Discovery, discover, read_host_interfaces
-from eyes_devine.dockerapi import bridge_networks, connect
+from eyes_devine.dockerapi import bridge_networks, connect, container_veths
 from eyes_devine.privileges import check_privileges
 from eyes_devine.profiles import Profile, load_profile
 
@@ -37,9 +37,11 @@ def gather(settings: Settings, profile: Profile | None = None) -> Report:
     profile = profile or load_profile(path=settings.profile_path)
     client, docker_status = connect(settings.docker_environment)
     networks = bridge_networks(client) if client is not None else {}
+    veths = container_veths(client) if client is not None else {}
     if client is not None:
         client.close()
-    found = discover(read_host_interfaces(), profile, settings.interfaces, settings.interfaces_source, networks)
+    found = discover(read_host_interfaces(), profile, settings.interfaces, settings.interfaces_source, networks,
+                     veths)
     bpf = bpf_filter(settings)
     readiness = check_capture_readiness(bpf)
     privileges = check_privileges()

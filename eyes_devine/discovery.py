@@ -51,6 +51,8 @@ class InterfaceInfo:
     docker_network: str | None
     selected: bool
     reason: str
+    container: str | None = None
+    """For a container veth (Linux): the container at its other end."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -64,6 +66,7 @@ class InterfaceInfo:
             "addresses": list(self.addresses),
             "master": self.master,
             "docker_network": self.docker_network,
+            "container": self.container,
         }
 
 
@@ -119,15 +122,19 @@ def discover(
     requested: tuple[str, ...] | None = None,
     requested_source: str | None = None,
     docker_networks: Mapping[str, str] | None = None,
+    container_veths: Mapping[str, str] | None = None,
 ) -> Discovery:
     """Classify every interface and choose the ones to capture.
 
     ``docker_networks`` maps bridge names to Docker network names (from the
     Docker API, when reachable); a bridge Docker names is a Docker bridge even
     when its name matches no pattern (``com.docker.network.bridge.name``).
-    Raises :class:`UnknownInterfaceError` when a requested name does not exist.
+    ``container_veths`` maps host veth names to container names (Linux, from
+    the Docker API). Raises :class:`UnknownInterfaceError` when a requested
+    name does not exist.
     """
     docker_networks = docker_networks or {}
+    container_veths = container_veths or {}
     hosts = list(host_interfaces)
     classified = [(host, *_classify(host.name, profile, docker_networks)) for host in hosts]
 
@@ -150,6 +157,7 @@ def discover(
                  f"chosen by {source}" if host.name in chosen else f"not in {source}")
             for host, kind, label in classified
         ]
+        rows = [replace(row, container=container_veths.get(row.name)) for row in rows]
         ordered = tuple(_lookup(by_name, name, profile).name for name in requested)  # type: ignore[union-attr]
         return Discovery(tuple(rows), "requested", None, tuple(dict.fromkeys(ordered)))
 
@@ -166,6 +174,7 @@ def discover(
         else:
             selected, reason = False, DOCKER_KINDS_NOTE
         rows.append(_row(host, kind, label, docker_networks, selected, reason))
+    rows = [replace(row, container=container_veths.get(row.name)) for row in rows]
     if any(row.selected for row in rows):
         return Discovery(tuple(rows), "docker", None, tuple(row.name for row in rows if row.selected))
     return _fallback(rows, profile)

@@ -9,6 +9,8 @@ on, never an exception escaping to the user.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +23,23 @@ import requests.exceptions
 from eyes_devine.containers import ContainerInfo, ContainerMap, PublishedPort
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+DESKTOP_SOCKETS = ("~/.docker/run/docker.sock", "~/.docker/desktop/docker.sock")
+"""Where Docker Desktop for Mac puts its socket when /var/run/docker.sock is not linked to it."""
+WINDOWS_PIPE = "npipe:////./pipe/docker_engine"
+
+
+def docker_host(environment: Mapping[str, str], platform: str = sys.platform) -> str:
+    """DOCKER_HOST, else the platform's default socket (Docker Desktop's own on a Mac that lacks the usual one)."""
+    if environment.get("DOCKER_HOST"):
+        return environment["DOCKER_HOST"]
+    if platform == "win32":
+        return WINDOWS_PIPE
+    if platform == "darwin" and not os.path.exists("/var/run/docker.sock"):
+        for candidate in DESKTOP_SOCKETS:
+            path = os.path.expanduser(candidate)
+            if os.path.exists(path):
+                return "unix://" + path
+    return DEFAULT_SOCKET
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +54,9 @@ class DockerStatus:
 
 def connect(environment: Mapping[str, str], timeout: float = 3.0) -> tuple[docker.DockerClient | None, DockerStatus]:
     """A client from DOCKER_HOST and the TLS variables (else the default socket), and whether it answers."""
-    host = environment.get("DOCKER_HOST") or DEFAULT_SOCKET
+    host = docker_host(environment)
     try:
-        client = docker.from_env(environment=dict(environment), timeout=timeout)
+        client = docker.from_env(environment={**environment, "DOCKER_HOST": host}, timeout=timeout)
         version = client.version()
     except docker.errors.DockerException as error:
         return None, DockerStatus(False, host, error=explain(error, host))
@@ -81,6 +100,49 @@ def bridge_networks(client: docker.DockerClient) -> dict[str, str]:
             bridge = "docker0" if network.get("Name") == "bridge" else "br-" + network["Id"][:12]
         names[bridge] = network.get("Name", "")
     return names
+
+
+def container_veths(client: docker.DockerClient, proc: str = "/proc", sys_net: str = "/sys/class/net"
+                    ) -> dict[str, str]:
+    """Host veth name → container name (Linux; empty elsewhere or without the rights to look).
+
+    A container's interface's ``iflink`` is the ifindex of its host-side peer.
+    The container's own sysfs is readable at /proc/<pid>/root/sys, so no
+    namespace switching is needed: one inspect and a few small reads each.
+    """
+    if not os.path.isdir(sys_net):
+        return {}
+    by_index: dict[str, str] = {}
+    for name in os.listdir(sys_net):
+        with contextlib.suppress(OSError):
+            by_index[_read(f"{sys_net}/{name}/ifindex")] = name
+    veths: dict[str, str] = {}
+    try:
+        summaries = client.api.containers()
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return {}
+    for summary in summaries:
+        try:
+            attrs = client.api.inspect_container(summary["Id"])
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            continue
+        pid = (attrs.get("State") or {}).get("Pid")
+        inside = f"{proc}/{pid}/root/sys/class/net"
+        try:
+            names = os.listdir(inside) if pid else []
+        except OSError:
+            continue
+        for name in names:
+            with contextlib.suppress(OSError):
+                host_name = by_index.get(_read(f"{inside}/{name}/iflink"))
+                if host_name and name != "lo" and host_name.startswith("veth"):
+                    veths[host_name] = (attrs.get("Name") or "").lstrip("/")
+    return veths
+
+
+def _read(path: str) -> str:
+    with open(path) as handle:
+        return handle.read().strip()
 
 
 def container_info(attrs: dict) -> ContainerInfo:
@@ -167,7 +229,7 @@ class DockerWatcher:
         self._stopping = threading.Event()
         self._stream: object | None = None
         self._thread = threading.Thread(target=self._run, name="eyes-devine-docker", daemon=True)
-        self.status = DockerStatus(False, self._environment.get("DOCKER_HOST") or DEFAULT_SOCKET,
+        self.status = DockerStatus(False, docker_host(self._environment),
                                    error="not connected yet")
         self.connected = threading.Event()
 

@@ -15,11 +15,13 @@ def render_report(console: Console, report: Report) -> None:
     table.add_column("kind")
     table.add_column("up")
     table.add_column("addresses")
-    table.add_column("docker network / bridge")
+    table.add_column("docker network / bridge / container")
     table.add_column("capture", no_wrap=True)
     table.add_column("why")
     for row in report.discovery.interfaces:
-        link = row.docker_network or (f"on {row.master}" if row.master else "")
+        link = row.docker_network or ", ".join(
+            part for part in (f"on {row.master}" if row.master else "", f"to {row.container}" if row.container else "")
+            if part)
         table.add_row(
             escape(row.name),
             escape(row.label),

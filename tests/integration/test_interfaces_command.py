@@ -51,6 +51,9 @@ def test_docker_bridges_and_veths_are_listed_and_bridges_selected_not_eth0(docke
     masters = {row["master"] for row in veths}
     assert {"docker0", bridge} <= masters
     assert not any(row["selected"] for row in veths if row["master"] in ("docker0", bridge))
+    by_container = {row["container"]: row for row in veths if row["container"]}
+    assert by_container["edt-web-default"]["master"] == "docker0"
+    assert by_container["edt-web-shop"]["master"] == bridge
     for name in ("eth0", "lo"):
         if name in rows:
             assert not rows[name]["selected"]
