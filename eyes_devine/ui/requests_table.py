@@ -51,7 +51,9 @@ def _status(status: int | None) -> Text:
 def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
     """Exchanges as a table; ``now`` decides which times are today and need no date."""
     today = tuple(time.localtime(now)[:3])
-    table = Table(box=None, header_style="bold", pad_edge=False)
+    exchanges = list(exchanges)
+    show_flags = any(x.flags for x in exchanges)  # an empty column would only take width from the target
+    table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     # Names, addresses and flags are capped, and on a narrow terminal these columns and the target
     # give way, the widest first; their cells cut themselves with an ellipsis rather than wrap.
     table.add_column("time", no_wrap=True)
@@ -62,7 +64,8 @@ def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
     table.add_column("status", no_wrap=True, justify="right")
     table.add_column("latency", no_wrap=True, justify="right")
     table.add_column("bytes", no_wrap=True, justify="right")
-    table.add_column("flags", max_width=16)
+    if show_flags:
+        table.add_column("flags", max_width=16)
     for x in exchanges:
         target = x.target if len(x.target) <= TARGET_MAX else x.target[: TARGET_MAX - 1] + "…"
         table.add_row(
@@ -74,6 +77,6 @@ def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
             _status(x.status),
             _latency(x.latency_ms),
             str(x.response_bytes),
-            _cut(",".join(x.flags), style="yellow"),
+            *([_cut(",".join(x.flags), style="yellow")] if show_flags else []),
         )
     return table

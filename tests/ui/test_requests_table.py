@@ -46,9 +46,10 @@ def render(exchanges: list[Exchange], width: int = 100, colour: bool = False) ->
     return console.file.getvalue().splitlines()
 
 
-def test_columns_in_order():
-    header = render([make()])[0].split()
+def test_columns_in_order_with_flags_only_when_some_exchange_has_them():
+    header = render([make(), make(flags=("gap",))])[0].split()
     assert header == ["time", "container", "client", "method", "target", "status", "latency", "bytes", "flags"]
+    assert "flags" not in render([make()])[0]
 
 
 def test_the_container_is_the_server_else_the_caller_of_an_outbound_request_else_a_dash():
