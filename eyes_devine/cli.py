@@ -180,24 +180,14 @@ def run(stats_interval: float, as_json: bool, **flags: Any) -> None:
     """
     import asyncio
 
-    from eyes_devine.diagnostics import gather
     from eyes_devine.logs import ServiceLog
     from eyes_devine.service import ServiceOptions, serve
 
     settings = build_settings(is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False, **flags)
-    try:
-        report = gather(settings)
-    except (ProfileError, UnknownInterfaceError) as error:
-        fail(str(error))
-    capture = report.diagnostics["capture"]
-    if not capture["filter_ok"]:  # type: ignore[index]
-        fail(str(capture["detail"]))  # type: ignore[index]
-    selected = report.discovery.selected
-    if not selected:
-        fail(report.discovery.hint or "no interface to capture; set NETWORK_INTERFACES", EXIT_FAILURE)
+    selected, hint = _capture_interfaces(settings)
     log = ServiceLog(sys.stderr, settings.log_format)
-    if report.discovery.hint:
-        log.warning(report.discovery.hint)
+    if hint:
+        log.warning(hint)
     out = open(sys.stdout.fileno(), "w", buffering=1, encoding="utf-8", closefd=False) if as_json else None
     options = ServiceOptions(interfaces=selected, stats_interval=stats_interval)
     sys.exit(asyncio.run(serve(settings, options, log, out)))
@@ -265,3 +255,77 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
         click.echo("no stored exchanges match", err=True)
         return
     console.print(requests_table(found, time.time()))
+
+
+@main.command(epilog=ENVIRONMENT_HELP)
+@capture_options
+@docker_options
+@store_options
+@click.option("--keep", type=int, metavar="N", help="Exchanges kept per container [EYES_DEVINE_KEEP; default 1000].")
+@click.option("--attach", is_flag=True,
+              help="Show what a running `eyes-devine run` stores in --db; needs no capture privileges.")
+@click.option("-c", "--container", metavar="NAME|ID", help="Only exchanges served or sent by this container.")
+def watch(attach: bool, container: str | None, **flags: Any) -> None:
+    """The live per-container table: requests, rates, status classes, latency, the latest exchanges.
+
+    Standalone it captures like `run` (same interfaces, filter and database, so
+    `requests` sees what it saw); with --attach it follows a running `run`'s
+    database instead. -i and --ports narrow what is shown in either mode.
+    Ctrl-C leaves it.
+    """
+    import asyncio
+    import time
+
+    from eyes_devine.ui.console import make_console
+    from eyes_devine.ui.live import LiveScreen
+    from eyes_devine.ui.watch import screen
+    from eyes_devine.watch import WatchFilter, watch_attached, watch_capturing
+
+    explicit_ports = flags.get("ports") is not None or bool(os.environ.get("EYES_DEVINE_PORTS", "").strip())
+    settings = build_settings(is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False, **flags)
+    view_filter = WatchFilter(container, settings.ports if explicit_ports else (), settings.interfaces or ())
+    if not attach:
+        interfaces, _hint = _capture_interfaces(settings)
+    console = make_console()
+    current: list[Any] = []
+
+    def draw(width: int, height: int) -> Any:
+        if not current:
+            return ""
+        view = current[0]
+        return screen(view.status, view.board.snapshot(time.time()), width, height)
+
+    with LiveScreen(console, draw) as live:
+        def show(view: Any) -> None:
+            current[:] = [view]
+            live.tick()
+
+        try:
+            if attach:
+                code, error = asyncio.run(watch_attached(settings, view_filter, show))
+            else:
+                code, error = asyncio.run(watch_capturing(settings, interfaces, view_filter, show))
+        except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
+            code, error = EXIT_OK, None
+    if error:
+        fail(error, code or EXIT_FAILURE)
+    sys.exit(code)
+
+
+def _capture_interfaces(settings: Settings) -> tuple[tuple[str, ...], str | None]:
+    """The interfaces `run` and `watch` capture, as `interfaces` reports them, with the fallback's hint.
+
+    Bad input or nothing to capture: one line and an exit.
+    """
+    from eyes_devine.diagnostics import gather
+
+    try:
+        report = gather(settings)
+    except (ProfileError, UnknownInterfaceError) as error:
+        fail(str(error))
+    capture = report.diagnostics["capture"]
+    if not capture["filter_ok"]:  # type: ignore[index]
+        fail(str(capture["detail"]))  # type: ignore[index]
+    if not report.discovery.selected:
+        fail(report.discovery.hint or "no interface to capture; set NETWORK_INTERFACES", EXIT_FAILURE)
+    return report.discovery.selected, report.discovery.hint

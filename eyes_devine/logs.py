@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import deque
 from typing import TextIO
 
 LOG_FORMATS = ("text", "json")
@@ -54,3 +55,22 @@ class ServiceLog:
 def _text(value: object) -> str:
     text = str(value)
     return json.dumps(text) if not text or any(c in text for c in ' "=') else text
+
+
+class MemoryLog:
+    """The same calls as ServiceLog, kept for a full-screen view to show instead of printing over it."""
+
+    def __init__(self, keep: int = 3) -> None:
+        self.problems: deque[str] = deque(maxlen=keep)
+        """Latest warnings and errors, newest last."""
+        self.last_error: str | None = None
+
+    def info(self, message: str, **fields: object) -> None:
+        pass  # the view shows counters itself
+
+    def warning(self, message: str, **fields: object) -> None:
+        self.problems.append(message)
+
+    def error(self, message: str, **fields: object) -> None:
+        self.problems.append(message)
+        self.last_error = message

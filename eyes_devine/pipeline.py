@@ -197,6 +197,14 @@ class Monitor:
         """The capture filter in force now (grows as containers publish ports)."""
         return self.live.capture.bpf
 
+    def describe(self, short_id: str) -> tuple[str | None, str | None]:
+        """A running container's compose service and image, for the live view."""
+        with self._lock:
+            for info in self.containers.current():
+                if info.short_id == short_id:
+                    return info.compose_service, info.image
+        return None, None
+
     @property
     def ports(self) -> tuple[int, ...]:
         """The HTTP ports captured now: the configured ones plus those containers expose or publish."""

@@ -19,7 +19,7 @@ from typing import TextIO
 
 from eyes_devine.capture import CaptureError
 from eyes_devine.config import Settings
-from eyes_devine.logs import ServiceLog
+from eyes_devine.logs import MemoryLog, ServiceLog
 from eyes_devine.model import Exchange
 from eyes_devine.output import json_line
 from eyes_devine.pipeline import Monitor
@@ -38,8 +38,21 @@ class ServiceOptions:
     """Seconds between sniffer health checks (a vanished interface is picked up again)."""
 
 
-async def serve(settings: Settings, options: ServiceOptions, log: ServiceLog, out: TextIO | None = None) -> int:
-    """Run until SIGTERM/SIGINT; returns the exit code."""
+async def serve(
+    settings: Settings,
+    options: ServiceOptions,
+    log: ServiceLog | MemoryLog,
+    out: TextIO | None = None,
+    *,
+    also: Callable[[Exchange], None] | None = None,
+    on_running: Callable[[Monitor, BatchWriter], None] | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit code.
+
+    ``also`` receives every exchange too, on the engine thread (the live view's
+    board); ``on_running`` is told of the running monitor and writer, so a view
+    can read their counters.
+    """
     try:
         store = await open_store(settings.db_path, settings.keep)
     except StoreError as error:
@@ -56,7 +69,7 @@ async def serve(settings: Settings, options: ServiceOptions, log: ServiceLog, ou
         on_error=lambda error: log.warning(f"could not store a batch: {error}"),
     )
     writer.start()
-    monitor = Monitor(settings, options.interfaces, _sink(writer, rings, out), log.info)
+    monitor = Monitor(settings, options.interfaces, _sink(writer, rings, out, also), log.info)
     try:
         await asyncio.to_thread(monitor.start)
     except CaptureError as error:
@@ -64,6 +77,8 @@ async def serve(settings: Settings, options: ServiceOptions, log: ServiceLog, ou
         await writer.close()
         return EXIT_FAILURE
     log.info("capturing", interfaces=",".join(options.interfaces), filter=monitor.bpf)
+    if on_running is not None:
+        on_running(monitor, writer)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -90,10 +105,16 @@ async def serve(settings: Settings, options: ServiceOptions, log: ServiceLog, ou
     return EXIT_OK
 
 
-def _sink(writer: BatchWriter, rings: RingBuffers, out: TextIO | None) -> Callable[[Exchange], None]:
+def _sink(writer: BatchWriter, rings: RingBuffers, out: TextIO | None,
+          also: Callable[[Exchange], None] | None) -> Callable[[Exchange], None]:
     """What the engine thread does with each attributed exchange."""
     submit, remember = writer.submit, rings.add
-    if out is None:
+    if also is not None:
+        def sink(exchange: Exchange) -> None:
+            submit(exchange)
+            remember(exchange)
+            also(exchange)
+    elif out is None:
         def sink(exchange: Exchange) -> None:
             submit(exchange)
             remember(exchange)

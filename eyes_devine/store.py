@@ -326,6 +326,28 @@ class ExchangeStore:
             raise _error(self.path, error) from None
         return [_exchange(row) for row in rows]
 
+    async def after(self, last_id: int, limit: int = 5000) -> tuple[int, list[Exchange]]:
+        """Exchanges stored after row ``last_id``, oldest first, and the id to ask after next time.
+
+        What `watch --attach` polls: ids only grow, so nothing is seen twice or
+        missed, whatever trimming removes behind the reader.
+        """
+        try:
+            rows = await self._db.execute_fetchall(
+                f"SELECT id, {_COLUMNS} FROM exchanges WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit))
+        except sqlite3.Error as error:
+            raise _error(self.path, error) from None
+        rows = list(rows)
+        return (rows[-1][0] if rows else last_id), [_exchange(row[1:]) for row in rows]
+
+    async def last_id(self) -> int:
+        """The newest row's id (0 when empty)."""
+        try:
+            rows = await self._db.execute_fetchall("SELECT coalesce(max(id), 0) FROM exchanges")
+        except sqlite3.Error as error:
+            raise _error(self.path, error) from None
+        return int(list(rows)[0][0])
+
     async def counts(self) -> dict[str, int]:
         """Bucket → number of exchanges stored."""
         try:

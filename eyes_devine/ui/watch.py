@@ -1,0 +1,155 @@
+"""The screen of `eyes-devine watch`: a header, a row per container, the latest exchanges.
+
+Pure presentation: it draws a :class:`~eyes_devine.stats.Snapshot` and a
+:class:`Status` handed over by the command, never touching capture or Docker,
+so rich's refresh thread only ever reads immutable data.  Columns are chosen by
+priority to fit the terminal's width: at 60 columns the name, the request count
+and the status counts remain.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from eyes_devine.stats import UNATTRIBUTED, ContainerRow, Snapshot
+from eyes_devine.ui.exchanges import _latency
+from eyes_devine.ui.requests_table import STATUS_STYLES, requests_table
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What the header says: where the data comes from and how healthy that is."""
+
+    source: str
+    """"capturing on docker0, br-1a2b" or "attached to /var/lib/eyes-devine/exchanges.db"."""
+    packets: int | None
+    kernel_drops: int | None
+    docker: str
+    docker_ok: bool
+    cpu_percent: float
+    rss_bytes: int
+    problems: tuple[str, ...] = ()
+    """Latest warnings (a sniffer stopped, the database cannot be read), newest last."""
+
+
+def _age(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(seconds, 0):.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m"
+    return f"{seconds // 3600:.0f}h"
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.0f} MB"
+
+
+def header(status: Status, snapshot: Snapshot) -> Text:
+    text = Text()
+    text.append("eyes-devine watch", style="bold")
+    text.append(f"  {status.source}")
+    if status.packets is not None:
+        text.append(f"  packets {status.packets:,}")
+    if status.kernel_drops:
+        text.append(f"  kernel drops {status.kernel_drops:,}", style="red")
+    text.append(f"  exchanges {snapshot.total:,}")
+    text.append("  Docker: ")
+    text.append(status.docker, style="green" if status.docker_ok else "yellow")
+    text.append(f"  cpu {status.cpu_percent:.0f}%  mem {_megabytes(status.rss_bytes)}")
+    for problem in status.problems:
+        text.append(f"\n! {problem}", style="yellow")
+    return text
+
+
+_COLUMNS: list[tuple[str, int, str]] = [
+    # name, width it needs (with padding), justify; listed in the order they are given up last to first
+    ("container", 18, "left"),
+    ("req", 7, "right"),
+    ("2xx", 6, "right"),
+    ("3xx", 5, "right"),
+    ("4xx", 5, "right"),
+    ("5xx", 5, "right"),
+    ("req/s", 7, "right"),
+    ("p50", 8, "right"),
+    ("p95", 8, "right"),
+    ("last request", 28, "left"),
+    ("age", 5, "right"),
+    ("image", 16, "left"),
+]
+_PRIORITY = ["container", "req", "2xx", "4xx", "5xx", "3xx", "req/s", "p95", "p50", "last request", "age", "image"]
+
+
+def _fitting(width: int) -> list[str]:
+    widths = {name: need for name, need, _ in _COLUMNS}
+    chosen: list[str] = []
+    used = 0
+    for name in _PRIORITY:
+        if used + widths[name] <= width or not chosen:
+            chosen.append(name)
+            used += widths[name]
+    return [name for name, _, _ in _COLUMNS if name in chosen]
+
+
+def _cell(name: str, row: ContainerRow, now: float) -> Text | str:
+    twoxx, threexx, fourxx, fivexx, _none = row.by_class
+    if name == "container":
+        label = row.name if row.key != UNATTRIBUTED else "(unattributed)"
+        if row.service and row.service not in label:
+            label += f" ({row.service})"
+        return Text(label, no_wrap=True, overflow="ellipsis", style="dim" if row.key == UNATTRIBUTED else "")
+    if name == "req":
+        return f"{row.requests:,}"
+    if name in ("2xx", "3xx", "4xx", "5xx"):
+        count = {"2xx": twoxx, "3xx": threexx, "4xx": fourxx, "5xx": fivexx}[name]
+        return Text(str(count), style=STATUS_STYLES.get(int(name[0]), "") if count else "dim")
+    if name == "req/s":
+        return f"{row.rate:.1f}"
+    if name == "p50":
+        return _latency(row.p50_ms)
+    if name == "p95":
+        return _latency(row.p95_ms)
+    if name == "last request":
+        if row.last is None:
+            return ""
+        last = row.last
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"{last.method} {last.target} ")
+        text.append(str(last.status) if last.status is not None else "-",
+                    style=STATUS_STYLES.get((last.status or 0) // 100, "dim"))
+        return text
+    if name == "age":
+        return _age(now - row.last_seen)
+    if name == "image":
+        return Text(row.image or "", no_wrap=True, overflow="ellipsis", style="dim")
+    raise ValueError(name)
+
+
+def containers_table(snapshot: Snapshot, width: int, now: float) -> Table:
+    names = _fitting(width)
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+    justify = {name: how for name, _, how in _COLUMNS}
+    for name in names:
+        flexible = name in ("container", "last request", "image")
+        table.add_column(name, justify=justify[name], no_wrap=True,  # type: ignore[arg-type]
+                         ratio=1 if flexible else None, max_width=40 if flexible else None)
+    for row in snapshot.rows:
+        table.add_row(*(_cell(name, row, now) for name in names))
+    if not snapshot.rows:
+        table.add_row(Text("waiting for HTTP…", style="dim"), *([""] * (len(names) - 1)))
+    return table
+
+
+def screen(status: Status, snapshot: Snapshot, width: int, height: int, now: float | None = None) -> RenderableType:
+    """The whole screen for a terminal of ``width`` x ``height``."""
+    now = time.time() if now is None else now
+    top = header(status, snapshot)
+    table = containers_table(snapshot, width, now)
+    used = 2 + len(status.problems) + 2 + max(1, len(snapshot.rows)) + 2
+    room = max(height - used - 1, 3)
+    latest = requests_table(snapshot.latest[-room:], now) if snapshot.latest else Text("")
+    return Group(top, Text(""), table, Text(""), Text("latest", style="bold"), latest)
