@@ -149,6 +149,30 @@ def docker_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def user_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "-u", "--user", metavar="NAME",
+        help="Open the capture sockets as root, then become NAME (groups, gid, uid, no_new_privs), "
+             "as tcpdump -Z does.",
+    )(command)
+
+
+def account_for(user: str | None) -> Any:
+    """The account behind --user, checked before anything starts: bad input is one line and exit 2."""
+    if user is None:
+        return None
+    from eyes_devine.privileges import PrivilegeDropError, forbid_new_privileges, resolve_account
+
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        fail("--user needs eyes-devine to start as root (it drops to the user after opening the capture)")
+    try:
+        account = resolve_account(user)
+        forbid_new_privileges()  # here, on the main thread, before any other thread exists
+    except PrivilegeDropError as error:
+        fail(str(error))
+    return account
+
+
 def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--db", "db_path", metavar="FILE",
@@ -169,7 +193,8 @@ def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--stats-interval", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               metavar="SECONDS", help="Seconds between counter lines in the log.")
 @click.option("--json", "as_json", is_flag=True, help="Also print every exchange on stdout as JSON Lines.")
-def run(stats_interval: float, as_json: bool, **flags: Any) -> None:
+@user_option
+def run(stats_interval: float, as_json: bool, user: str | None, **flags: Any) -> None:
     """Capture, attribute and store HTTP exchanges until SIGTERM or SIGINT (the headless service).
 
     Captures on the discovered Docker interfaces (or -i / NETWORK_INTERFACES),
@@ -184,12 +209,13 @@ def run(stats_interval: float, as_json: bool, **flags: Any) -> None:
     from eyes_devine.service import ServiceOptions, serve
 
     settings = build_settings(is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False, **flags)
+    account = account_for(user)
     selected, hint = _capture_interfaces(settings)
     log = ServiceLog(sys.stderr, settings.log_format)
     if hint:
         log.warning(hint)
     out = open(sys.stdout.fileno(), "w", buffering=1, encoding="utf-8", closefd=False) if as_json else None
-    options = ServiceOptions(interfaces=selected, stats_interval=stats_interval)
+    options = ServiceOptions(interfaces=selected, stats_interval=stats_interval, account=account)
     sys.exit(asyncio.run(serve(settings, options, log, out)))
 
 
@@ -265,7 +291,8 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
 @click.option("--attach", is_flag=True,
               help="Show what a running `eyes-devine run` stores in --db; needs no capture privileges.")
 @click.option("-c", "--container", metavar="NAME|ID", help="Only exchanges served or sent by this container.")
-def watch(attach: bool, container: str | None, **flags: Any) -> None:
+@user_option
+def watch(attach: bool, container: str | None, user: str | None, **flags: Any) -> None:
     """The live per-container table: requests, rates, status classes, latency, the latest exchanges.
 
     Standalone it captures like `run` (same interfaces, filter and database, so
@@ -284,6 +311,7 @@ def watch(attach: bool, container: str | None, **flags: Any) -> None:
     explicit_ports = flags.get("ports") is not None or bool(os.environ.get("EYES_DEVINE_PORTS", "").strip())
     settings = build_settings(is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False, **flags)
     view_filter = WatchFilter(container, settings.ports if explicit_ports else (), settings.interfaces or ())
+    account = account_for(user)
     if not attach:
         interfaces, _hint = _capture_interfaces(settings)
     console = make_console()
@@ -304,7 +332,7 @@ def watch(attach: bool, container: str | None, **flags: Any) -> None:
             if attach:
                 code, error = asyncio.run(watch_attached(settings, view_filter, show))
             else:
-                code, error = asyncio.run(watch_capturing(settings, interfaces, view_filter, show))
+                code, error = asyncio.run(watch_capturing(settings, interfaces, view_filter, show, account))
         except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
             code, error = EXIT_OK, None
     if error:

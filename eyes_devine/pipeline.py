@@ -98,9 +98,19 @@ class LivePipeline:
         else:
             self._frames.put((linktype, ts, frame, interface))
 
-    def start(self) -> None:
-        """Open every interface (raises CaptureError) and start the engine thread."""
+    def start(self, after_open: Callable[[], None] | None = None) -> None:
+        """Open every interface (raises CaptureError), call ``after_open``, then start the engine thread.
+
+        ``after_open`` is where privileges are dropped: the sockets are open and
+        no packet has been parsed yet.
+        """
         self.capture.start()
+        if after_open is not None:
+            try:
+                after_open()
+            except BaseException:
+                self.capture.stop()
+                raise
         self._thread.start()
 
     def _drain(self) -> None:
@@ -210,9 +220,9 @@ class Monitor:
         """The HTTP ports captured now: the configured ones plus those containers expose or publish."""
         return self._ports
 
-    def start(self) -> None:
+    def start(self, after_open: Callable[[], None] | None = None) -> None:
         """Start capturing (raises CaptureError), then follow Docker in the background."""
-        self.live.start()
+        self.live.start(after_open)
         self.docker.start()
 
     def check(self) -> list[str]:

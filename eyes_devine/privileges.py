@@ -62,3 +62,62 @@ def check_privileges(status_path: str = "/proc/self/status") -> Privileges:
         f"not root and no CAP_NET_RAW on {interpreter()}",
         "run with sudo, or grant the interpreter capture rights once: sudo scripts/setcap.sh",
     )
+
+
+PR_SET_NO_NEW_PRIVS = 38
+
+
+class PrivilegeDropError(Exception):
+    """``--user`` cannot be honoured; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+def resolve_account(name: str) -> Account:
+    """The user to become, with their groups (the docker group among them, if they are in it)."""
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise PrivilegeDropError(f"--user {name}: no such user") from None
+    return Account(name, entry.pw_uid, entry.pw_gid, tuple(os.getgrouplist(name, entry.pw_gid)))
+
+
+def drop_privileges(account: Account) -> None:
+    """Become ``account`` for good, as `tcpdump -Z` does after opening its capture sockets.
+
+    Supplementary groups, then gid, then uid (the order that keeps the right to
+    change each).  glibc applies setuid/setgid to every thread, so the sniffer
+    threads already running lose root with the rest.
+    """
+    if os.geteuid() != 0:
+        raise PrivilegeDropError("--user needs eyes-devine to start as root")
+    try:
+        os.setgroups(list(account.groups))
+        os.setgid(account.gid)
+        os.setuid(account.uid)
+    except OSError as error:
+        raise PrivilegeDropError(f"--user {account.name}: cannot switch ({error.strerror})") from None
+    if os.getuid() == 0 or os.geteuid() == 0:
+        raise PrivilegeDropError(f"--user {account.name}: still root after the switch; refusing to go on")
+
+
+def forbid_new_privileges() -> None:
+    """Set no_new_privs, so nothing this process executes can gain privileges (setuid binaries, file caps).
+
+    The flag is per thread and inherited by threads created later, so call it
+    on the main thread before any other starts; it does not stop the setuid()
+    of :func:`drop_privileges`, which only gives privileges up.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise PrivilegeDropError("prctl(PR_SET_NO_NEW_PRIVS) failed")

@@ -11,10 +11,12 @@ everything still queued, and return 0.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from eyes_devine.capture import CaptureError
@@ -23,6 +25,7 @@ from eyes_devine.logs import MemoryLog, ServiceLog
 from eyes_devine.model import Exchange
 from eyes_devine.output import json_line
 from eyes_devine.pipeline import Monitor
+from eyes_devine.privileges import Account, PrivilegeDropError, drop_privileges
 from eyes_devine.store import BatchWriter, RingBuffers, StoreError, open_store
 
 EXIT_OK = 0
@@ -36,6 +39,8 @@ class ServiceOptions:
     """Seconds between counter lines."""
     health_interval: float = 1.0
     """Seconds between sniffer health checks (a vanished interface is picked up again)."""
+    account: Account | None = None
+    """Become this user once the capture sockets are open (``--user``)."""
 
 
 async def serve(
@@ -70,12 +75,17 @@ async def serve(
     )
     writer.start()
     monitor = Monitor(settings, options.interfaces, _sink(writer, rings, out, also), log.info)
+    account = options.account
+    if account is not None:
+        hand_over(store.path, account)
     try:
-        await asyncio.to_thread(monitor.start)
-    except CaptureError as error:
+        await asyncio.to_thread(monitor.start, (lambda: drop_privileges(account)) if account else None)
+    except (CaptureError, PrivilegeDropError) as error:
         log.error(str(error))
         await writer.close()
         return EXIT_FAILURE
+    if account is not None:
+        log.info("privileges dropped", user=account.name, uid=account.uid, gid=account.gid)
     log.info("capturing", interfaces=",".join(options.interfaces), filter=monitor.bpf)
     if on_running is not None:
         on_running(monitor, writer)
@@ -103,6 +113,21 @@ async def serve(
         await writer.close()
     log.info("stopped, everything captured is stored", **_counters(monitor, writer))
     return EXIT_OK
+
+
+def hand_over(db: Path, account: Account) -> None:
+    """Give the database to the user we are about to become, so it can go on writing and checkpointing.
+
+    The directory goes too when it holds nothing but the database (the data
+    directory eyes-devine made); a shared directory is left as it is.
+    """
+    files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+    for path in files:
+        if path.exists():
+            os.chown(path, account.uid, account.gid)
+    names = {path.name for path in files}
+    if all(entry.name in names for entry in db.parent.iterdir()):
+        os.chown(db.parent, account.uid, account.gid)
 
 
 def _sink(writer: BatchWriter, rings: RingBuffers, out: TextIO | None,
@@ -139,6 +164,8 @@ def _counters(monitor: Monitor, writer: BatchWriter) -> dict[str, object]:
         "kernel_drops": monitor.live.capture.kernel_drops(),
         "queue_drops": monitor.live.queue_drops,
         "gaps": counters.gaps,
+        "non_http_streams": counters.non_http_streams,
+        "tls_streams": counters.tls_streams,
         "stored": writer.written,
         "batches": writer.batches,
         "store_drops": writer.dropped,

@@ -22,6 +22,7 @@ from eyes_devine.config import Settings
 from eyes_devine.containers import ContainerMap
 from eyes_devine.logs import MemoryLog
 from eyes_devine.model import Exchange
+from eyes_devine.privileges import Account
 from eyes_devine.stats import Board
 from eyes_devine.store import StoreError, open_store
 from eyes_devine.ui.watch import Status
@@ -77,7 +78,7 @@ def _stop_on_signals(stopping: asyncio.Event) -> Callable[[], None]:
 
 
 async def watch_capturing(settings: Settings, interfaces: tuple[str, ...], view_filter: WatchFilter,
-                          show: Callable[[View], object]) -> tuple[int, str | None]:
+                          show: Callable[[View], object], account: Account | None = None) -> tuple[int, str | None]:
     """Capture like `run` and show it; returns the exit code and the error to print after the screen closes."""
     from eyes_devine.service import ServiceOptions, serve
 
@@ -110,7 +111,7 @@ async def watch_capturing(settings: Settings, interfaces: tuple[str, ...], view_
 
     refresher = asyncio.get_running_loop().create_task(refresh())
     try:
-        code = await serve(settings, ServiceOptions(interfaces=interfaces), log, also=board.add,
+        code = await serve(settings, ServiceOptions(interfaces=interfaces, account=account), log, also=board.add,
                            on_running=on_running)
     finally:
         refresher.cancel()
