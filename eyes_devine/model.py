@@ -119,11 +119,22 @@ class Exchange:
     """The serving container's short id (12 characters): names are reused, ids are not."""
     client_container_id: str | None = None
     """The calling container's short id (12 characters)."""
+    alerts: tuple[str, ...] = ()
+    """Ids of the suspicious-request rules this exchange matched (see `eyes-devine alerts`)."""
+    country: str | None = None
+    """ISO country code of the exchange's public end (the client of an inbound request, the server of an
+    outbound one), from the --geoip database."""
+    city: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    reputation: str | None = None
+    """Why the public end is suspect: "blocklist:<list>" or "abuseipdb:<score>"; None when clean or unknown."""
 
     def to_dict(self) -> dict[str, object]:
         """The JSON contract: every field, flags as a list, latency to the microsecond."""
         record = dict(zip(EXCHANGE_FIELDS, _exchange_values(self), strict=True))
         record["flags"] = list(self.flags)
+        record["alerts"] = list(self.alerts)
         if self.latency_ms is not None:
             record["latency_ms"] = round(self.latency_ms, 3)
         return record

@@ -34,8 +34,14 @@ def json_line(x: Exchange) -> str:
         f'"user_agent":{_text(x.user_agent)},"content_type":{_text(x.content_type)},'
         f'"flags":[{",".join(map(_quote, x.flags))}],"container":{_text(x.container)},'
         f'"client_container":{_text(x.client_container)},"container_id":{_text(x.container_id)},'
-        f'"client_container_id":{_text(x.client_container_id)}}}'
+        f'"client_container_id":{_text(x.client_container_id)},"alerts":[{",".join(map(_quote, x.alerts))}],'
+        f'"country":{_text(x.country)},"city":{_text(x.city)},"latitude":{_number(x.latitude)},'
+        f'"longitude":{_number(x.longitude)},"reputation":{_text(x.reputation)}}}'
     )
+
+
+def _number(value: float | None) -> str:
+    return "null" if value is None else repr(value)
 
 
 def exchange_writer(out: TextIO, as_json: bool, colour: bool = False) -> Callable[[Exchange], None]:

@@ -152,6 +152,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX exchanges_bucket_id ON exchanges (bucket, id)",
         "CREATE INDEX exchanges_ts ON exchanges (ts)",
     ),
+    (
+        # Security monitoring: rule ids (space-joined like flags), and where the public end is and how it is rated.
+        "ALTER TABLE exchanges ADD COLUMN alerts TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE exchanges ADD COLUMN country TEXT",
+        "ALTER TABLE exchanges ADD COLUMN city TEXT",
+        "ALTER TABLE exchanges ADD COLUMN latitude REAL",
+        "ALTER TABLE exchanges ADD COLUMN longitude REAL",
+        "ALTER TABLE exchanges ADD COLUMN reputation TEXT",
+        "CREATE INDEX exchanges_alerted ON exchanges (ts) WHERE alerts != ''",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -162,18 +172,21 @@ _TRIM = (
     "(SELECT id FROM exchanges WHERE bucket = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
 )
 _FLAGS = EXCHANGE_FIELDS.index("flags")
+_ALERTS = EXCHANGE_FIELDS.index("alerts")
 _values = attrgetter(*EXCHANGE_FIELDS)
 
 
 def _row(x: Exchange) -> tuple[object, ...]:
     values = list(_values(x))
     values[_FLAGS] = " ".join(x.flags)
+    values[_ALERTS] = " ".join(x.alerts)
     return (bucket_of(x), *values)
 
 
 def _exchange(row: sqlite3.Row | tuple[object, ...]) -> Exchange:
     values = list(row)
     values[_FLAGS] = tuple(str(values[_FLAGS]).split())
+    values[_ALERTS] = tuple(str(values[_ALERTS]).split())
     return Exchange(*values)
 
 

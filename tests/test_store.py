@@ -526,8 +526,9 @@ def test_a_failed_write_is_reported_and_counted_and_writing_goes_on(tmp_path):
             writer.submit(served_by_web(i))
         await wait_for(lambda: writer.failed_batches)
         with sqlite3.connect(db) as other:
-            for statement in MIGRATIONS[0]:
-                other.execute(statement)
+            for migration in MIGRATIONS:
+                for statement in migration:
+                    other.execute(statement)
         for i in range(5):
             writer.submit(served_by_web(i))
         await wait_for(lambda: writer.written)
@@ -662,3 +663,27 @@ def test_after_kill_9_under_load_the_database_is_intact_and_holds_every_acknowle
             await store.close()
 
     assert asyncio.run(restart()) == stored
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path):
+    db = tmp_path / "v1.db"
+    with sqlite3.connect(db) as old:
+        for statement in MIGRATIONS[0]:
+            old.execute(statement)
+        old.execute("INSERT INTO exchanges (bucket, ts, interface, client_ip, client_port, server_ip, server_port,"
+                    " method, target, http_version, request_bytes, response_bytes, flags)"
+                    " VALUES ('unattributed', 1.0, 'docker0', '10.0.0.1', 40000, '10.0.0.2', 80, 'GET', '/old',"
+                    " '1.1', 0, 0, '')")
+        old.execute("PRAGMA user_version = 1")
+
+    async def reopen() -> list:
+        store = await open_store(db)
+        try:
+            return await store.query(Query())
+        finally:
+            await store.close()
+
+    [row] = asyncio.run(reopen())
+    assert (row.target, row.alerts, row.country, row.reputation) == ("/old", (), None, None)
+    with sqlite3.connect(db) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2

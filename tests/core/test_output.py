@@ -36,6 +36,12 @@ exchanges = st.builds(
     client_container=maybe_text,
     container_id=st.none() | st.text("0123456789abcdef", min_size=12, max_size=12),
     client_container_id=st.none() | st.text("0123456789abcdef", min_size=12, max_size=12),
+    alerts=st.lists(text, max_size=3).map(tuple),
+    country=maybe_text,
+    city=maybe_text,
+    latitude=st.none() | st.floats(-90, 90),
+    longitude=st.none() | st.floats(-180, 180),
+    reputation=maybe_text,
 )
 
 
