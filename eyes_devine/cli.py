@@ -63,6 +63,70 @@ def build_settings(**flags: Any) -> Settings:
         fail(str(error))
 
 
+def docker_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags of the commands that attribute exchanges to containers."""
+    return click.option(
+        "--no-follow-docker-ports", "follow_docker_ports", is_flag=True, default=True, flag_value=False,
+        help="Capture only --ports; by default ports containers expose or publish join the filter as they start.",
+    )(command)
+
+
+def user_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "-u", "--user", metavar="NAME",
+        help="Open the capture sockets as root, then become NAME (groups, gid, uid, no_new_privs), "
+             "as tcpdump -Z does.",
+    )(command)
+
+
+def account_for(user: str | None) -> Any:
+    """The account behind --user, checked before anything starts: bad input is one line and exit 2."""
+    if user is None:
+        return None
+    from eyes_devine.privileges import PrivilegeDropError, forbid_new_privileges, resolve_account
+
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        fail("--user needs eyes-devine to start as root (it drops to the user after opening the capture)")
+    try:
+        account = resolve_account(user)
+        forbid_new_privileges()  # here, on the main thread, before any other thread exists
+    except PrivilegeDropError as error:
+        fail(str(error))
+    return account
+
+
+def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """GeoIP and IP reputation: where public peers are, and whether they are known to be hostile."""
+    command = click.option(
+        "--blocklist", "blocklists", multiple=True, metavar="FILE",
+        help="IP/CIDR blocklist (plain, FireHOL or Spamhaus DROP) added to the built-in one; repeatable "
+             "[EYES_DEVINE_BLOCKLISTS=a,b].",
+    )(command)
+    return click.option(
+        "--geoip", "geoip_path", metavar="FILE",
+        help="MaxMind .mmdb (GeoLite2 City or Country) for country, city and coordinates of public peers "
+             "[EYES_DEVINE_GEOIP].",
+    )(command)
+
+
+def annotator_for(settings: Settings, log: Callable[[str], None] = lambda line: None) -> Any:
+    """Rules, GeoIP and reputation as configured; an unusable file is one line and exit 2."""
+    from eyes_devine.security import SecurityConfigError, build_annotator
+
+    try:
+        return build_annotator(settings, log)
+    except SecurityConfigError as error:
+        fail(str(error))
+
+
+def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--db", "db_path", metavar="FILE",
+        help="SQLite database [EYES_DEVINE_DB; default ~/.local/share/eyes-devine/exchanges.db, "
+             "as root /var/lib/eyes-devine/exchanges.db].",
+    )(command)
+
+
 @click.group(epilog=ENVIRONMENT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="eyes-devine")
 def main() -> None:
@@ -99,7 +163,8 @@ def interfaces(as_json: bool, **flags: Any) -> None:
               help="TCP ports carrying HTTP; other TCP is skipped and counted [EYES_DEVINE_PORTS].")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one exchange per line, instead of the table.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
-def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool) -> None:
+@security_options
+def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, **flags: Any) -> None:
     """Read a pcap or pcapng FILE and print its HTTP exchanges.
 
     The same engine as live capture: TCP reassembly (reordering, retransmission,
@@ -115,7 +180,8 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool) -> No
     from eyes_devine.ui.console import make_console
     from eyes_devine.ui.progress import file_progress
 
-    settings = build_settings(ports=ports)
+    settings = build_settings(ports=ports, **flags)
+    annotate = annotator_for(settings)
     # Our own buffer: one write per line would dominate a large read (and PYTHONUNBUFFERED may be set).
     out = open(sys.stdout.fileno(), "w", buffering=1 << 16, encoding="utf-8", errors="replace", closefd=False)
     emit = exchange_writer(out, as_json, colour=sys.stdout.isatty())
@@ -123,9 +189,9 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool) -> No
     try:
         if stderr.is_terminal and not quiet:
             with file_progress(stderr, os.path.basename(capture_file)) as progress:
-                result = read_capture(capture_file, settings.ports, emit, progress)
+                result = read_capture(capture_file, settings.ports, emit, progress, annotate)
         else:
-            result = read_capture(capture_file, settings.ports, emit)
+            result = read_capture(capture_file, settings.ports, emit, annotate=annotate)
         out.flush()
     except CaptureFileError as error:
         fail(str(error), EXIT_FAILURE)
@@ -141,46 +207,6 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool) -> No
         fail(str(result.error), EXIT_FAILURE)
 
 
-def docker_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Flags of the commands that attribute exchanges to containers."""
-    return click.option(
-        "--no-follow-docker-ports", "follow_docker_ports", is_flag=True, default=True, flag_value=False,
-        help="Capture only --ports; by default ports containers expose or publish join the filter as they start.",
-    )(command)
-
-
-def user_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "-u", "--user", metavar="NAME",
-        help="Open the capture sockets as root, then become NAME (groups, gid, uid, no_new_privs), "
-             "as tcpdump -Z does.",
-    )(command)
-
-
-def account_for(user: str | None) -> Any:
-    """The account behind --user, checked before anything starts: bad input is one line and exit 2."""
-    if user is None:
-        return None
-    from eyes_devine.privileges import PrivilegeDropError, forbid_new_privileges, resolve_account
-
-    if hasattr(os, "geteuid") and os.geteuid() != 0:
-        fail("--user needs eyes-devine to start as root (it drops to the user after opening the capture)")
-    try:
-        account = resolve_account(user)
-        forbid_new_privileges()  # here, on the main thread, before any other thread exists
-    except PrivilegeDropError as error:
-        fail(str(error))
-    return account
-
-
-def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--db", "db_path", metavar="FILE",
-        help="SQLite database [EYES_DEVINE_DB; default ~/.local/share/eyes-devine/exchanges.db, "
-             "as root /var/lib/eyes-devine/exchanges.db].",
-    )(command)
-
-
 @main.command(epilog=ENVIRONMENT_HELP + "\n\n\b\nExit codes:\n  0  stopped by SIGTERM or SIGINT, "
               "everything stored\n  1  capture or the database failed\n  2  bad flag, variable or interface")
 @capture_options
@@ -194,6 +220,7 @@ def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
               metavar="SECONDS", help="Seconds between counter lines in the log.")
 @click.option("--json", "as_json", is_flag=True, help="Also print every exchange on stdout as JSON Lines.")
 @user_option
+@security_options
 def run(stats_interval: float, as_json: bool, user: str | None, **flags: Any) -> None:
     """Capture, attribute and store HTTP exchanges until SIGTERM or SIGINT (the headless service).
 
@@ -215,7 +242,8 @@ def run(stats_interval: float, as_json: bool, user: str | None, **flags: Any) ->
     if hint:
         log.warning(hint)
     out = open(sys.stdout.fileno(), "w", buffering=1, encoding="utf-8", closefd=False) if as_json else None
-    options = ServiceOptions(interfaces=selected, stats_interval=stats_interval, account=account)
+    options = ServiceOptions(interfaces=selected, stats_interval=stats_interval, account=account,
+                             annotator=annotator_for(settings))
     sys.exit(asyncio.run(serve(settings, options, log, out)))
 
 
@@ -292,6 +320,7 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
               help="Show what a running `eyes-devine run` stores in --db; needs no capture privileges.")
 @click.option("-c", "--container", metavar="NAME|ID", help="Only exchanges served or sent by this container.")
 @user_option
+@security_options
 def watch(attach: bool, container: str | None, user: str | None, **flags: Any) -> None:
     """The live per-container table: requests, rates, status classes, latency, the latest exchanges.
 
@@ -332,7 +361,8 @@ def watch(attach: bool, container: str | None, user: str | None, **flags: Any) -
             if attach:
                 code, error = asyncio.run(watch_attached(settings, view_filter, show))
             else:
-                code, error = asyncio.run(watch_capturing(settings, interfaces, view_filter, show, account))
+                code, error = asyncio.run(watch_capturing(settings, interfaces, view_filter, show, account,
+                                                          annotator_for(settings)))
         except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
             code, error = EXIT_OK, None
     if error:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 DEFAULT_PORTS: tuple[int, ...] = (80, 8080, 8000, 3000, 5000)
 DEFAULT_KEEP = 1000
 DEFAULT_BATCH_SIZE = 500
+ABUSEIPDB_URL = "https://api.abuseipdb.com/api/v2/check"
 
 DOCKER_ENVIRONMENT = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
 """The variables the Docker SDK reads, passed to it explicitly."""
@@ -26,6 +27,10 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "EYES_DEVINE_KEEP": "exchanges kept per container, in memory and on disk (same as --keep; default 1000)",
     "EYES_DEVINE_BATCH_SIZE": "most exchanges written to SQLite in one transaction (same as --batch-size; default 500)",
     "EYES_DEVINE_LOG_FORMAT": "`run` log lines: text or json (same as --log-format)",
+    "EYES_DEVINE_GEOIP": "a MaxMind .mmdb (GeoLite2 City or Country): where public peers are (same as --geoip)",
+    "EYES_DEVINE_BLOCKLISTS": "comma-separated IP blocklist files added to the built-in list (same as --blocklist)",
+    "ABUSEIPDB_API_KEY": "check public peers with AbuseIPDB's v2 API (cached, off the capture path)",
+    "ABUSEIPDB_URL": "the AbuseIPDB check endpoint (default https://api.abuseipdb.com/api/v2/check)",
     "DOCKER_HOST": "Docker Engine address, as for the docker CLI (with DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)",
 }
 """Every variable eyes-devine reads, for the README and --help."""
@@ -54,6 +59,14 @@ class Settings:
     """Exchanges kept per container (and in the unattributed bucket)."""
     batch_size: int = DEFAULT_BATCH_SIZE
     log_format: str = "text"
+    geoip_path: str | None = None
+    """A MaxMind-format database for the country, city and coordinates of public peers."""
+    blocklists: tuple[str, ...] = ()
+    """IP/CIDR blocklist files (plain, FireHOL or Spamhaus DROP) on top of the built-in list."""
+    abuseipdb_key: str | None = field(default=None, repr=False)
+    abuseipdb_url: str = ABUSEIPDB_URL
+    all_traffic: bool = False
+    """Also summarise non-HTTP flows (DNS, TLS, SSH, ICMP, ...) per container."""
 
     @classmethod
     def build(
@@ -70,6 +83,9 @@ class Settings:
         batch_size: int | None = None,
         log_format: str | None = None,
         is_root: bool = False,
+        geoip_path: str | None = None,
+        blocklists: tuple[str, ...] = (),
+        all_traffic: bool = False,
     ) -> Settings:
         """Combine flags (keyword arguments; empty means not given) with the environment."""
         if interfaces:
@@ -98,6 +114,12 @@ class Settings:
             batch_size=_positive(batch_size, environ.get("EYES_DEVINE_BATCH_SIZE"), "--batch-size",
                                  "EYES_DEVINE_BATCH_SIZE", DEFAULT_BATCH_SIZE),
             log_format=_log_format(log_format or environ.get("EYES_DEVINE_LOG_FORMAT") or "text"),
+            geoip_path=geoip_path or environ.get("EYES_DEVINE_GEOIP") or None,
+            blocklists=tuple(blocklists) or tuple(
+                name.strip() for name in environ.get("EYES_DEVINE_BLOCKLISTS", "").split(",") if name.strip()),
+            abuseipdb_key=environ.get("ABUSEIPDB_API_KEY") or None,
+            abuseipdb_url=environ.get("ABUSEIPDB_URL") or ABUSEIPDB_URL,
+            all_traffic=all_traffic,
         )
 
 

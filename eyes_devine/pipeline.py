@@ -42,10 +42,20 @@ def read_capture(
     ports: tuple[int, ...],
     emit: Callable[[Exchange], None],
     progress: Callable[[int, int], None] | None = None,
+    annotate: Callable[[Exchange], Exchange] | None = None,
 ) -> FileResult:
     """Run a capture file through the engine. Raises CaptureFileError if it cannot be opened at all,
-    UnsupportedLinkType if its frames are of a kind we cannot decode."""
+    UnsupportedLinkType if its frames are of a kind we cannot decode.
+
+    ``annotate`` (security rules, GeoIP, reputation) runs on each exchange before ``emit``.
+    """
     started = time.perf_counter()
+    if annotate is not None:
+        plain_emit = emit
+
+        def emit(exchange: Exchange) -> None:
+            plain_emit(annotate(exchange))
+
     engine = Engine(emit, ports, only_server_ports=True)
     interface = os.path.basename(path)
     current_linktype = None
@@ -163,7 +173,9 @@ class Monitor:
         emit: Callable[[Exchange], None],
         log: Callable[[str], None],
         host_addresses: tuple[str, ...] | None = None,
+        annotate: Callable[[Exchange], Exchange] | None = None,
     ) -> None:
+        """``annotate`` (security rules, GeoIP, reputation) runs on each exchange after attribution."""
         self.settings = settings
         if host_addresses is None:
             from eyes_devine.discovery import read_host_interfaces
@@ -178,7 +190,7 @@ class Monitor:
         def attributed(exchange: Exchange) -> None:
             with lock:
                 exchange = attribute(exchange)
-            emit(exchange)
+            emit(annotate(exchange) if annotate is not None else exchange)
 
         from eyes_devine.dockerapi import DockerWatcher  # the SDK costs `read` startup time; only live use needs it
 

@@ -26,6 +26,7 @@ from eyes_devine.model import Exchange
 from eyes_devine.output import json_line
 from eyes_devine.pipeline import Monitor
 from eyes_devine.privileges import Account, PrivilegeDropError, drop_privileges
+from eyes_devine.security import Annotator
 from eyes_devine.store import BatchWriter, RingBuffers, StoreError, open_store
 
 EXIT_OK = 0
@@ -41,6 +42,8 @@ class ServiceOptions:
     """Seconds between sniffer health checks (a vanished interface is picked up again)."""
     account: Account | None = None
     """Become this user once the capture sockets are open (``--user``)."""
+    annotator: Annotator | None = None
+    """Security rules, GeoIP and reputation, applied to each exchange after attribution."""
 
 
 async def serve(
@@ -74,7 +77,8 @@ async def serve(
         on_error=lambda error: log.warning(f"could not store a batch: {error}"),
     )
     writer.start()
-    monitor = Monitor(settings, options.interfaces, _sink(writer, rings, out, also), log.info)
+    monitor = Monitor(settings, options.interfaces, _sink(writer, rings, out, also), log.info,
+                      annotate=options.annotator)
     account = options.account
     if account is not None:
         hand_over(store.path, account)
@@ -110,6 +114,8 @@ async def serve(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await asyncio.to_thread(monitor.stop)  # the engine's last exchanges reach the writer here
+        if options.annotator is not None:
+            options.annotator.close()
         await writer.close()
     log.info("stopped, everything captured is stored", **_counters(monitor, writer))
     return EXIT_OK

@@ -23,6 +23,7 @@ from eyes_devine.containers import ContainerMap
 from eyes_devine.logs import MemoryLog
 from eyes_devine.model import Exchange
 from eyes_devine.privileges import Account
+from eyes_devine.security import Annotator
 from eyes_devine.stats import Board
 from eyes_devine.store import StoreError, open_store
 from eyes_devine.ui.watch import Status
@@ -78,7 +79,8 @@ def _stop_on_signals(stopping: asyncio.Event) -> Callable[[], None]:
 
 
 async def watch_capturing(settings: Settings, interfaces: tuple[str, ...], view_filter: WatchFilter,
-                          show: Callable[[View], object], account: Account | None = None) -> tuple[int, str | None]:
+                          show: Callable[[View], object], account: Account | None = None,
+                          annotator: Annotator | None = None) -> tuple[int, str | None]:
     """Capture like `run` and show it; returns the exit code and the error to print after the screen closes."""
     from eyes_devine.service import ServiceOptions, serve
 
@@ -111,8 +113,8 @@ async def watch_capturing(settings: Settings, interfaces: tuple[str, ...], view_
 
     refresher = asyncio.get_running_loop().create_task(refresh())
     try:
-        code = await serve(settings, ServiceOptions(interfaces=interfaces, account=account), log, also=board.add,
-                           on_running=on_running)
+        options = ServiceOptions(interfaces=interfaces, account=account, annotator=annotator)
+        code = await serve(settings, options, log, also=board.add, on_running=on_running)
     finally:
         refresher.cancel()
     return code, log.last_error

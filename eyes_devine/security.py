@@ -1,0 +1,61 @@
+"""Security annotations on each exchange: suspicious-request rules, GeoIP, IP reputation.
+
+One :class:`Annotator` runs its stages in order on every exchange, after
+Docker attribution and before storage and output, on the engine thread (live)
+or the reading loop (`read`).  A stage takes an exchange and returns it, or a
+copy with its fields filled in; it must be cheap and never block: anything
+slow (a web API) happens on the stage's own thread, and the stage only reads
+what that thread has already learned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from eyes_devine.config import Settings
+from eyes_devine.model import Exchange
+
+
+class Stage(Protocol):
+    def __call__(self, exchange: Exchange) -> Exchange: ...
+
+
+class Annotator:
+    """The stages settings ask for, applied in order; ``close`` stops their background work."""
+
+    def __init__(self, stages: list[Stage], closers: list[Callable[[], None]] | None = None) -> None:
+        self.stages = stages
+        self._closers = closers or []
+
+    def __call__(self, exchange: Exchange) -> Exchange:
+        for stage in self.stages:
+            exchange = stage(exchange)
+        return exchange
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
+
+
+def build_annotator(settings: Settings, log: Callable[[str], None]) -> Annotator:
+    """Rules always; GeoIP and reputation as configured.  Raises SecurityConfigError for unusable files."""
+    stages: list[Stage] = []
+    closers: list[Callable[[], None]] = []
+    _add_rules(settings, log, stages, closers)
+    _add_intel(settings, log, stages, closers)
+    return Annotator(stages, closers)
+
+
+class SecurityConfigError(ValueError):
+    """A --geoip database or --blocklist file cannot be used; one line naming it and the fix."""
+
+
+def _add_rules(settings: Settings, log: Callable[[str], None], stages: list[Stage],
+               closers: list[Callable[[], None]]) -> None:
+    """Suspicious-request rules (eyes_devine.rules)."""
+
+
+def _add_intel(settings: Settings, log: Callable[[str], None], stages: list[Stage],
+               closers: list[Callable[[], None]]) -> None:
+    """GeoIP and IP reputation (eyes_devine.intel)."""
