@@ -18,6 +18,7 @@ from eyes_devine import __version__
 from eyes_devine.config import ENVIRONMENT_VARIABLES, ConfigError, Settings
 from eyes_devine.discovery import UnknownInterfaceError
 from eyes_devine.profiles import ProfileError
+from eyes_devine.rules import RULE_IDS
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -119,6 +120,14 @@ def annotator_for(settings: Settings, log: Callable[[str], None] = lambda line: 
         fail(str(error))
 
 
+def all_traffic_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--all-traffic", is_flag=True, default=None,
+        help="Also summarise every TCP, UDP and ICMP flow per container (DNS, TLS with SNI, SSH, FTP, HTTP, ICMP) "
+             "for `eyes-devine flows`; captures every IP packet, HTTP is still parsed on the HTTP ports.",
+    )(command)
+
+
 def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--db", "db_path", metavar="FILE",
@@ -163,8 +172,11 @@ def interfaces(as_json: bool, **flags: Any) -> None:
               help="TCP ports carrying HTTP; other TCP is skipped and counted [EYES_DEVINE_PORTS].")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one exchange per line, instead of the table.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@click.option("--flows", "flows_only", is_flag=True,
+              help="Print the file's flows (every TCP, UDP and ICMP conversation, classified) instead of its "
+                   "exchanges.")
 @security_options
-def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, **flags: Any) -> None:
+def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows_only: bool, **flags: Any) -> None:
     """Read a pcap or pcapng FILE and print its HTTP exchanges.
 
     The same engine as live capture: TCP reassembly (reordering, retransmission,
@@ -184,14 +196,22 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, **fla
     annotate = annotator_for(settings)
     # Our own buffer: one write per line would dominate a large read (and PYTHONUNBUFFERED may be set).
     out = open(sys.stdout.fileno(), "w", buffering=1 << 16, encoding="utf-8", errors="replace", closefd=False)
-    emit = exchange_writer(out, as_json, colour=sys.stdout.isatty())
+    flows: list[Any] = []
+    if flows_only:
+        def emit(exchange: Any) -> None:
+            pass
+    else:
+        emit = exchange_writer(out, as_json, colour=sys.stdout.isatty())
+    emit_flow = flows.append if flows_only else None
     stderr = make_console(stderr=True)
     try:
         if stderr.is_terminal and not quiet:
             with file_progress(stderr, os.path.basename(capture_file)) as progress:
-                result = read_capture(capture_file, settings.ports, emit, progress, annotate)
+                result = read_capture(capture_file, settings.ports, emit, progress, annotate, emit_flow)
         else:
-            result = read_capture(capture_file, settings.ports, emit, annotate=annotate)
+            result = read_capture(capture_file, settings.ports, emit, annotate=annotate, emit_flow=emit_flow)
+        if flows_only:
+            _print_flows(sorted(flows, key=lambda flow: flow.ts_first), as_json, out)
         out.flush()
     except CaptureFileError as error:
         fail(str(error), EXIT_FAILURE)
@@ -219,6 +239,7 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, **fla
 @click.option("--stats-interval", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               metavar="SECONDS", help="Seconds between counter lines in the log.")
 @click.option("--json", "as_json", is_flag=True, help="Also print every exchange on stdout as JSON Lines.")
+@all_traffic_option
 @user_option
 @security_options
 def run(stats_interval: float, as_json: bool, user: str | None, **flags: Any) -> None:
@@ -243,7 +264,7 @@ def run(stats_interval: float, as_json: bool, user: str | None, **flags: Any) ->
         log.warning(hint)
     out = open(sys.stdout.fileno(), "w", buffering=1, encoding="utf-8", closefd=False) if as_json else None
     options = ServiceOptions(interfaces=selected, stats_interval=stats_interval, account=account,
-                             annotator=annotator_for(settings))
+                             annotator=annotator_for(settings, log.warning))
     sys.exit(asyncio.run(serve(settings, options, log, out)))
 
 
@@ -262,10 +283,9 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
 
     Opens the database read-only, so it works while `run` is writing.
     """
-    import asyncio
     import time
 
-    from eyes_devine.store import Query, StoreError, open_store, parse_since, parse_status
+    from eyes_devine.store import Query, parse_since, parse_status
 
     db_path = flags.pop("db_path")
     settings = build_settings(db_path=db_path, is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False)
@@ -277,6 +297,51 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
         )
     except ValueError as error:
         fail(str(error))
+
+    from eyes_devine.ui.requests_table import requests_table
+
+    _show_stored(settings, query, as_json, requests_table, "no stored exchanges match")
+
+
+@main.command(epilog=ENVIRONMENT_HELP)
+@store_options
+@click.option("-c", "--container", metavar="NAME|ID", help="Served or sent by this container (name, or id prefix).")
+@click.option("--rule", type=click.Choice(RULE_IDS), metavar="ID", help="Only exchanges that matched this rule.")
+@click.option("--since", metavar="AGE|TIME", help="Only newer than an age (90s, 10m, 2h, 1d) or an ISO-8601 time.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="The newest N matching exchanges.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines with the exchange keys instead of the table.")
+def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, container: str | None,
+           db_path: str | None) -> None:
+    """Show the stored exchanges that matched a suspicious-request rule, oldest of the selection first.
+
+    \b
+    Rules: path-traversal, sql-injection, xss (in the percent-decoded target),
+    sensitive-path (/.env, /.git/, /wp-admin, /phpmyadmin, ...),
+    scanner-user-agent (sqlmap, nikto, masscan, zgrab, ...),
+    burst-4xx (20 or more 4xx answers to one client within 10 s).
+    """
+    import time
+
+    from eyes_devine.store import Query, parse_since
+    from eyes_devine.ui.alerts_table import alerts_table
+
+    settings = build_settings(db_path=db_path, is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False)
+    try:
+        query = Query(container=container, alerted=True, rule=rule, limit=limit,
+                      since=parse_since(since, time.time()) if since else None)
+    except ValueError as error:
+        fail(str(error))
+    _show_stored(settings, query, as_json, alerts_table, "no stored exchanges matched a rule")
+
+
+def _show_stored(settings: Settings, query: Any, as_json: bool, table: Callable[[list[Any], float], Any],
+                 nothing: str) -> None:
+    """Print what ``query`` finds in the database read-only, oldest first: JSON Lines, or ``table``."""
+    import asyncio
+    import time
+
+    from eyes_devine.store import StoreError, open_store
 
     async def fetch() -> list[Any]:
         store = await open_store(settings.db_path, settings.keep, readonly=True)
@@ -302,13 +367,83 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     from eyes_devine.ui.console import make_console
-    from eyes_devine.ui.requests_table import requests_table
 
-    console = make_console()
     if not found:
-        click.echo("no stored exchanges match", err=True)
+        click.echo(nothing, err=True)
         return
-    console.print(requests_table(found, time.time()))
+    make_console().print(table(found, time.time()))
+
+
+@main.command(epilog=ENVIRONMENT_HELP)
+@store_options
+@click.option("-c", "--container", metavar="NAME|ID", help="Served or started by this container (name, or id prefix).")
+@click.option("--protocol", metavar="NAME",
+              help="Only this protocol: dns, tls, ssh, ftp, http, tcp, udp, icmp or icmpv6.")
+@click.option("--since", metavar="AGE|TIME", help="Only active after an age (90s, 10m, 2h, 1d) or an ISO-8601 time.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="The N flows that ended last.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines with the flow keys instead of the table.")
+def flows(as_json: bool, limit: int, since: str | None, protocol: str | None, container: str | None,
+          db_path: str | None) -> None:
+    """Show the flows `eyes-devine run --all-traffic` stored, oldest of the selection first.
+
+    A flow is one TCP, UDP or ICMP conversation: its ends, what it carried (by
+    payload signature, else by port), the TLS server name, packets and bytes
+    each way. Opens the database read-only, so it works while `run` writes.
+    """
+    import asyncio
+    import time
+
+    from eyes_devine.flows import PROTOCOLS
+    from eyes_devine.store import FlowQuery, StoreError, open_store, parse_since
+
+    settings = build_settings(db_path=db_path, is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False)
+    if protocol is not None and protocol.lower() not in PROTOCOLS:
+        fail(f"--protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    try:
+        query = FlowQuery(container=container, protocol=protocol, limit=limit,
+                          since=parse_since(since, time.time()) if since else None)
+    except ValueError as error:
+        fail(str(error))
+
+    async def fetch() -> list[Any]:
+        store = await open_store(settings.db_path, settings.keep, readonly=True)
+        try:
+            return await store.query_flows(query)
+        finally:
+            await store.close()
+
+    try:
+        found = asyncio.run(fetch())
+    except StoreError as error:
+        fail(str(error), EXIT_FAILURE)
+    found.reverse()
+    if not found and not as_json:
+        click.echo("no stored flows match (flows are stored by `eyes-devine run --all-traffic`)", err=True)
+        return
+    _print_flows(found, as_json, open(sys.stdout.fileno(), "w", buffering=1 << 16, encoding="utf-8", closefd=False))
+
+
+def _print_flows(found: list[Any], as_json: bool, out: Any) -> None:
+    """Flows as JSON Lines, or as a table on the terminal; a reader that went away ends it quietly."""
+    import time
+
+    try:
+        if as_json:
+            from eyes_devine.output import flow_json_line
+
+            for flow in found:
+                out.write(flow_json_line(flow) + "\n")
+            out.flush()
+        else:
+            from eyes_devine.ui.console import make_console
+            from eyes_devine.ui.flows_table import flows_table
+
+            out.flush()
+            make_console().print(flows_table(found, time.time()))
+            sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @main.command(epilog=ENVIRONMENT_HELP)
@@ -319,15 +454,19 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
 @click.option("--attach", is_flag=True,
               help="Show what a running `eyes-devine run` stores in --db; needs no capture privileges.")
 @click.option("-c", "--container", metavar="NAME|ID", help="Only exchanges served or sent by this container.")
+@click.option("--flows", "flows_view", is_flag=True,
+              help="Show recent flows (DNS, TLS, SSH, ICMP, ...) instead of the latest exchanges; implies "
+                   "--all-traffic when capturing.")
+@all_traffic_option
 @user_option
 @security_options
-def watch(attach: bool, container: str | None, user: str | None, **flags: Any) -> None:
+def watch(attach: bool, container: str | None, user: str | None, flows_view: bool, **flags: Any) -> None:
     """The live per-container table: requests, rates, status classes, latency, the latest exchanges.
 
     Standalone it captures like `run` (same interfaces, filter and database, so
     `requests` sees what it saw); with --attach it follows a running `run`'s
     database instead. -i and --ports narrow what is shown in either mode.
-    Ctrl-C leaves it.
+    --flows shows recent flows in the lower table. Ctrl-C leaves it.
     """
     import asyncio
     import time
@@ -338,6 +477,8 @@ def watch(attach: bool, container: str | None, user: str | None, **flags: Any) -
     from eyes_devine.watch import WatchFilter, watch_attached, watch_capturing
 
     explicit_ports = flags.get("ports") is not None or bool(os.environ.get("EYES_DEVINE_PORTS", "").strip())
+    if flows_view and not attach:
+        flags["all_traffic"] = True
     settings = build_settings(is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False, **flags)
     view_filter = WatchFilter(container, settings.ports if explicit_ports else (), settings.interfaces or ())
     account = account_for(user)
@@ -350,7 +491,7 @@ def watch(attach: bool, container: str | None, user: str | None, **flags: Any) -
         if not current:
             return ""
         view = current[0]
-        return screen(view.status, view.board.snapshot(time.time()), width, height)
+        return screen(view.status, view.board.snapshot(time.time()), width, height, flows=view.recent_flows())
 
     with LiveScreen(console, draw) as live:
         def show(view: Any) -> None:
@@ -359,10 +500,10 @@ def watch(attach: bool, container: str | None, user: str | None, **flags: Any) -
 
         try:
             if attach:
-                code, error = asyncio.run(watch_attached(settings, view_filter, show))
+                code, error = asyncio.run(watch_attached(settings, view_filter, show, flows_view))
             else:
                 code, error = asyncio.run(watch_capturing(settings, interfaces, view_filter, show, account,
-                                                          annotator_for(settings)))
+                                                          annotator_for(settings), flows_view))
         except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
             code, error = EXIT_OK, None
     if error:

@@ -184,5 +184,11 @@ def port_filter(ports: tuple[int, ...]) -> str:
     return "tcp and (" + " or ".join(f"port {port}" for port in ports) + ")"
 
 
+ALL_TRAFFIC_FILTER = "ip or ip6"
+"""The capture filter of --all-traffic: every IP packet, for flow summaries (HTTP is still parsed on the ports)."""
+
+
 def bpf_filter(settings: Settings) -> str:
-    return settings.capture_filter or port_filter(settings.ports)
+    if settings.capture_filter:
+        return settings.capture_filter
+    return ALL_TRAFFIC_FILTER if settings.all_traffic else port_filter(settings.ports)

@@ -17,6 +17,12 @@ packets captured on the sending host) means "up to the end of the frame".
 This is the hot path.  Ethernet, Linux cooked (SLL, SLL2) and raw IP frames
 carrying a plain IPv4 header (no options, no fragment) are decoded with two
 precompiled ``struct`` unpacks; every other shape takes the general path.
+
+Flow summaries (``--all-traffic``) need UDP and ICMP too: given an
+:data:`Observe` callback, :func:`decoder_for` returns instead a decoder that
+walks every frame through the general path, shows each TCP, UDP, ICMP and
+ICMPv6 packet to the callback, and still returns TCP segments (with the same
+counts).  Without one, the fast path above is all there is.
 """
 
 from __future__ import annotations
@@ -44,6 +50,16 @@ LINKTYPE_LINUX_SLL2 = 276
 Decode = Callable[[bytes, float, str], Segment | None]
 """(frame, timestamp, interface name) → segment, or None when the frame carries no usable TCP."""
 
+Observe = Callable[[float, str, int, bytes, bytes, int, int, int, int, bytes], None]
+"""(timestamp, interface, IP protocol, source address, destination address, source port, destination port,
+TCP flags, IP length, transport payload): one packet, for flow summaries.  ICMP and ICMPv6 have ports of 0
+and their whole message (type, code, ...) as the payload; UDP and ICMP have flags of 0."""
+
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_ICMPV6 = 58
+
 
 class UnsupportedLinkType(ValueError):
     """The capture's link type is not one we can decode."""
@@ -57,7 +73,7 @@ _AF_INET6 = frozenset((10, 23, 24, 28, 30))
 """Linux, Windows, NetBSD/OpenBSD, FreeBSD, macOS."""
 _IPV6_SKIPPABLE = frozenset((0, 43, 60))
 """Hop-by-hop, routing and destination options: length in 8-byte units after the first 8."""
-_IPPROTO_TCP = 6
+_IPPROTO_TCP = IPPROTO_TCP
 _IPPROTO_FRAGMENT = 44
 _IPPROTO_AH = 51
 
@@ -67,10 +83,16 @@ _IPV4 = struct.Struct("!" + _IPV4_FIELDS)
 _IPV6 = struct.Struct("!IHBx16s16s")
 _TCP = struct.Struct("!HHIIBBH")
 """ports, seq, ack, data offset byte, flags, window."""
+_PORTS = struct.Struct("!HH")
 
 
-def decoder_for(linktype: int, counters: EngineCounters) -> Decode:
-    """The decode function for one pcap link type, counting into ``counters``."""
+def decoder_for(linktype: int, counters: EngineCounters, observe: Observe | None = None) -> Decode:
+    """The decode function for one pcap link type, counting into ``counters``.
+
+    With ``observe``, every TCP, UDP and ICMP packet is also shown to it (see the module docstring).
+    """
+    if observe is not None:
+        return _observing(counters, _ip_locator(linktype), observe)
     if linktype == LINKTYPE_ETHERNET:
         return _framed(counters, "12xH", 14, _ethernet_general)
     if linktype == LINKTYPE_LINUX_SLL:
@@ -85,7 +107,11 @@ def decoder_for(linktype: int, counters: EngineCounters) -> Decode:
         return _guarded(counters, _ipv6_at_0)
     if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
         return _guarded(counters, _loopback)
-    raise UnsupportedLinkType(
+    raise _unsupported(linktype)
+
+
+def _unsupported(linktype: int) -> UnsupportedLinkType:
+    return UnsupportedLinkType(
         f"unsupported link type {linktype}: eyes-devine decodes Ethernet (1), Linux cooked SLL (113) "
         "and SLL2 (276), raw IP (12, 14, 101, 228, 229) and BSD loopback (0, 108)"
     )
@@ -271,6 +297,51 @@ def _ipv6(frame: bytes, off: int, ts: float, interface: str, counters: EngineCou
     return _tcp(frame, pos, end, src, dst, ts, interface, counters)
 
 
+_Packet = tuple[int, bytes, bytes, int, int]
+"""An IP packet's transport protocol, source, destination, and where its transport header starts and it ends."""
+
+
+def _ipv4_packet(frame: bytes, off: int, counters: EngineCounters) -> _Packet | None:
+    """:func:`_ipv4` for the observing path, for any transport (kept apart: the TCP-only path builds no tuple)."""
+    vihl, total, frag, proto, src, dst = _IPV4.unpack_from(frame, off)
+    header = (vihl & 0x0F) << 2
+    available = len(frame) - off
+    if total == 0:
+        total = available
+    if vihl >> 4 != 4 or header < 20 or not header <= total <= available:
+        counters.undecodable += 1
+        return None
+    if frag & 0x3FFF:
+        counters.ip_fragments += 1
+        return None
+    return proto, src, dst, off + header, off + total
+
+
+def _ipv6_packet(frame: bytes, off: int, counters: EngineCounters) -> _Packet | None:
+    """:func:`_ipv6` for the observing path, for any transport: the header chain walked as there."""
+    version_class_flow, length, next_header, src, dst = _IPV6.unpack_from(frame, off)
+    pos = off + 40
+    end = pos + length if length else len(frame)
+    if version_class_flow >> 28 != 6 or end > len(frame):
+        counters.undecodable += 1
+        return None
+    while True:
+        if next_header in _IPV6_SKIPPABLE:
+            next_header, pos = frame[pos], pos + ((frame[pos + 1] + 1) << 3)
+        elif next_header == _IPPROTO_FRAGMENT:
+            if ((frame[pos + 2] << 8) | frame[pos + 3]) & 0xFFF9:
+                counters.ip_fragments += 1
+                return None
+            next_header, pos = frame[pos], pos + 8  # an atomic fragment is a whole packet
+        elif next_header == _IPPROTO_AH:
+            next_header, pos = frame[pos], pos + ((frame[pos + 1] + 2) << 2)
+        else:
+            return next_header, src, dst, pos, end
+        if pos > end:
+            counters.undecodable += 1
+            return None
+
+
 def _tcp(
     frame: bytes, off: int, end: int, src: bytes, dst: bytes, ts: float, interface: str, counters: EngineCounters
 ) -> Segment | None:
@@ -284,3 +355,82 @@ def _tcp(
         counters.undecodable += 1
         return None
     return Segment(ts, interface, src, dst, sport, dport, seq, ack, flags, window, frame[start:end])
+
+
+# The observing path (flow summaries): every frame through the general path, every transport shown.
+
+_Locate = Callable[[bytes], int]
+"""Where a frame's IP header starts, or -1 when the frame carries no IP."""
+
+
+def _ip_locator(linktype: int) -> _Locate:
+    if linktype == LINKTYPE_ETHERNET:
+        return lambda frame: _after_ethertype(frame, (frame[12] << 8) | frame[13], 14)
+    if linktype == LINKTYPE_LINUX_SLL:
+        return lambda frame: _after_ethertype(frame, (frame[14] << 8) | frame[15], 16)
+    if linktype == LINKTYPE_LINUX_SLL2:
+        return lambda frame: _after_ethertype(frame, (frame[0] << 8) | frame[1], 20)
+    if linktype in (LINKTYPE_RAW, LINKTYPE_DLT_RAW12, LINKTYPE_DLT_RAW14):
+        return lambda frame: 0
+    if linktype == LINKTYPE_IPV4:  # the link type fixes the version, as for the plain decoder
+        return lambda frame: 0 if frame[0] >> 4 == 4 else -1
+    if linktype == LINKTYPE_IPV6:
+        return lambda frame: 0 if frame[0] >> 4 == 6 else -1
+    if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
+        return _after_loopback
+    raise _unsupported(linktype)
+
+
+def _after_ethertype(frame: bytes, ethertype: int, off: int) -> int:
+    while ethertype in _VLAN_TPIDS:
+        ethertype = (frame[off + 2] << 8) | frame[off + 3]
+        off += 4
+    return off if ethertype in (_ETHERTYPE_IPV4, _ETHERTYPE_IPV6) else -1
+
+
+def _after_loopback(frame: bytes) -> int:
+    family = int.from_bytes(frame[:4], "little")
+    if family > 0xFF:
+        family = int.from_bytes(frame[:4], "big")
+    return 4 if family == _AF_INET or family in _AF_INET6 else -1
+
+
+def _observing(counters: EngineCounters, locate: _Locate, observe: Observe) -> Decode:
+    """A decoder showing every TCP, UDP and ICMP packet to ``observe`` and returning TCP segments as usual."""
+    unpack_ports = _PORTS.unpack_from
+
+    def decode(frame: bytes, ts: float, interface: str) -> Segment | None:
+        counters.packets += 1
+        counters.bytes += len(frame)
+        try:
+            off = locate(frame)
+            version = frame[off] >> 4 if off >= 0 else 0
+            if version == 4:
+                packet = _ipv4_packet(frame, off, counters)
+            elif version == 6:
+                packet = _ipv6_packet(frame, off, counters)
+            else:
+                counters.undecodable += 1
+                return None
+            if packet is None:
+                return None
+            proto, src, dst, start, end = packet
+            if proto == IPPROTO_TCP:
+                segment = _tcp(frame, start, end, src, dst, ts, interface, counters)
+                if segment is not None:
+                    observe(ts, interface, proto, src, dst, segment.src_port, segment.dst_port, segment.flags,
+                            end - off, segment.payload)
+                return segment
+            counters.undecodable += 1  # as without an observer: "not TCP"
+            if proto == IPPROTO_UDP:
+                if end - start >= 8:
+                    sport, dport = unpack_ports(frame, start)
+                    observe(ts, interface, proto, src, dst, sport, dport, 0, end - off, frame[start + 8 : end])
+            elif proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
+                observe(ts, interface, proto, src, dst, 0, 0, 0, end - off, frame[start:end])
+            return None
+        except (struct.error, IndexError):
+            counters.undecodable += 1
+            return None
+
+    return decode

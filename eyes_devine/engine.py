@@ -3,6 +3,10 @@
 Live capture and capture files feed the same :class:`Engine`; only the source
 differs.  Nothing here does I/O or imports an adapter, so the whole path from
 bytes to exchanges is tested from pcaps without privileges.
+
+With a :class:`~eyes_devine.flows.FlowTracker` (``--all-traffic``) the decoder
+also shows every TCP, UDP and ICMP packet to the tracker, and only TCP on the
+server ports goes on to HTTP parsing, as the BPF port filter does otherwise.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 
 from eyes_devine.decode import Decode, decoder_for
+from eyes_devine.flows import FlowTracker
 from eyes_devine.http import HttpConnection
 from eyes_devine.model import EngineCounters, Exchange, Segment
 from eyes_devine.tcp import FlowTable, TcpLimits
@@ -28,12 +33,15 @@ class Engine:
         *,
         only_server_ports: bool = False,
         limits: TcpLimits | None = None,
+        tracker: FlowTracker | None = None,
     ) -> None:
-        """``only_server_ports`` drops TCP on other ports, as the BPF filter does for live capture."""
+        """``only_server_ports`` drops TCP on other ports, as the BPF filter does for live capture; a ``tracker``
+        implies it, since its capture filter lets every port through."""
         self.counters = EngineCounters()
         counters = self.counters
         self._decoders: dict[int, Decode] = {}
-        self._ports = frozenset(server_ports) if only_server_ports else None
+        self.tracker = tracker
+        self._ports = frozenset(server_ports) if only_server_ports or tracker is not None else None
         self.flows = FlowTable(
             lambda endpoints, ts: HttpConnection(endpoints, emit, counters),
             counters,
@@ -47,7 +55,8 @@ class Engine:
         """The decoder for a link type; raises UnsupportedLinkType for ones we cannot read."""
         decode = self._decoders.get(linktype)
         if decode is None:
-            decode = self._decoders[linktype] = decoder_for(linktype, self.counters)
+            observe = self.tracker.observe if self.tracker is not None else None
+            decode = self._decoders[linktype] = decoder_for(linktype, self.counters, observe)
         return decode
 
     def feed(self, linktype: int, ts: float, frame: bytes, interface: str) -> None:
@@ -68,6 +77,12 @@ class Engine:
 
         return feed
 
+    def set_server_ports(self, server_ports: Collection[int]) -> None:
+        """HTTP ports from now on (they grow as containers publish ports)."""
+        if self._ports is not None:
+            self._ports = frozenset(server_ports)
+        self.flows.set_server_ports(server_ports)
+
     def _ingest(self, segment: Segment) -> None:
         ports = self._ports
         if ports is not None and segment.src_port not in ports and segment.dst_port not in ports:
@@ -82,7 +97,11 @@ class Engine:
         """Time passes (also called without packets, so idle flows end on a quiet network)."""
         self._next_expiry = now + EXPIRE_EVERY
         self.flows.expire(now)
+        if self.tracker is not None:
+            self.tracker.expire(now)
 
     def finish(self) -> None:
         """End of input: every open connection ends, and what it still held comes out."""
         self.flows.close_all(self.last_ts)
+        if self.tracker is not None:
+            self.tracker.close_all()

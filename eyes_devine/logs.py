@@ -53,8 +53,12 @@ class ServiceLog:
 
 
 def _text(value: object) -> str:
+    """A field value on one line: quoted (JSON escapes) when it has spaces, quotes, = or control characters,
+    so a URL an attacker chose can neither split the line nor fake another field."""
     text = str(value)
-    return json.dumps(text) if not text or any(c in text for c in ' "=') else text
+    if not text or any(c in text for c in ' "=\\') or not text.isprintable():
+        return json.dumps(text)
+    return text
 
 
 class MemoryLog:

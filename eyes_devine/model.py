@@ -158,7 +158,8 @@ class EngineCounters:
     """Frames that were not IPv4/IPv6 TCP, or were malformed."""
     ip_fragments: int = 0
     off_port_segments: int = 0
-    """TCP segments on no HTTP port (only counted when reading files, where no BPF filter applied)."""
+    """TCP segments on no HTTP port (counted when reading files, and with --all-traffic, where no BPF port filter
+    applied)."""
     flows: int = 0
     flows_evicted: int = 0
     flows_timed_out: int = 0

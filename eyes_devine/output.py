@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from json.encoder import encode_basestring as _quote
 from typing import TextIO
 
+from eyes_devine.flows import Flow
 from eyes_devine.model import Exchange
 from eyes_devine.pipeline import FileResult
 from eyes_devine.ui.exchanges import ExchangeTable
@@ -64,6 +66,7 @@ def summary_line(path: str, result: FileResult) -> str:
     parts = [
         f"{result.frames} packets",
         f"{c.exchanges} exchanges",
+        *([f"{result.engine.tracker.emitted} flows"] if result.engine.tracker is not None else []),
         f"{c.non_http_streams} non-HTTP streams" + (f" ({c.tls_streams} TLS)" if c.tls_streams else ""),
         f"{c.gaps} gaps ({c.bytes_missing} bytes missing)",
     ]
@@ -76,3 +79,8 @@ def summary_line(path: str, result: FileResult) -> str:
     if c.off_port_segments:
         parts.append(f"{c.off_port_segments} TCP segments on other ports (see --ports)")
     return f"{path}: " + ", ".join(parts) + f" in {result.seconds:.2f}s"
+
+
+def flow_json_line(flow: Flow) -> str:
+    """One flow summary as compact JSON: the keys of `flows --json`."""
+    return json.dumps(flow.to_dict(), separators=(",", ":"))

@@ -21,6 +21,7 @@ from eyes_devine.capture import LiveCapture
 from eyes_devine.config import Settings, bpf_filter, port_filter
 from eyes_devine.containers import ContainerMap
 from eyes_devine.engine import Engine
+from eyes_devine.flows import Flow, FlowTracker, attribute_flow
 from eyes_devine.model import Exchange
 from eyes_devine.pcapfile import CaptureFile, CaptureFileError
 
@@ -43,11 +44,13 @@ def read_capture(
     emit: Callable[[Exchange], None],
     progress: Callable[[int, int], None] | None = None,
     annotate: Callable[[Exchange], Exchange] | None = None,
+    emit_flow: Callable[[Flow], None] | None = None,
 ) -> FileResult:
     """Run a capture file through the engine. Raises CaptureFileError if it cannot be opened at all,
     UnsupportedLinkType if its frames are of a kind we cannot decode.
 
-    ``annotate`` (security rules, GeoIP, reputation) runs on each exchange before ``emit``.
+    ``annotate`` (security rules, GeoIP, reputation) runs on each exchange before ``emit``; with
+    ``emit_flow`` every TCP, UDP and ICMP flow is summarised to it too.
     """
     started = time.perf_counter()
     if annotate is not None:
@@ -56,7 +59,8 @@ def read_capture(
         def emit(exchange: Exchange) -> None:
             plain_emit(annotate(exchange))
 
-    engine = Engine(emit, ports, only_server_ports=True)
+    engine = Engine(emit, ports, only_server_ports=True,
+                    tracker=FlowTracker(emit_flow) if emit_flow is not None else None)
     interface = os.path.basename(path)
     current_linktype = None
     feed = None
@@ -93,8 +97,10 @@ class LivePipeline:
         bpf: str,
         ports: tuple[int, ...],
         emit: Callable[[Exchange], None],
+        tracker: FlowTracker | None = None,
     ) -> None:
-        self.engine = Engine(emit, ports)
+        """With a flow ``tracker`` (whose BPF filter lets every port through), HTTP is parsed on ``ports`` only."""
+        self.engine = Engine(emit, ports, tracker=tracker)
         # SimpleQueue is the cheapest thread hand-off in CPython; its bound is enforced by hand.
         self._frames: queue.SimpleQueue = queue.SimpleQueue()
         self.queue_drops = 0
@@ -142,10 +148,12 @@ class LivePipeline:
         """Sniffer health: a line per interface that stopped or came back."""
         return self.capture.check()
 
-    def set_ports(self, ports: tuple[int, ...], bpf: str) -> None:
-        """Capture another set of HTTP ports from now on (BPF in the kernel, server side in the flow table)."""
-        self.engine.flows.set_server_ports(ports)
-        self.capture.set_filter(bpf)
+    def set_ports(self, ports: tuple[int, ...], bpf: str | None) -> None:
+        """Capture another set of HTTP ports from now on (BPF in the kernel unless ``bpf`` is None, server side
+        in the flow table)."""
+        self.engine.set_server_ports(ports)
+        if bpf is not None:
+            self.capture.set_filter(bpf)
 
     def stop(self) -> None:
         """Stop capturing, process every frame already queued, then end every connection."""
@@ -174,8 +182,12 @@ class Monitor:
         log: Callable[[str], None],
         host_addresses: tuple[str, ...] | None = None,
         annotate: Callable[[Exchange], Exchange] | None = None,
+        emit_flow: Callable[[Flow], None] | None = None,
     ) -> None:
-        """``annotate`` (security rules, GeoIP, reputation) runs on each exchange after attribution."""
+        """``annotate`` (security rules, GeoIP, reputation) runs on each exchange after attribution.
+
+        With ``settings.all_traffic``, flow summaries go to ``emit_flow``, attributed like exchanges.
+        """
         self.settings = settings
         if host_addresses is None:
             from eyes_devine.discovery import read_host_interfaces
@@ -194,7 +206,20 @@ class Monitor:
 
         from eyes_devine.dockerapi import DockerWatcher  # the SDK costs `read` startup time; only live use needs it
 
-        self.live = LivePipeline(interfaces, bpf_filter(settings), settings.ports, attributed)
+        tracker = None
+        if settings.all_traffic:
+            if emit_flow is None:
+                raise ValueError("all_traffic needs emit_flow: its filter lets every port through")
+            containers = self.containers
+            flow_sink = emit_flow
+
+            def attributed_flow(flow: Flow) -> None:
+                with lock:
+                    flow = attribute_flow(flow, containers)
+                flow_sink(flow)
+
+            tracker = FlowTracker(attributed_flow)
+        self.live = LivePipeline(interfaces, bpf_filter(settings), settings.ports, attributed, tracker)
         self.docker = DockerWatcher(settings.docker_environment, self._update, self.containers, log,
                                     on_change=self._follow_ports)
         self._log = log
@@ -211,8 +236,12 @@ class Monitor:
         wanted = tuple(sorted(set(self.settings.ports) | followed))
         if wanted != self._ports:
             self._ports = wanted
-            self.live.set_ports(wanted, port_filter(wanted))
-            self._log(f"capture filter now: {port_filter(wanted)}")
+            if self.settings.all_traffic:  # every port is captured already; only HTTP parsing follows
+                self.live.set_ports(wanted, None)
+                self._log(f"HTTP ports now: {','.join(map(str, wanted))}")
+            else:
+                self.live.set_ports(wanted, port_filter(wanted))
+                self._log(f"capture filter now: {port_filter(wanted)}")
 
     @property
     def bpf(self) -> str:
@@ -226,6 +255,16 @@ class Monitor:
                 if info.short_id == short_id:
                     return info.compose_service, info.image
         return None, None
+
+    def active_flows(self, limit: int) -> list[Flow]:
+        """The most recently active flows still in progress, attributed, for a live view (none without
+        --all-traffic)."""
+        tracker = self.live.engine.tracker
+        if tracker is None:
+            return []
+        flows = tracker.active(limit)
+        with self._lock:
+            return [attribute_flow(flow, self.containers) for flow in flows]
 
     @property
     def ports(self) -> tuple[int, ...]:

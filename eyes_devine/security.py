@@ -11,10 +11,15 @@ what that thread has already learned.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
+from eyes_devine.blocklist import BlocklistError
 from eyes_devine.config import Settings
+from eyes_devine.geoip import GeoIPError
+from eyes_devine.intel import open_intel
 from eyes_devine.model import Exchange
+from eyes_devine.rules import RuleSet
 
 
 class Stage(Protocol):
@@ -54,8 +59,21 @@ class SecurityConfigError(ValueError):
 def _add_rules(settings: Settings, log: Callable[[str], None], stages: list[Stage],
                closers: list[Callable[[], None]]) -> None:
     """Suspicious-request rules (eyes_devine.rules)."""
+    match = RuleSet().match
+
+    def rules(exchange: Exchange) -> Exchange:
+        found = match(exchange)
+        return replace(exchange, alerts=exchange.alerts + found) if found else exchange
+
+    stages.append(rules)
 
 
 def _add_intel(settings: Settings, log: Callable[[str], None], stages: list[Stage],
                closers: list[Callable[[], None]]) -> None:
-    """GeoIP and IP reputation (eyes_devine.intel)."""
+    """GeoIP and IP reputation (eyes_devine.intel); the built-in blocklist is always on."""
+    try:
+        intel = open_intel(settings, log)
+    except (GeoIPError, BlocklistError) as error:
+        raise SecurityConfigError(str(error)) from None
+    stages.append(intel)
+    closers.append(intel.close)

@@ -21,13 +21,14 @@ from typing import TextIO
 
 from eyes_devine.capture import CaptureError
 from eyes_devine.config import Settings
+from eyes_devine.flows import Flow
 from eyes_devine.logs import MemoryLog, ServiceLog
 from eyes_devine.model import Exchange
 from eyes_devine.output import json_line
 from eyes_devine.pipeline import Monitor
 from eyes_devine.privileges import Account, PrivilegeDropError, drop_privileges
 from eyes_devine.security import Annotator
-from eyes_devine.store import BatchWriter, RingBuffers, StoreError, open_store
+from eyes_devine.store import BatchWriter, ExchangeStore, FlowWrites, RingBuffers, StoreError, open_store
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -44,6 +45,9 @@ class ServiceOptions:
     """Become this user once the capture sockets are open (``--user``)."""
     annotator: Annotator | None = None
     """Security rules, GeoIP and reputation, applied to each exchange after attribution."""
+    log_alerts: bool = True
+    """A warning line per exchange that matched a suspicious-request rule, and a count per batch stored
+    (`run`; `watch` shows alerts on its screen instead)."""
 
 
 async def serve(
@@ -54,12 +58,14 @@ async def serve(
     *,
     also: Callable[[Exchange], None] | None = None,
     on_running: Callable[[Monitor, BatchWriter], None] | None = None,
+    also_flow: Callable[[Flow], None] | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code.
 
     ``also`` receives every exchange too, on the engine thread (the live view's
-    board); ``on_running`` is told of the running monitor and writer, so a view
-    can read their counters.
+    board), and ``also_flow`` every flow summary (with --all-traffic);
+    ``on_running`` is told of the running monitor and writer, so a view can
+    read their counters.
     """
     try:
         store = await open_store(settings.db_path, settings.keep)
@@ -75,10 +81,15 @@ async def serve(
         store, batch_size=settings.batch_size,
         on_batch=lambda rows, seconds: log.info("batch stored", rows=rows, ms=round(seconds * 1000, 1)),
         on_error=lambda error: log.warning(f"could not store a batch: {error}"),
+        on_alerts=(lambda count: log.warning(f"Found {count} malicious requests", count=count))
+        if options.log_alerts else None,
     )
     writer.start()
-    monitor = Monitor(settings, options.interfaces, _sink(writer, rings, out, also), log.info,
-                      annotate=options.annotator)
+    flow_writer = _flow_writer(settings, store, log)
+    sink = _sink(writer, rings, out, also)
+    monitor = Monitor(settings, options.interfaces, _log_alerts(sink, log) if options.log_alerts else sink, log.info,
+                      annotate=options.annotator,
+                      emit_flow=_flow_sink(flow_writer, also_flow) if flow_writer is not None else None)
     account = options.account
     if account is not None:
         hand_over(store.path, account)
@@ -86,6 +97,8 @@ async def serve(
         await asyncio.to_thread(monitor.start, (lambda: drop_privileges(account)) if account else None)
     except (CaptureError, PrivilegeDropError) as error:
         log.error(str(error))
+        if flow_writer is not None:
+            await flow_writer.close()
         await writer.close()
         return EXIT_FAILURE
     if account is not None:
@@ -109,15 +122,18 @@ async def serve(
                 log.warning(event)
             if time.monotonic() >= next_stats:
                 next_stats += options.stats_interval
-                log.info("counters", **_counters(monitor, writer))
+                log.info("counters", **_counters(monitor, writer), **_flow_counters(monitor, flow_writer))
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await asyncio.to_thread(monitor.stop)  # the engine's last exchanges reach the writer here
         if options.annotator is not None:
             options.annotator.close()
+        if flow_writer is not None:
+            await flow_writer.close()  # before the exchanges' writer, which closes the store
         await writer.close()
-    log.info("stopped, everything captured is stored", **_counters(monitor, writer))
+    log.info("stopped, everything captured is stored", **_counters(monitor, writer),
+             **_flow_counters(monitor, flow_writer))
     return EXIT_OK
 
 
@@ -162,6 +178,67 @@ def _sink(writer: BatchWriter, rings: RingBuffers, out: TextIO | None,
     return sink
 
 
+def _flow_writer(settings: Settings, store: ExchangeStore, log: ServiceLog | MemoryLog) -> BatchWriter | None:
+    """With --all-traffic, a second writer for flow summaries: the same bounded queue, drops counted."""
+    if not settings.all_traffic:
+        return None
+    flow_writer = BatchWriter(
+        FlowWrites(store), batch_size=settings.batch_size,  # type: ignore[arg-type]
+        on_batch=lambda rows, seconds: log.info("flows stored", rows=rows, ms=round(seconds * 1000, 1)),
+        on_error=lambda error: log.warning(f"could not store a batch of flows: {error}"),
+    )
+    flow_writer.start()
+    return flow_writer
+
+
+def _flow_sink(writer: BatchWriter, also: Callable[[Flow], None] | None) -> Callable[[Flow], None]:
+    """What the engine thread does with each attributed flow summary."""
+    if also is None:
+        return writer.submit  # type: ignore[return-value]
+    submit = writer.submit
+
+    def sink(flow: Flow) -> None:
+        submit(flow)  # type: ignore[arg-type]
+        also(flow)
+    return sink
+
+
+def _flow_counters(monitor: Monitor, writer: BatchWriter | None) -> dict[str, object]:
+    tracker = monitor.live.engine.tracker
+    if writer is None or tracker is None:
+        return {}
+    return {"flow_summaries": tracker.emitted, "flows_open": len(tracker), "flow_evictions": tracker.evicted,
+            "flows_stored": writer.written, "flow_store_drops": writer.dropped}
+
+
+ALERT_LINES_PER_SECOND = 20
+"""A scanner sends thousands of alerting requests a second; past this many lines a second the rest are
+counted and the count logged, and `eyes-devine alerts` still has every one."""
+
+
+def _log_alerts(sink: Callable[[Exchange], None], log: ServiceLog | MemoryLog) -> Callable[[Exchange], None]:
+    """``sink``, plus a warning line for each exchange that matched a rule (on the engine thread)."""
+    window = [0.0, 0, 0]  # second, lines logged in it, alerts not logged since the last line
+
+    def logged(exchange: Exchange) -> None:
+        sink(exchange)
+        if not exchange.alerts:
+            return
+        second = int(time.monotonic())
+        if second != window[0]:
+            window[0], window[1] = second, 0
+        if window[1] >= ALERT_LINES_PER_SECOND:
+            window[2] += 1
+            return
+        window[1] += 1
+        extra = {"not_logged": window[2]} if window[2] else {}
+        window[2] = 0
+        log.warning("alert", rules=",".join(exchange.alerts), client=exchange.client_ip,
+                    container=exchange.container or exchange.client_container, method=exchange.method,
+                    target=exchange.target, **extra)
+    return logged
+
+
 def _counters(monitor: Monitor, writer: BatchWriter) -> dict[str, object]:
     counters = monitor.live.engine.counters
     return {
@@ -170,6 +247,8 @@ def _counters(monitor: Monitor, writer: BatchWriter) -> dict[str, object]:
         "kernel_drops": monitor.live.capture.kernel_drops(),
         "queue_drops": monitor.live.queue_drops,
         "gaps": counters.gaps,
+        "flows": counters.flows,
+        "flows_evicted": counters.flows_evicted,
         "non_http_streams": counters.non_http_streams,
         "tls_streams": counters.tls_streams,
         "stored": writer.written,

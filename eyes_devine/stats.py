@@ -42,6 +42,8 @@ class ContainerRow:
     p95_ms: float | None
     last: Exchange | None
     last_seen: float
+    alerts: int = 0
+    """Exchanges that matched a suspicious-request rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class Snapshot:
 
 
 class _Tally:
-    __slots__ = ("name", "requests", "by_class", "latencies", "seconds", "last", "last_seen")
+    __slots__ = ("name", "requests", "by_class", "latencies", "seconds", "last", "last_seen", "alerts")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -64,6 +66,7 @@ class _Tally:
         """[second, count] pairs of the last RATE_WINDOW seconds, oldest first."""
         self.last: Exchange | None = None
         self.last_seen = 0.0
+        self.alerts = 0
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:
@@ -95,6 +98,8 @@ class Board:
                 tally = self._tallies[key] = _Tally(name)
             tally.name = name  # renamed containers show their latest name
             tally.requests += 1
+            if x.alerts:
+                tally.alerts += 1
             status = x.status
             tally.by_class[status // 100 - 2 if status is not None and 200 <= status < 600 else 4] += 1
             if x.latency_ms is not None:
@@ -115,12 +120,13 @@ class Board:
         """Rows by activity (rate, then requests), and the latest exchanges."""
         with self._lock:
             raw = [(key, t.name, t.requests, tuple(t.by_class), list(t.latencies),
-                    sum(count for second, count in t.seconds if second > now - RATE_WINDOW), t.last, t.last_seen)
+                    sum(count for second, count in t.seconds if second > now - RATE_WINDOW), t.last, t.last_seen,
+                    t.alerts)
                    for key, t in self._tallies.items()]
             latest = tuple(self._latest)
             total = self.total
         rows = []
-        for key, name, requests, by_class, latencies, recent, last, last_seen in raw:
+        for key, name, requests, by_class, latencies, recent, last, last_seen, alerts in raw:
             latencies.sort()
             service, image = self._describe(key) if key != UNATTRIBUTED else (None, None)
             rows.append(ContainerRow(
@@ -128,7 +134,7 @@ class Board:
                 rate=recent / RATE_WINDOW, by_class=by_class,  # type: ignore[arg-type]
                 p50_ms=_percentile(latencies, 0.50) if latencies else None,
                 p95_ms=_percentile(latencies, 0.95) if latencies else None,
-                last=last, last_seen=last_seen,
+                last=last, last_seen=last_seen, alerts=alerts,
             ))
         rows.sort(key=lambda row: (row.key == UNATTRIBUTED, -row.rate, -row.requests, row.name))
         return Snapshot(tuple(rows), latest, total)

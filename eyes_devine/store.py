@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import sqlite3
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from eyes_devine.flows import FLOW_FIELDS, Flow
 from eyes_devine.model import EXCHANGE_FIELDS, Exchange
 
 UNATTRIBUTED = "unattributed"
@@ -55,7 +57,7 @@ class StoreError(Exception):
     """The database cannot be used; the message is one line and carries the fix."""
 
 
-def bucket_of(x: Exchange) -> str:
+def bucket_of(x: Exchange | Flow) -> str:
     """The serving container's id, else the caller's (an outbound request belongs to its sender), else unattributed.
 
     Ids rather than names: a name is reused when a container is recreated, an id never is.
@@ -84,6 +86,7 @@ class RingBuffers:
         ring = self._rings.get(bucket)
         if ring is None:
             ring = self._rings[bucket] = deque(maxlen=self.keep)
+        _share_repeated(x)
         ring.append(x)
         name = x.container if x.container_id else x.client_container if x.client_container_id else None
         if name and self._names.get(bucket) != name:
@@ -162,6 +165,35 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE exchanges ADD COLUMN reputation TEXT",
         "CREATE INDEX exchanges_alerted ON exchanges (ts) WHERE alerts != ''",
     ),
+    (
+        # Flows beyond HTTP (--all-traffic): columns mirror eyes_devine.flows.Flow; bucketed like exchanges.
+        """CREATE TABLE flows (
+            id INTEGER PRIMARY KEY,
+            bucket TEXT NOT NULL,
+            ts_first REAL NOT NULL,
+            ts_last REAL NOT NULL,
+            interface TEXT NOT NULL,
+            transport TEXT NOT NULL,
+            protocol TEXT NOT NULL,
+            client_ip TEXT NOT NULL,
+            client_port INTEGER NOT NULL,
+            server_ip TEXT NOT NULL,
+            server_port INTEGER NOT NULL,
+            client_packets INTEGER NOT NULL,
+            client_bytes INTEGER NOT NULL,
+            server_packets INTEGER NOT NULL,
+            server_bytes INTEGER NOT NULL,
+            sni TEXT,
+            detail TEXT,
+            ended TEXT NOT NULL,
+            container TEXT,
+            client_container TEXT,
+            container_id TEXT,
+            client_container_id TEXT
+        )""",
+        "CREATE INDEX flows_bucket_id ON flows (bucket, id)",
+        "CREATE INDEX flows_ts_last ON flows (ts_last)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -183,11 +215,41 @@ def _row(x: Exchange) -> tuple[object, ...]:
     return (bucket_of(x), *values)
 
 
+_FLOW_COLUMNS = ", ".join(FLOW_FIELDS)
+_INSERT_FLOW = f"INSERT INTO flows (bucket, {_FLOW_COLUMNS}) VALUES ({', '.join('?' * (len(FLOW_FIELDS) + 1))})"
+_TRIM_FLOWS = _TRIM.replace("exchanges", "flows")
+_flow_values = attrgetter(*FLOW_FIELDS)
+
+
+def _flow_row(flow: Flow) -> tuple[object, ...]:
+    return (bucket_of(flow), *_flow_values(flow))  # type: ignore[arg-type]
+
+
+_REPEATED = ("interface", "client_ip", "server_ip", "method", "host", "http_version", "reason", "user_agent",
+             "content_type", "container", "client_container", "container_id", "client_container_id", "country",
+             "city", "reputation")
+"""Fields whose values repeat across a container's exchanges: held once each (sys.intern), they cut the
+memory of 100 containers x 1000 exchanges by about a third."""
+_REPEATED_INDEXES = tuple(EXCHANGE_FIELDS.index(name) for name in _REPEATED)
+
+
 def _exchange(row: sqlite3.Row | tuple[object, ...]) -> Exchange:
     values = list(row)
     values[_FLAGS] = tuple(str(values[_FLAGS]).split())
     values[_ALERTS] = tuple(str(values[_ALERTS]).split())
+    for index in _REPEATED_INDEXES:
+        value = values[index]
+        if value.__class__ is str:
+            values[index] = sys.intern(value)  # type: ignore[arg-type]
     return Exchange(*values)
+
+
+def _share_repeated(x: Exchange) -> None:
+    """Replace ``x``'s repeated strings by their one shared copy (equal values: readers see no change)."""
+    for name in _REPEATED:
+        value = getattr(x, name)
+        if value.__class__ is str:
+            setattr(x, name, sys.intern(value))
 
 
 def _error(path: Path, error: sqlite3.Error | OSError) -> StoreError:
@@ -210,7 +272,9 @@ class Query:
 
     ``container`` matches the serving or the calling container, by exact name or
     by id prefix (as the docker CLI does); ``status`` is an inclusive range from
-    :func:`parse_status`; ``since`` is epoch seconds from :func:`parse_since`.
+    :func:`parse_status`; ``since`` is epoch seconds from :func:`parse_since`;
+    ``alerted`` keeps exchanges that matched any suspicious-request rule, ``rule``
+    those that matched that one (a whole rule id, as in eyes_devine.rules).
     """
 
     container: str | None = None
@@ -219,6 +283,8 @@ class Query:
     path_contains: str | None = None
     since: float | None = None
     limit: int | None = 100
+    alerted: bool = False
+    rule: str | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -250,6 +316,38 @@ def _where(q: Query) -> tuple[str, list[object]]:
         params.append(q.path_contains)
     if q.since is not None:
         clauses.append("ts >= ?")
+        params.append(q.since)
+    if q.alerted or q.rule:
+        clauses.append("alerts != ''")  # the exchanges_alerted index holds just these rows
+    if q.rule:
+        clauses.append("instr(' ' || alerts || ' ', ?) > 0")  # ids are space-joined: match whole ids
+        params.append(f" {q.rule} ")
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+@dataclass(frozen=True, slots=True)
+class FlowQuery:
+    """What `flows` asks for: ``container`` as in :class:`Query`, ``protocol`` a label such as dns or tls,
+    ``since`` epoch seconds compared with each flow's last packet."""
+
+    container: str | None = None
+    protocol: str | None = None
+    since: float | None = None
+    limit: int | None = 100
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be at least 1, not {self.limit}")
+
+
+def _flow_where(q: FlowQuery) -> tuple[str, list[object]]:
+    where, params = _where(Query(container=q.container, limit=None))
+    clauses = [where.removeprefix(" WHERE ")] if where else []
+    if q.protocol:
+        clauses.append("protocol = ?")
+        params.append(q.protocol.lower())
+    if q.since is not None:
+        clauses.append("ts_last >= ?")
         params.append(q.since)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
@@ -369,6 +467,33 @@ class ExchangeStore:
             raise _error(self.path, error) from None
         return {bucket: count for bucket, count in rows}
 
+    async def write_flows(self, batch: list[Flow]) -> None:
+        """Insert a batch of flow summaries and trim the buckets it touched to ``keep``, in one transaction."""
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        if not batch:
+            return
+        rows = [_flow_row(flow) for flow in batch]
+        trims = [(bucket, bucket, self.keep) for bucket in {row[0] for row in rows}]
+        try:
+            async with self._writing:
+                await _in_transaction(self._db, (_INSERT_FLOW, rows), (_TRIM_FLOWS, trims))
+        except sqlite3.Error as error:
+            raise _error(self.path, error) from None
+
+    async def query_flows(self, q: FlowQuery) -> list[Flow]:
+        """Flow summaries matching ``q``, the latest to end first."""
+        where, params = _flow_where(q)
+        sql = f"SELECT {_FLOW_COLUMNS} FROM flows{where} ORDER BY ts_last DESC, id DESC"
+        if q.limit is not None:
+            sql += " LIMIT ?"
+            params.append(q.limit)
+        try:
+            rows = await self._db.execute_fetchall(sql, params)
+        except sqlite3.Error as error:
+            raise _error(self.path, error) from None
+        return [Flow(*row) for row in rows]
+
     async def close(self) -> None:
         """Close the connection (and its thread: an open one keeps the process alive)."""
         await self._db.close()
@@ -377,7 +502,9 @@ class ExchangeStore:
         """Bring every bucket down to ``keep``, for when it is smaller than in the last run."""
         buckets = await self._db.execute_fetchall("SELECT DISTINCT bucket FROM exchanges")
         trims = [(bucket, bucket, self.keep) for (bucket,) in buckets]
-        await _in_transaction(self._db, (_TRIM, trims))
+        flow_buckets = await self._db.execute_fetchall("SELECT DISTINCT bucket FROM flows")
+        flow_trims = [(bucket, bucket, self.keep) for (bucket,) in flow_buckets]
+        await _in_transaction(self._db, (_TRIM, trims), (_TRIM_FLOWS, flow_trims))
 
 
 async def _in_transaction(db: aiosqlite.Connection, *steps: tuple[str, list[tuple[object, ...]]]) -> None:
@@ -525,6 +652,7 @@ class BatchWriter:
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         on_batch: Callable[[int, float], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
+        on_alerts: Callable[[int], None] | None = None,
     ) -> None:
         if batch_size < 1 or max_pending < 1:
             raise ValueError("batch_size and max_pending must be at least 1")
@@ -534,6 +662,8 @@ class BatchWriter:
         self.flush_interval = flush_interval
         self.on_batch = on_batch
         self.on_error = on_error
+        self.on_alerts = on_alerts
+        """Told how many exchanges of a stored batch matched a suspicious-request rule, when any did."""
         self.written = 0
         self.batches = 0
         self.failed_batches = 0
@@ -630,6 +760,28 @@ class BatchWriter:
         self.batches += 1
         if self.on_batch is not None:
             self.on_batch(len(batch), time.perf_counter() - started)
+        if self.on_alerts is not None:
+            alerted = sum(1 for x in batch if x.alerts)
+            if alerted:
+                self.on_alerts(alerted)
+
+
+class FlowWrites:
+    """The flow side of an :class:`ExchangeStore`, shaped as a :class:`BatchWriter`'s store.
+
+    A second BatchWriter over it carries flow summaries with the same bounded,
+    never-blocking queue; closing it leaves the store open for the exchanges'
+    writer, which closes it last.
+    """
+
+    def __init__(self, store: ExchangeStore) -> None:
+        self.store = store
+
+    async def write(self, batch: list[Flow]) -> None:
+        await self.store.write_flows(batch)
+
+    async def close(self) -> None:
+        """Nothing: the store belongs to the exchanges' writer."""
 
 
 def _log_error(error: Exception) -> None:

@@ -148,6 +148,46 @@ class _Half:
         self.held_bytes = 0
 
 
+class _Unborn:
+    """A flow's handler until its first byte: a SYN flood or a port scan costs no HTTP parsers.
+
+    Half-open and empty connections are most of what a busy or scanned host
+    sees; a parser pair is 4 KB or more.  The first ``data`` or ``gap`` makes the
+    real handler (with the flow's opening time) and puts it in the flow's place.
+    """
+
+    __slots__ = ("flow", "factory", "interface", "client", "client_port", "server", "server_port", "ts")
+
+    def __init__(self, flow: _Flow, factory: Callable[[Endpoints, float], StreamHandler], interface: str,
+                 client: bytes, client_port: int, server: bytes, server_port: int, ts: float) -> None:
+        self.flow = flow
+        self.factory = factory
+        self.interface = interface
+        self.client = client
+        self.client_port = client_port
+        self.server = server
+        self.server_port = server_port
+        self.ts = ts
+
+    def _born(self) -> StreamHandler:
+        if self.flow.handler is not self:  # a caller holding this stand-in after the birth
+            return self.flow.handler
+        endpoints = Endpoints(self.interface, _endpoint_text(self.client), self.client_port,
+                              _endpoint_text(self.server), self.server_port)
+        handler = self.flow.handler = self.factory(endpoints, self.ts)
+        return handler
+
+    def data(self, from_client: bool, payload: bytes, ts: float) -> None:
+        self._born().data(from_client, payload, ts)
+
+    def gap(self, from_client: bool, missing: int, ts: float) -> None:
+        self._born().gap(from_client, missing, ts)
+
+    def closed(self, ts: float) -> None:
+        if self.flow.handler is not self:
+            self.flow.handler.closed(ts)
+
+
 _DEFAULT_LIMITS = TcpLimits()
 
 
@@ -269,11 +309,11 @@ class FlowTable:
                 sender_is_client = not src_listed
             else:
                 sender_is_client = sport > dport
+        flow = _Flow(None, (key, reverse), segment.ts)  # type: ignore[arg-type]
         if sender_is_client:
-            endpoints = Endpoints(segment.interface, _endpoint_text(src), sport, _endpoint_text(dst), dport)
+            flow.handler = _Unborn(flow, self._factory, segment.interface, src, sport, dst, dport, segment.ts)
         else:
-            endpoints = Endpoints(segment.interface, _endpoint_text(dst), dport, _endpoint_text(src), sport)
-        flow = _Flow(self._factory(endpoints, segment.ts), (key, reverse), segment.ts)
+            flow.handler = _Unborn(flow, self._factory, segment.interface, dst, dport, src, sport, segment.ts)
         self._counters.flows += 1
         self._lru[flow] = None
         sender, receiver = (flow.client, flow.server) if sender_is_client else (flow.server, flow.client)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,18 +21,21 @@ import psutil
 
 from eyes_devine.config import Settings
 from eyes_devine.containers import ContainerMap
+from eyes_devine.flows import Flow
 from eyes_devine.logs import MemoryLog
 from eyes_devine.model import Exchange
 from eyes_devine.privileges import Account
 from eyes_devine.security import Annotator
 from eyes_devine.stats import Board
-from eyes_devine.store import StoreError, open_store
+from eyes_devine.store import FlowQuery, StoreError, open_store
 from eyes_devine.ui.watch import Status
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 STATUS_SECONDS = 0.5
 POLL_SECONDS = 0.5
+FLOWS_SHOWN = 200
+"""Recent flow summaries kept for `watch --flows` (the screen shows as many as fit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,7 @@ class WatchFilter:
     ports: tuple[int, ...] = ()
     interfaces: tuple[str, ...] = ()
 
-    def accepts(self, x: Exchange) -> bool:
+    def accepts(self, x: Exchange | Flow) -> bool:
         if self.container:
             wanted = self.container.lower()
             names = (x.container, x.client_container)
@@ -57,11 +61,22 @@ class WatchFilter:
 class View:
     """The board plus the latest status; what the screen draws."""
 
-    def __init__(self, board: Board, status: Status) -> None:
+    def __init__(self, board: Board, status: Status, flows: bool = False) -> None:
         self.board = board
         self.status = status
+        self.flows: deque[Flow] | None = deque(maxlen=FLOWS_SHOWN) if flows else None
+        """Recent flow summaries, newest last, when the lower table shows flows (`watch --flows`)."""
+        self.active_flows: Callable[[int], list[Flow]] | None = None
+        """Flows still in progress (capturing only), shown with the ended ones."""
         self._process = psutil.Process()
         self._process.cpu_percent(None)  # the first call only starts the measurement
+
+    def recent_flows(self) -> tuple[Flow, ...] | None:
+        """A snapshot for the screen's thread, by last packet; None when the lower table shows exchanges."""
+        if self.flows is None:
+            return None
+        active = self.active_flows(FLOWS_SHOWN) if self.active_flows is not None else []
+        return tuple(sorted([*self.flows, *active], key=lambda flow: flow.ts_last)[-FLOWS_SHOWN:])
 
     def own_usage(self) -> tuple[float, int]:
         return self._process.cpu_percent(None), self._process.memory_info().rss
@@ -80,18 +95,29 @@ def _stop_on_signals(stopping: asyncio.Event) -> Callable[[], None]:
 
 async def watch_capturing(settings: Settings, interfaces: tuple[str, ...], view_filter: WatchFilter,
                           show: Callable[[View], object], account: Account | None = None,
-                          annotator: Annotator | None = None) -> tuple[int, str | None]:
-    """Capture like `run` and show it; returns the exit code and the error to print after the screen closes."""
+                          annotator: Annotator | None = None, flows: bool = False) -> tuple[int, str | None]:
+    """Capture like `run` and show it; returns the exit code and the error to print after the screen closes.
+
+    ``flows`` shows recent flow summaries instead of the latest exchanges (``settings.all_traffic`` must be on).
+    """
     from eyes_devine.service import ServiceOptions, serve
 
     log = MemoryLog()
     running: dict[str, object] = {}
     board = Board(describe=lambda key: running["monitor"].describe(key) if "monitor" in running else (None, None),
                   accept=view_filter.accepts)
-    view = View(board, Status(f"capturing on {', '.join(interfaces)}", 0, 0, "connecting", False, 0.0, 0))
+    view = View(board, Status(f"capturing on {', '.join(interfaces)}", 0, 0, "connecting", False, 0.0, 0), flows)
+    recent = view.flows
+
+    def also_flow(flow: Flow) -> None:
+        if recent is not None and view_filter.accepts(flow):
+            recent.append(flow)
 
     def on_running(monitor: object, writer: object) -> None:
         running["monitor"], running["writer"] = monitor, writer
+        if recent is not None:
+            active = monitor.active_flows  # type: ignore[attr-defined]
+            view.active_flows = lambda limit: [flow for flow in active(limit) if view_filter.accepts(flow)]
 
     async def refresh() -> None:
         while True:
@@ -113,16 +139,17 @@ async def watch_capturing(settings: Settings, interfaces: tuple[str, ...], view_
 
     refresher = asyncio.get_running_loop().create_task(refresh())
     try:
-        options = ServiceOptions(interfaces=interfaces, account=account, annotator=annotator)
-        code = await serve(settings, options, log, also=board.add, on_running=on_running)
+        options = ServiceOptions(interfaces=interfaces, account=account, annotator=annotator, log_alerts=False)
+        code = await serve(settings, options, log, also=board.add, on_running=on_running,
+                           also_flow=also_flow if recent is not None else None)
     finally:
         refresher.cancel()
     return code, log.last_error
 
 
 async def watch_attached(settings: Settings, view_filter: WatchFilter,
-                         show: Callable[[View], object]) -> tuple[int, str | None]:
-    """Follow what a running `run` stores, without privileges."""
+                         show: Callable[[View], object], flows: bool = False) -> tuple[int, str | None]:
+    """Follow what a running `run` stores, without privileges (with ``flows``, its flow summaries too)."""
     from eyes_devine.dockerapi import DockerWatcher
 
     try:
@@ -148,7 +175,7 @@ async def watch_attached(settings: Settings, view_filter: WatchFilter,
     docker.start()
     board = Board(describe=describe, accept=view_filter.accepts)
     source = f"attached to {settings.db_path}"
-    view = View(board, Status(source, None, None, "connecting", False, 0.0, 0))
+    view = View(board, Status(source, None, None, "connecting", False, 0.0, 0), flows)
     stopping = asyncio.Event()
     restore = _stop_on_signals(stopping)
     try:
@@ -164,6 +191,14 @@ async def watch_attached(settings: Settings, view_filter: WatchFilter,
                 fresh = []
             for exchange in fresh:
                 board.add(exchange)
+            if view.flows is not None:
+                try:
+                    latest = await store.query_flows(FlowQuery(limit=FLOWS_SHOWN))
+                except StoreError as error:
+                    log.warning(str(error))
+                else:
+                    view.flows = deque((flow for flow in reversed(latest) if view_filter.accepts(flow)),
+                                       maxlen=FLOWS_SHOWN)
             cpu, rss = view.own_usage()
             status = docker.status
             view.status = Status(source, None, None,

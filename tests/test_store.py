@@ -526,7 +526,7 @@ def test_a_failed_write_is_reported_and_counted_and_writing_goes_on(tmp_path):
             writer.submit(served_by_web(i))
         await wait_for(lambda: writer.failed_batches)
         with sqlite3.connect(db) as other:
-            for migration in MIGRATIONS:
+            for migration in MIGRATIONS[:2]:  # the ones that build the exchanges table
                 for statement in migration:
                     other.execute(statement)
         for i in range(5):
@@ -686,4 +686,4 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path):
     [row] = asyncio.run(reopen())
     assert (row.target, row.alerts, row.country, row.reputation) == ("/old", (), None, None)
     with sqlite3.connect(db) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+        assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)

@@ -20,6 +20,8 @@ STATUS_STYLES = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
 """The colours of the `read` table's status column, as rich styles."""
 TARGET_MAX = 200
 """Characters of a target kept before the table's own ellipsis, so one huge URL cannot dominate the layout."""
+ALERT_STYLE = "red"
+"""Exchanges that matched a suspicious-request rule: their target and rule ids."""
 
 
 def _clock(ts: float, today: tuple[int, int, int]) -> str:
@@ -42,6 +44,11 @@ def _container(x: Exchange) -> Text:
     return Text("-", style="dim")
 
 
+def rules_cell(x: Exchange) -> Text:
+    """The ids of the rules an exchange matched, in red; empty when none."""
+    return _cut(",".join(x.alerts), style=ALERT_STYLE) if x.alerts else Text("")
+
+
 def _status(status: int | None) -> Text:
     if status is None:
         return Text("-", style="dim")
@@ -53,6 +60,7 @@ def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
     today = tuple(time.localtime(now)[:3])
     exchanges = list(exchanges)
     show_flags = any(x.flags for x in exchanges)  # an empty column would only take width from the target
+    show_alerts = any(x.alerts for x in exchanges)
     table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     # Names, addresses and flags are capped, and on a narrow terminal these columns and the target
     # give way, the widest first; their cells cut themselves with an ellipsis rather than wrap.
@@ -66,6 +74,8 @@ def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
     table.add_column("bytes", no_wrap=True, justify="right")
     if show_flags:
         table.add_column("flags", max_width=16)
+    if show_alerts:
+        table.add_column("alerts", max_width=24)
     for x in exchanges:
         target = x.target if len(x.target) <= TARGET_MAX else x.target[: TARGET_MAX - 1] + "…"
         table.add_row(
@@ -73,10 +83,11 @@ def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
             _container(x),
             _cut(x.client_container or _endpoint(x.client_ip, x.client_port)),
             Text(x.method),
-            _cut(target),
+            _cut(target, style=ALERT_STYLE if x.alerts else ""),
             _status(x.status),
             _latency(x.latency_ms),
             str(x.response_bytes),
             *([_cut(",".join(x.flags), style="yellow")] if show_flags else []),
+            *([rules_cell(x)] if show_alerts else []),
         )
     return table

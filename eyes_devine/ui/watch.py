@@ -16,9 +16,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from eyes_devine.flows import Flow
 from eyes_devine.stats import UNATTRIBUTED, ContainerRow, Snapshot
 from eyes_devine.ui.exchanges import _latency
-from eyes_devine.ui.requests_table import STATUS_STYLES, requests_table
+from eyes_devine.ui.flows_table import flows_table
+from eyes_devine.ui.requests_table import ALERT_STYLE, STATUS_STYLES, requests_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ _COLUMNS: list[tuple[str, int, str]] = [
     ("3xx", 5, "right"),
     ("4xx", 5, "right"),
     ("5xx", 5, "right"),
+    ("alerts", 7, "right"),
     ("req/s", 7, "right"),
     ("p50", 8, "right"),
     ("p95", 8, "right"),
@@ -81,14 +84,18 @@ _COLUMNS: list[tuple[str, int, str]] = [
     ("age", 5, "right"),
     ("image", 16, "left"),
 ]
-_PRIORITY = ["container", "req", "2xx", "4xx", "5xx", "3xx", "req/s", "p95", "p50", "last request", "age", "image"]
+_PRIORITY = ["container", "req", "2xx", "4xx", "5xx", "3xx", "alerts", "req/s", "p95", "p50", "last request", "age",
+             "image"]
 
 
-def _fitting(width: int) -> list[str]:
+def _fitting(width: int, alerts: bool = False) -> list[str]:
+    """The columns that fit ``width``; "alerts" only once some exchange matched a rule."""
     widths = {name: need for name, need, _ in _COLUMNS}
     chosen: list[str] = []
     used = 0
     for name in _PRIORITY:
+        if name == "alerts" and not alerts:
+            continue
         if used + widths[name] <= width or not chosen:
             chosen.append(name)
             used += widths[name]
@@ -107,6 +114,8 @@ def _cell(name: str, row: ContainerRow, now: float) -> Text | str:
     if name in ("2xx", "3xx", "4xx", "5xx"):
         count = {"2xx": twoxx, "3xx": threexx, "4xx": fourxx, "5xx": fivexx}[name]
         return Text(str(count), style=STATUS_STYLES.get(int(name[0]), "") if count else "dim")
+    if name == "alerts":
+        return Text(f"{row.alerts:,}", style=ALERT_STYLE if row.alerts else "dim")
     if name == "req/s":
         return f"{row.rate:.1f}"
     if name == "p50":
@@ -118,7 +127,7 @@ def _cell(name: str, row: ContainerRow, now: float) -> Text | str:
             return ""
         last = row.last
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{last.method} {last.target} ")
+        text.append(f"{last.method} {last.target} ", style=ALERT_STYLE if last.alerts else "")
         text.append(str(last.status) if last.status is not None else "-",
                     style=STATUS_STYLES.get((last.status or 0) // 100, "dim"))
         return text
@@ -130,7 +139,7 @@ def _cell(name: str, row: ContainerRow, now: float) -> Text | str:
 
 
 def containers_table(snapshot: Snapshot, width: int, now: float) -> Table:
-    names = _fitting(width)
+    names = _fitting(width, any(row.alerts for row in snapshot.rows))
     table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
     justify = {name: how for name, _, how in _COLUMNS}
     for name in names:
@@ -144,12 +153,17 @@ def containers_table(snapshot: Snapshot, width: int, now: float) -> Table:
     return table
 
 
-def screen(status: Status, snapshot: Snapshot, width: int, height: int, now: float | None = None) -> RenderableType:
-    """The whole screen for a terminal of ``width`` x ``height``."""
+def screen(status: Status, snapshot: Snapshot, width: int, height: int, now: float | None = None,
+           flows: tuple[Flow, ...] | None = None) -> RenderableType:
+    """The whole screen for a terminal of ``width`` x ``height``; with ``flows`` (newest last) the lower table
+    shows them instead of the latest exchanges."""
     now = time.time() if now is None else now
     top = header(status, snapshot)
     table = containers_table(snapshot, width, now)
     used = 2 + len(status.problems) + 2 + max(1, len(snapshot.rows)) + 2
     room = max(height - used - 1, 3)
+    if flows is not None:
+        recent = flows_table(flows[-room:], now) if flows else Text("waiting for flows…", style="dim")
+        return Group(top, Text(""), table, Text(""), Text("recent flows", style="bold"), recent)
     latest = requests_table(snapshot.latest[-room:], now) if snapshot.latest else Text("")
     return Group(top, Text(""), table, Text(""), Text("latest", style="bold"), latest)

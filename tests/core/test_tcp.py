@@ -132,6 +132,7 @@ def test_handshake_decides_roles_over_ports() -> None:
     assert recorders[0].stream(True) == b"hello"
     flows, recorders, _ = table(frozenset({40000}))
     flows.ingest(segment(True, ISN_C, flags=SYN))
+    flows.ingest(segment(True, C0, b"hello"))
     assert recorders[0].endpoints.client_port == 40000
 
 
@@ -141,6 +142,16 @@ def test_earlier_data_after_a_mid_stream_start_is_an_old_retransmission() -> Non
     flows.ingest(segment(True, 1995, b"early"))
     assert recorders[0].stream(True) == b"later"
     assert counters.retransmitted_segments == 1
+
+
+def test_a_connection_that_carries_no_bytes_never_builds_a_handler() -> None:
+    """SYN floods and port scans: tens of thousands of half-open flows must not each cost an HTTP parser."""
+    flows, recorders, counters = table()
+    for port in range(1000, 3000):
+        flows.ingest(segment(True, ISN_C, flags=SYN, client_port=port))
+    assert len(flows) == 2000 and recorders == [] and counters.flows == 2000
+    flows.close_all(2.0)
+    assert recorders == []
 
 
 def test_bare_ack_rst_or_fin_for_an_unknown_connection_creates_nothing() -> None:
@@ -176,11 +187,13 @@ def test_rst_flushes_declaring_holes_and_closes() -> None:
 def test_late_retransmission_after_close_is_dropped_but_a_new_syn_opens_a_new_connection() -> None:
     flows, recorders, counters = table()
     handshake(flows)
-    flows.ingest(segment(True, C0, b"abc", flags=FIN | ACK | RST))
+    flows.ingest(segment(True, C0, b"abc", ack=S0))
+    flows.ingest(segment(True, C0 + 3, flags=ACK | RST))
     flows.ingest(segment(True, C0, b"abc"))
     flows.ingest(segment(False, S0, flags=ACK))
     assert (len(recorders), counters.retransmitted_segments, len(flows)) == (1, 1, 0)
     handshake(flows, isn_c=9000)
+    flows.ingest(segment(True, 9001, b"new"))
     assert len(recorders) == 2 and len(flows) == 1
     assert recorders[0].closes == 1 and recorders[1].closes == 0
 
@@ -190,9 +203,9 @@ def test_closed_connection_is_forgotten_after_the_linger() -> None:
     handshake(flows)
     flows.ingest(segment(True, C0, flags=RST, ts=1.0))
     flows.ingest(segment(True, C0, b"late", ts=2.5))
-    assert len(recorders) == 1
+    assert recorders == []  # dropped as a late retransmission; the empty connection never needed a handler
     flows.ingest(segment(True, C0, b"later", ts=3.5))
-    assert len(recorders) == 2 and recorders[1].stream(True) == b"later"
+    assert len(recorders) == 1 and recorders[0].stream(True) == b"later"
 
 
 def test_fin_waits_for_missing_data_then_closes() -> None:
@@ -433,6 +446,9 @@ def test_any_reordering_duplication_or_resegmentation_delivers_the_original_byte
     for each in segments:
         flows.ingest(each)
     assert len(flows) == 0  # both FINs reached: closed without help
+    if not client_bytes and not server_bytes:
+        assert recorders == []  # a connection that carried no byte costs no handler
+        return
     [recorder] = recorders
     assert recorder.stream(True) == client_bytes
     assert recorder.stream(False) == server_bytes
@@ -496,6 +512,9 @@ def test_lost_segments_become_gaps_of_their_exact_size(
     for each in segments:
         flows.ingest(each)
     assert len(flows) == 0
+    if not client_bytes and not server_bytes:
+        assert recorders == []  # a connection that carried no byte costs no handler
+        return
     [recorder] = recorders
     for from_client, data, lost in ((True, client_bytes, client_lost), (False, server_bytes, server_lost)):
         expected = bytes(0 if i in lost else byte for i, byte in enumerate(data))
