@@ -202,7 +202,7 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
             pass
     else:
         emit = exchange_writer(out, as_json, colour=sys.stdout.isatty())
-    emit_flow = flows.append if flows_only else None
+    emit_flow = (lambda flow: flows.append(annotate.annotate_flow(flow))) if flows_only else None
     stderr = make_console(stderr=True)
     try:
         if stderr.is_terminal and not quiet:

@@ -86,6 +86,13 @@ class Flow:
     container_id: str | None = None
     """The serving container's short id."""
     client_container_id: str | None = None
+    country: str | None = None
+    """ISO country code of the flow's public end (the client if public, else the server), from --geoip."""
+    city: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    reputation: str | None = None
+    """Why the public end is suspect: "blocklist:<list>" or "abuseipdb:<score>"."""
 
     def to_dict(self) -> dict[str, object]:
         """The JSON contract of `flows --json`: every field."""

@@ -17,12 +17,17 @@ import functools
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from eyes_devine.abuseipdb import AbuseIPDB
 from eyes_devine.blocklist import Blocklist
 from eyes_devine.config import Settings
+from eyes_devine.flows import Flow
 from eyes_devine.geoip import GeoIP, Location
 from eyes_devine.model import Exchange
+
+_Record = TypeVar("_Record", Exchange, Flow)
+"""Exchanges and flow summaries share the address and geo/reputation field names."""
 
 CACHE_SIZE = 16384
 """Addresses whose public-ness, location and blocklist verdict are remembered."""
@@ -68,11 +73,18 @@ class Intel:
         return Peer(static.location, reputation)
 
     def __call__(self, exchange: Exchange) -> Exchange:
-        peer = self.about(exchange.client_ip) or self.about(exchange.server_ip)
+        return self._annotated(exchange)
+
+    def flow(self, flow: Flow) -> Flow:
+        """The same fields on a flow summary (its public end chosen the same way)."""
+        return self._annotated(flow)
+
+    def _annotated(self, record: _Record) -> _Record:
+        peer = self.about(record.client_ip) or self.about(record.server_ip)
         if peer is None or (peer.location is None and peer.reputation is None):
-            return exchange
+            return record
         location = peer.location or Location(None, None, None, None)
-        return replace(exchange, country=location.country, city=location.city, latitude=location.latitude,
+        return replace(record, country=location.country, city=location.city, latitude=location.latitude,
                        longitude=location.longitude, reputation=peer.reputation)
 
     def close(self) -> None:

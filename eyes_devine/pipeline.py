@@ -183,8 +183,10 @@ class Monitor:
         host_addresses: tuple[str, ...] | None = None,
         annotate: Callable[[Exchange], Exchange] | None = None,
         emit_flow: Callable[[Flow], None] | None = None,
+        annotate_flow: Callable[[Flow], Flow] | None = None,
     ) -> None:
-        """``annotate`` (security rules, GeoIP, reputation) runs on each exchange after attribution.
+        """``annotate`` (security rules, GeoIP, reputation) runs on each exchange after attribution, and
+        ``annotate_flow`` (GeoIP, reputation) on each flow summary.
 
         With ``settings.all_traffic``, flow summaries go to ``emit_flow``, attributed like exchanges.
         """
@@ -216,7 +218,7 @@ class Monitor:
             def attributed_flow(flow: Flow) -> None:
                 with lock:
                     flow = attribute_flow(flow, containers)
-                flow_sink(flow)
+                flow_sink(annotate_flow(flow) if annotate_flow is not None else flow)
 
             tracker = FlowTracker(attributed_flow)
         self.live = LivePipeline(interfaces, bpf_filter(settings), settings.ports, attributed, tracker)

@@ -16,8 +16,9 @@ from typing import Protocol
 
 from eyes_devine.blocklist import BlocklistError
 from eyes_devine.config import Settings
+from eyes_devine.flows import Flow
 from eyes_devine.geoip import GeoIPError
-from eyes_devine.intel import open_intel
+from eyes_devine.intel import Intel, open_intel
 from eyes_devine.model import Exchange
 from eyes_devine.rules import RuleSet
 
@@ -29,14 +30,22 @@ class Stage(Protocol):
 class Annotator:
     """The stages settings ask for, applied in order; ``close`` stops their background work."""
 
-    def __init__(self, stages: list[Stage], closers: list[Callable[[], None]] | None = None) -> None:
+    def __init__(self, stages: list[Stage], closers: list[Callable[[], None]] | None = None,
+                 flow_stages: list[Callable[[Flow], Flow]] | None = None) -> None:
         self.stages = stages
+        self.flow_stages = flow_stages or []
+        """What applies to flow summaries too: GeoIP and reputation (the rules are about HTTP)."""
         self._closers = closers or []
 
     def __call__(self, exchange: Exchange) -> Exchange:
         for stage in self.stages:
             exchange = stage(exchange)
         return exchange
+
+    def annotate_flow(self, flow: Flow) -> Flow:
+        for stage in self.flow_stages:
+            flow = stage(flow)
+        return flow
 
     def close(self) -> None:
         for close in self._closers:
@@ -48,8 +57,8 @@ def build_annotator(settings: Settings, log: Callable[[str], None]) -> Annotator
     stages: list[Stage] = []
     closers: list[Callable[[], None]] = []
     _add_rules(settings, log, stages, closers)
-    _add_intel(settings, log, stages, closers)
-    return Annotator(stages, closers)
+    intel = _add_intel(settings, log, stages, closers)
+    return Annotator(stages, closers, [intel.flow])
 
 
 class SecurityConfigError(ValueError):
@@ -69,7 +78,7 @@ def _add_rules(settings: Settings, log: Callable[[str], None], stages: list[Stag
 
 
 def _add_intel(settings: Settings, log: Callable[[str], None], stages: list[Stage],
-               closers: list[Callable[[], None]]) -> None:
+               closers: list[Callable[[], None]]) -> Intel:
     """GeoIP and IP reputation (eyes_devine.intel); the built-in blocklist is always on."""
     try:
         intel = open_intel(settings, log)
@@ -77,3 +86,4 @@ def _add_intel(settings: Settings, log: Callable[[str], None], stages: list[Stag
         raise SecurityConfigError(str(error)) from None
     stages.append(intel)
     closers.append(intel.close)
+    return intel

@@ -89,6 +89,7 @@ async def serve(
     sink = _sink(writer, rings, out, also)
     monitor = Monitor(settings, options.interfaces, _log_alerts(sink, log) if options.log_alerts else sink, log.info,
                       annotate=options.annotator,
+                      annotate_flow=options.annotator.annotate_flow if options.annotator is not None else None,
                       emit_flow=_flow_sink(flow_writer, also_flow) if flow_writer is not None else None)
     account = options.account
     if account is not None:

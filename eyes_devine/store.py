@@ -189,7 +189,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             container TEXT,
             client_container TEXT,
             container_id TEXT,
-            client_container_id TEXT
+            client_container_id TEXT,
+            country TEXT,
+            city TEXT,
+            latitude REAL,
+            longitude REAL,
+            reputation TEXT
         )""",
         "CREATE INDEX flows_bucket_id ON flows (bucket, id)",
         "CREATE INDEX flows_ts_last ON flows (ts_last)",

@@ -254,6 +254,20 @@ def test_read_fills_geo_and_reputation_from_the_test_database_and_list(tmp_path,
     ]
 
 
+def test_flows_get_the_same_geo_and_reputation_as_exchanges(tmp_path, mixed_pcap):
+    database = write_database(tmp_path / "both.mmdb", {"81.2.69.0/24": LONDON, "89.160.20.0/24": SWEDEN})
+    listed = tmp_path / "drop.txt"
+    listed.write_text(SPAMHAUS + "81.2.69.160/32 ; SBL000001\n")
+    result = eyes_read("--flows", "--json", "--geoip", str(database), "--blocklist", str(listed), str(mixed_pcap))
+    assert result.returncode == 0, result.stderr
+    flows = {(f["client_ip"], f["server_ip"]): f for f in map(json.loads, result.stdout.splitlines())}
+    inbound = flows[("81.2.69.160", "172.17.0.2")]
+    assert (inbound["country"], inbound["city"], inbound["reputation"]) == ("GB", "London", "blocklist:drop")
+    assert flows[("89.160.20.112", "172.17.0.2")]["country"] == "SE"
+    assert flows[("172.17.0.3", "81.2.69.1")]["country"] == "GB"
+    assert flows[("172.17.0.3", "172.17.0.2")]["country"] is None
+
+
 def test_read_without_geoip_still_applies_blocklists(tmp_path, mixed_pcap):
     listed = tmp_path / "firehol_level1.netset"
     listed.write_text(FIREHOL + "89.160.20.0/24\n")

@@ -45,7 +45,7 @@ class Run:
     def wait_for(self, text: str, timeout: float = 30.0) -> dict:
         deadline = time.monotonic() + timeout
         while True:
-            found = [line for line in self.log if text in line["msg"]]
+            found = [line for line in self.log if line["msg"].startswith(text)]  # not "Docker: …; capturing …"
             if found:
                 return found[0]
             assert self.process.poll() is None, f"run exited {self.process.returncode}: {self.log}"

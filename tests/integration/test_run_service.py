@@ -55,7 +55,7 @@ class Service:
                 into.append(line)
 
     def messages(self, text: str) -> list[dict]:
-        return [line for line in self.log if text in line["msg"]]
+        return [line for line in self.log if line["msg"].startswith(text)]  # not "Docker: …; capturing …"
 
     def wait_for(self, text: str, timeout: float = 20.0) -> dict:
         deadline = time.monotonic() + timeout
