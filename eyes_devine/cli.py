@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 import click
@@ -335,18 +335,16 @@ def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, conta
     _show_stored(settings, query, as_json, alerts_table, "no stored exchanges matched a rule")
 
 
-def _show_stored(settings: Settings, query: Any, as_json: bool, table: Callable[[list[Any], float], Any],
-                 nothing: str) -> None:
-    """Print what ``query`` finds in the database read-only, oldest first: JSON Lines, or ``table``."""
+def _stored(settings: Settings, ask: Callable[[Any], Awaitable[list[Any]]]) -> list[Any]:
+    """Open the database read-only, ``ask`` it, close it; oldest first.  A missing or damaged one: exit 1."""
     import asyncio
-    import time
 
     from eyes_devine.store import StoreError, open_store
 
     async def fetch() -> list[Any]:
         store = await open_store(settings.db_path, settings.keep, readonly=True)
         try:
-            return await store.query(query)
+            return await ask(store)
         finally:
             await store.close()
 
@@ -355,6 +353,15 @@ def _show_stored(settings: Settings, query: Any, as_json: bool, table: Callable[
     except StoreError as error:
         fail(str(error), EXIT_FAILURE)
     found.reverse()
+    return found
+
+
+def _show_stored(settings: Settings, query: Any, as_json: bool, table: Callable[[list[Any], float], Any],
+                 nothing: str) -> None:
+    """Print what ``query`` finds in the database read-only, oldest first: JSON Lines, or ``table``."""
+    import time
+
+    found = _stored(settings, lambda store: store.query(query))
     if as_json:
         from eyes_devine.output import json_line
 
@@ -391,11 +398,10 @@ def flows(as_json: bool, limit: int, since: str | None, protocol: str | None, co
     payload signature, else by port), the TLS server name, packets and bytes
     each way. Opens the database read-only, so it works while `run` writes.
     """
-    import asyncio
     import time
 
     from eyes_devine.flows import PROTOCOLS
-    from eyes_devine.store import FlowQuery, StoreError, open_store, parse_since
+    from eyes_devine.store import FlowQuery, parse_since
 
     settings = build_settings(db_path=db_path, is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False)
     if protocol is not None and protocol.lower() not in PROTOCOLS:
@@ -406,18 +412,7 @@ def flows(as_json: bool, limit: int, since: str | None, protocol: str | None, co
     except ValueError as error:
         fail(str(error))
 
-    async def fetch() -> list[Any]:
-        store = await open_store(settings.db_path, settings.keep, readonly=True)
-        try:
-            return await store.query_flows(query)
-        finally:
-            await store.close()
-
-    try:
-        found = asyncio.run(fetch())
-    except StoreError as error:
-        fail(str(error), EXIT_FAILURE)
-    found.reverse()
+    found = _stored(settings, lambda store: store.query_flows(query))
     if not found and not as_json:
         click.echo("no stored flows match (flows are stored by `eyes-devine run --all-traffic`)", err=True)
         return

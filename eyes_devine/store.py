@@ -402,15 +402,18 @@ class ExchangeStore:
 
     async def write(self, batch: list[Exchange]) -> None:
         """Insert a batch and trim the buckets it touched, in one transaction (all or nothing)."""
+        await self._write([_row(x) for x in batch], _INSERT, _TRIM)
+
+    async def _write(self, rows: list[tuple[object, ...]], insert: str, trim: str) -> None:
+        """Rows whose first column is the bucket: inserted, then each touched bucket trimmed to ``keep``."""
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
-        if not batch:
+        if not rows:
             return
-        rows = [_row(x) for x in batch]
         trims = [(bucket, bucket, self.keep) for bucket in {row[0] for row in rows}]
         try:
             async with self._writing:
-                await _in_transaction(self._db, (_INSERT, rows), (_TRIM, trims))
+                await _in_transaction(self._db, (insert, rows), (trim, trims))
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
 
@@ -474,17 +477,7 @@ class ExchangeStore:
 
     async def write_flows(self, batch: list[Flow]) -> None:
         """Insert a batch of flow summaries and trim the buckets it touched to ``keep``, in one transaction."""
-        if self.readonly:
-            raise StoreError(f"{self.path} is open read-only")
-        if not batch:
-            return
-        rows = [_flow_row(flow) for flow in batch]
-        trims = [(bucket, bucket, self.keep) for bucket in {row[0] for row in rows}]
-        try:
-            async with self._writing:
-                await _in_transaction(self._db, (_INSERT_FLOW, rows), (_TRIM_FLOWS, trims))
-        except sqlite3.Error as error:
-            raise _error(self.path, error) from None
+        await self._write([_flow_row(flow) for flow in batch], _INSERT_FLOW, _TRIM_FLOWS)
 
     async def query_flows(self, q: FlowQuery) -> list[Flow]:
         """Flow summaries matching ``q``, the latest to end first."""
