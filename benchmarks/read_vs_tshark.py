@@ -75,7 +75,9 @@ def best_time(argv: list[str], runs: int) -> tuple[float, str]:
     best, output = float("inf"), ""
     for _ in range(runs):
         started = time.perf_counter()
-        result = subprocess.run(argv, capture_output=True, text=True, check=True)
+        result = subprocess.run(argv, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"read_vs_tshark.py: {' '.join(argv[:4])} failed: {result.stderr.strip()[-500:]}")
         best = min(best, time.perf_counter() - started)
         output = result.stdout
     return best, output

@@ -16,9 +16,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if [ ! -x .venv/bin/python ]; then
-    /usr/bin/python3 -m venv .venv
-    .venv/bin/pip install -q -e '.[test]'
-fi
+[ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
+.venv/bin/pip install -q -e '.[test]'   # also brings an older .venv up to the current dependencies
 .venv/bin/python benchmarks/read_vs_tshark.py
 .venv/bin/python benchmarks/live_completeness.py "$@"

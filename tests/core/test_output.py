@@ -16,9 +16,9 @@ exchanges = st.builds(
     Exchange,
     ts=st.floats(0, 4e9),
     interface=text,
-    client_ip=text,
+    client_ip=st.ip_addresses().map(str),  # the decoder's inet_ntop text: never needs escaping
     client_port=st.integers(0, 65535),
-    server_ip=text,
+    server_ip=st.ip_addresses().map(str),
     server_port=st.integers(0, 65535),
     method=text,
     target=text,
