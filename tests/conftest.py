@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Docker Engine, the busybox test image, and network labs."""
+"""Shared fixtures: a real Docker Engine, the busybox test image, network labs and the committed captures."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.captures import LAB_HTTP, LabCapture, lab_capture
 from tests.support.dockerd import DockerEngine, answers, start_private_dockerd
 from tests.support.images import ensure_image
 from tests.support.netns import Lab
@@ -39,6 +40,12 @@ def busybox_image(docker_engine: DockerEngine) -> str:
     if not os.path.exists(busybox):
         missing("busybox (Debian package busybox-static)")
     return ensure_image(docker_engine.client, busybox)
+
+
+@pytest.fixture(scope="session")
+def lab_http() -> LabCapture:
+    """The committed capture of real HTTP/1.x servers and clients (see tests/pcaps/record.py)."""
+    return lab_capture(LAB_HTTP)
 
 
 @pytest.fixture

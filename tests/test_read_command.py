@@ -13,6 +13,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
+from tests.support.captures import PCAPS
 from tests.support.requirements import require_binary
 
 REQUEST = b"GET /items?id=7 HTTP/1.1\r\nHost: shop\r\nUser-Agent: t/1\r\n\r\n"
@@ -136,3 +137,17 @@ def test_table_output(good_pcap):
     result = eyes_read(str(good_pcap))
     lines = result.stdout.splitlines()
     assert lines[0].startswith("time") and " 201 " in lines[1] and lines[1].rstrip().endswith("/items?id=7")
+
+
+@pytest.mark.parametrize("name", ["lab-http", "lab-flows"])
+@pytest.mark.parametrize("flows", [False, True], ids=["exchanges", "flows"])
+def test_json_output_on_the_committed_captures_is_unchanged(name, flows):
+    """Byte for byte what `read --json` printed when the captures were committed: a refactor must not move it.
+
+    A change meant to alter the output updates the .jsonl files beside the captures in the same commit.
+    """
+    capture = PCAPS / f"{name}.pcap"
+    expected = PCAPS / f"{name}{'.flows' if flows else ''}.jsonl"
+    result = eyes_read("--json", "-q", *(["--flows"] if flows else []), str(capture))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected.read_text()

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -23,9 +22,10 @@ from eyes_devine.pipeline import read_capture
 from eyes_devine.rules import BURST_THRESHOLD
 from eyes_devine.security import build_annotator
 from tests.integration.test_run_service import service, wait_until, web  # noqa: F401  (fixtures)
+from tests.support.captures import PCAPS
 
 EYES_DEVINE = [sys.executable, "-m", "eyes_devine"]
-PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
+
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0"
 
 # target, User-Agent, the rules it must match (exactly)
@@ -111,14 +111,13 @@ def test_each_rule_fires_on_its_request_and_nowhere_else(service, web, docker_en
     assert sum(line["count"] for line in found) == len(alerting)
 
 
-@pytest.mark.netns
-def test_the_real_test_captures_stay_clean(http_capture):
+def test_the_real_test_captures_stay_clean():
     annotate = build_annotator(Settings.build({}), lambda line: None)
-    captures = [http_capture.path, *sorted(PCAPS.glob("*.pcap*"))]
+    captures = sorted(PCAPS.glob("*.pcap*"))
     try:
         for capture in captures:
             exchanges = []
-            read_capture(str(capture), (80, 8080), exchanges.append, annotate=annotate)
+            read_capture(str(capture), (80, 8080, 8000), exchanges.append, annotate=annotate)
             assert exchanges, capture
             assert [(x.target, x.alerts) for x in exchanges if x.alerts] == [], capture
     finally:

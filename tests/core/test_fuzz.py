@@ -2,7 +2,7 @@
 
 The short run here is part of every test run.  A long one:
 
-    EYES_DEVINE_FUZZ_RUNS=200000 sudo -E scripts/test.sh tests/integration/test_fuzz.py -p no:timeout
+    EYES_DEVINE_FUZZ_RUNS=200000 sudo -E scripts/test.sh tests/core/test_fuzz.py -p no:timeout
 
 Each failure names its seed; ``EYES_DEVINE_FUZZ_SEED=<seed>`` replays exactly that case.
 """
@@ -16,8 +16,6 @@ import pytest
 
 from eyes_devine.engine import Engine
 from eyes_devine.pcapfile import CaptureFile, CaptureFileError
-
-pytestmark = pytest.mark.netns
 
 RUNS = int(os.environ.get("EYES_DEVINE_FUZZ_RUNS", "3000"))
 FIRST_SEED = int(os.environ.get("EYES_DEVINE_FUZZ_SEED", "0"))
@@ -59,8 +57,8 @@ def mutate_capture(frames: list, rng: random.Random) -> list:
 
 
 @pytest.fixture(scope="module")
-def frames(http_capture):
-    return list(CaptureFile(str(http_capture.path)))
+def frames(lab_http):
+    return list(CaptureFile(str(lab_http.path)))
 
 
 @pytest.mark.timeout(600)
@@ -79,8 +77,8 @@ def test_mutated_captures_never_raise(frames):
 
 
 @pytest.mark.timeout(300)
-def test_damaged_files_end_in_capture_file_errors_only(http_capture, tmp_path):
-    original = http_capture.path.read_bytes()
+def test_damaged_files_end_in_capture_file_errors_only(lab_http, tmp_path):
+    original = lab_http.path.read_bytes()
     damaged = tmp_path / "damaged.pcap"
     for seed in range(FIRST_SEED, FIRST_SEED + max(RUNS // 10, 50)):
         rng = random.Random(seed)

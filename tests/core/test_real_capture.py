@@ -22,8 +22,6 @@ from eyes_devine.pcapfile import CaptureFile
 from eyes_devine.pipeline import read_capture
 from tests.support import rewrite
 
-pytestmark = pytest.mark.netns
-
 PORTS = (80, 8080)
 
 # target -> (method, status, request_bytes, response_bytes, http_version)
@@ -66,13 +64,13 @@ def by_target(exchanges: list[Exchange]) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="module")
-def frames(http_capture):
-    return list(CaptureFile(str(http_capture.path)))
+def frames(lab_http):
+    return list(CaptureFile(str(lab_http.path)))
 
 
-def test_every_scenario_pairs_correctly(http_capture):
+def test_every_scenario_pairs_correctly(lab_http):
     exchanges: list[Exchange] = []
-    result = read_capture(str(http_capture.path), PORTS, exchanges.append)
+    result = read_capture(str(lab_http.path), PORTS, exchanges.append)
     assert result.error is None
     assert by_target(exchanges) == EXPECTED
     flags = {x.target: set(x.flags) for x in exchanges}
@@ -81,21 +79,21 @@ def test_every_scenario_pairs_correctly(http_capture):
     assert result.engine.counters.gaps == 0 and result.engine.counters.non_http_streams == 0
 
 
-def test_exchange_fields_come_from_the_wire(http_capture):
+def test_exchange_fields_come_from_the_wire(lab_http):
     exchanges: list[Exchange] = []
-    read_capture(str(http_capture.path), PORTS, exchanges.append)
+    read_capture(str(lab_http.path), PORTS, exchanges.append)
     chunked = next(x for x in exchanges if x.target == "/chunked")
-    assert chunked.server_ip == http_capture.server_ip and chunked.client_ip == http_capture.client_ip
+    assert chunked.server_ip == lab_http.server_ip and chunked.client_ip == lab_http.client_ip
     assert chunked.server_port == 8080 and chunked.content_type == "application/json"
-    assert chunked.user_agent.startswith("curl/") and chunked.host == f"{http_capture.server_ip}:8080"
+    assert chunked.user_agent.startswith("curl/") and chunked.host == f"{lab_http.server_ip}:8080"
     assert chunked.reason == "OK" and 0 < chunked.latency_ms < 1000
     early = next(x for x in exchanges if x.target == "/early")
     assert early.status == 200, "103 Early Hints is not the final response"
     assert next(x for x in exchanges if x.target == "/a").user_agent == "pipeliner/1"
 
 
-def test_read_json_prints_the_contract_and_no_secrets(http_capture):
-    result = subprocess.run([sys.executable, "-m", "eyes_devine", "read", "--json", str(http_capture.path)],
+def test_read_json_prints_the_contract_and_no_secrets(lab_http):
+    result = subprocess.run([sys.executable, "-m", "eyes_devine", "read", "--json", str(lab_http.path)],
                             capture_output=True, text=True, check=True)
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == len(EXPECTED)
@@ -105,8 +103,8 @@ def test_read_json_prints_the_contract_and_no_secrets(http_capture):
     assert "19 exchanges" in result.stderr
 
 
-def test_read_table_shows_each_exchange(http_capture):
-    result = subprocess.run([sys.executable, "-m", "eyes_devine", "read", str(http_capture.path)],
+def test_read_table_shows_each_exchange(lab_http):
+    result = subprocess.run([sys.executable, "-m", "eyes_devine", "read", str(lab_http.path)],
                             capture_output=True, text=True, check=True, env={"COLUMNS": "140", "PATH": ""})
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["time", "client", "server"]
