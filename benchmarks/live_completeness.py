@@ -183,8 +183,8 @@ def nginx_container(client, image: str, workdir: Path):
 
 
 def memory_figures(env: dict[str, str], workdir: Path) -> list[str]:
-    from eyes_devine.model import Exchange
-    from eyes_devine.store import open_store
+    from eyes_devine.adapters.store.sqlite import open_store
+    from eyes_devine.records import Exchange
 
     db = workdir / "memory.db"
 

@@ -15,10 +15,10 @@ from typing import Any, NoReturn
 import click
 
 from eyes_devine import __version__
+from eyes_devine.app.discovery import UnknownInterfaceError
+from eyes_devine.app.profiles import ProfileError
 from eyes_devine.config import ENVIRONMENT_VARIABLES, ConfigError, Settings
-from eyes_devine.discovery import UnknownInterfaceError
-from eyes_devine.profiles import ProfileError
-from eyes_devine.rules import RULE_IDS
+from eyes_devine.enrich.rules import RULE_IDS
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -84,7 +84,7 @@ def account_for(user: str | None) -> Any:
     """The account behind --user, checked before anything starts: bad input is one line and exit 2."""
     if user is None:
         return None
-    from eyes_devine.privileges import PrivilegeDropError, forbid_new_privileges, resolve_account
+    from eyes_devine.adapters.host import PrivilegeDropError, forbid_new_privileges, resolve_account
 
     if hasattr(os, "geteuid") and os.geteuid() != 0:
         fail("--user needs eyes-devine to start as root (it drops to the user after opening the capture)")
@@ -112,7 +112,7 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def annotator_for(settings: Settings, log: Callable[[str], None] = lambda line: None) -> Any:
     """Rules, GeoIP and reputation as configured; an unusable file is one line and exit 2."""
-    from eyes_devine.security import SecurityConfigError, build_annotator
+    from eyes_devine.enrich.annotator import SecurityConfigError, build_annotator
 
     try:
         return build_annotator(settings, log)
@@ -151,9 +151,9 @@ def interfaces(as_json: bool, **flags: Any) -> None:
     Checks privileges, libpcap, the BPF filter and the Docker Engine, and says
     how to fix what is missing. Exits 0 even when something is missing.
     """
-    from eyes_devine.diagnostics import gather
-    from eyes_devine.ui.console import make_console
-    from eyes_devine.ui.interfaces import render_report
+    from eyes_devine.app.diagnostics import gather
+    from eyes_devine.views.console import make_console
+    from eyes_devine.views.interfaces import render_report
 
     settings = build_settings(**flags)
     try:
@@ -163,7 +163,7 @@ def interfaces(as_json: bool, **flags: Any) -> None:
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        render_report(make_console(), report)
+        render_report(make_console(), report.to_dict())
 
 
 @main.command(epilog=ENVIRONMENT_HELP)
@@ -185,12 +185,13 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
     counters goes to stderr. A damaged or truncated file prints what was
     readable, then the error, and exits 1.
     """
-    from eyes_devine.decode import UnsupportedLinkType
-    from eyes_devine.output import exchange_writer, summary_line
-    from eyes_devine.pcapfile import CaptureFileError
-    from eyes_devine.pipeline import read_capture
-    from eyes_devine.ui.console import make_console
-    from eyes_devine.ui.progress import file_progress
+    from eyes_devine.adapters.pcapfile import CaptureFileError
+    from eyes_devine.app.pipeline import read_capture
+    from eyes_devine.core.decode import UnsupportedLinkType
+    from eyes_devine.views.console import make_console
+    from eyes_devine.views.exchanges import exchange_writer
+    from eyes_devine.views.progress import file_progress
+    from eyes_devine.views.summary import summary_line
 
     settings = build_settings(ports=ports, **flags)
     annotate = annotator_for(settings)
@@ -222,7 +223,9 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_OK)
     if not quiet:
-        click.echo(summary_line(capture_file, result), err=True)
+        flows_written = result.engine.tracker.emitted if result.engine.tracker is not None else None
+        click.echo(summary_line(capture_file, result.frames, result.engine.counters, flows_written, result.seconds),
+                   err=True)
     if result.error is not None:
         fail(str(result.error), EXIT_FAILURE)
 
@@ -253,8 +256,8 @@ def run(stats_interval: float, as_json: bool, user: str | None, **flags: Any) ->
     """
     import asyncio
 
-    from eyes_devine.logs import ServiceLog
-    from eyes_devine.service import ServiceOptions, serve
+    from eyes_devine.app.logs import ServiceLog
+    from eyes_devine.app.service import ServiceOptions, serve
 
     settings = build_settings(is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False, **flags)
     account = account_for(user)
@@ -285,7 +288,7 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
     """
     import time
 
-    from eyes_devine.store import Query, parse_since, parse_status
+    from eyes_devine.adapters.store.sqlite import Query, parse_since, parse_status
 
     db_path = flags.pop("db_path")
     settings = build_settings(db_path=db_path, is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False)
@@ -298,7 +301,7 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
     except ValueError as error:
         fail(str(error))
 
-    from eyes_devine.ui.requests_table import requests_table
+    from eyes_devine.views.requests_table import requests_table
 
     _show_stored(settings, query, as_json, requests_table, "no stored exchanges match")
 
@@ -323,8 +326,8 @@ def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, conta
     """
     import time
 
-    from eyes_devine.store import Query, parse_since
-    from eyes_devine.ui.alerts_table import alerts_table
+    from eyes_devine.adapters.store.sqlite import Query, parse_since
+    from eyes_devine.views.alerts_table import alerts_table
 
     settings = build_settings(db_path=db_path, is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False)
     try:
@@ -339,7 +342,7 @@ def _stored(settings: Settings, ask: Callable[[Any], Awaitable[list[Any]]]) -> l
     """Open the database read-only, ``ask`` it, close it; oldest first.  A missing or damaged one: exit 1."""
     import asyncio
 
-    from eyes_devine.store import StoreError, open_store
+    from eyes_devine.adapters.store.sqlite import StoreError, open_store
 
     async def fetch() -> list[Any]:
         store = await open_store(settings.db_path, settings.keep, readonly=True)
@@ -363,7 +366,7 @@ def _show_stored(settings: Settings, query: Any, as_json: bool, table: Callable[
 
     found = _stored(settings, lambda store: store.query(query))
     if as_json:
-        from eyes_devine.output import json_line
+        from eyes_devine.views.jsonl import json_line
 
         out = open(sys.stdout.fileno(), "w", buffering=1 << 16, encoding="utf-8", closefd=False)
         try:
@@ -373,7 +376,7 @@ def _show_stored(settings: Settings, query: Any, as_json: bool, table: Callable[
         except BrokenPipeError:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
-    from eyes_devine.ui.console import make_console
+    from eyes_devine.views.console import make_console
 
     if not found:
         click.echo(nothing, err=True)
@@ -400,8 +403,8 @@ def flows(as_json: bool, limit: int, since: str | None, protocol: str | None, co
     """
     import time
 
-    from eyes_devine.flows import PROTOCOLS
-    from eyes_devine.store import FlowQuery, parse_since
+    from eyes_devine.adapters.store.sqlite import FlowQuery, parse_since
+    from eyes_devine.core.flows import PROTOCOLS
 
     settings = build_settings(db_path=db_path, is_root=os.geteuid() == 0 if hasattr(os, "geteuid") else False)
     if protocol is not None and protocol.lower() not in PROTOCOLS:
@@ -425,14 +428,14 @@ def _print_flows(found: list[Any], as_json: bool, out: Any) -> None:
 
     try:
         if as_json:
-            from eyes_devine.output import flow_json_line
+            from eyes_devine.views.jsonl import flow_json_line
 
             for flow in found:
                 out.write(flow_json_line(flow) + "\n")
             out.flush()
         else:
-            from eyes_devine.ui.console import make_console
-            from eyes_devine.ui.flows_table import flows_table
+            from eyes_devine.views.console import make_console
+            from eyes_devine.views.flows_table import flows_table
 
             out.flush()
             make_console().print(flows_table(found, time.time()))
@@ -466,10 +469,10 @@ def watch(attach: bool, container: str | None, user: str | None, flows_view: boo
     import asyncio
     import time
 
-    from eyes_devine.ui.console import make_console
-    from eyes_devine.ui.live import LiveScreen
-    from eyes_devine.ui.watch import screen
-    from eyes_devine.watch import WatchFilter, watch_attached, watch_capturing
+    from eyes_devine.app.watch import WatchFilter, watch_attached, watch_capturing
+    from eyes_devine.views.console import make_console
+    from eyes_devine.views.live import LiveScreen
+    from eyes_devine.views.screen import screen
 
     explicit_ports = flags.get("ports") is not None or bool(os.environ.get("EYES_DEVINE_PORTS", "").strip())
     if flows_view and not attach:
@@ -511,7 +514,7 @@ def _capture_interfaces(settings: Settings) -> tuple[tuple[str, ...], str | None
 
     Bad input or nothing to capture: one line and an exit.
     """
-    from eyes_devine.diagnostics import gather
+    from eyes_devine.app.diagnostics import gather
 
     try:
         report = gather(settings)

@@ -6,7 +6,8 @@
 # Installs the Debian packages the tests use (libpcap, Docker Engine, busybox,
 # iproute2, tcpdump, tshark, ...), makes a venv at .venv from Debian's python3
 # (readable by every user, so tests can also run the CLI unprivileged), installs
-# eyes-devine with its test extras into it, and runs pytest.  Needs root: the
+# eyes-devine with its test extras into it, checks style (ruff) and the layers
+# (import-linter), and runs pytest.  Needs root: the
 # tests build network namespaces, capture packets and may start a private dockerd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +35,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 
+# The layers and the style are part of the build: a wrong import fails here before any test runs.
+.venv/bin/ruff check eyes_devine tests benchmarks
+.venv/bin/lint-imports
 exec .venv/bin/python -m pytest "$@"

@@ -19,12 +19,12 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
+from eyes_devine.adapters.store.sqlite import FlowQuery, open_store
+from eyes_devine.app.board import Board
 from eyes_devine.config import Settings, bpf_filter
-from eyes_devine.flows import Flow
-from eyes_devine.stats import Board
-from eyes_devine.store import FlowQuery, open_store
-from eyes_devine.ui.watch import Status, screen
-from tests.test_store import WEB, WORKER
+from eyes_devine.records import Flow
+from eyes_devine.views.screen import Status, screen
+from tests.support.records import WEB, WORKER
 
 EYES_DEVINE = [sys.executable, "-m", "eyes_devine"]
 T0 = 1_800_000_000.0

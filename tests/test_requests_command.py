@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from eyes_devine.store import open_store
-from tests.test_store import WEB, WORKER, make
+from eyes_devine.adapters.store.sqlite import open_store
+from tests.support.records import WEB, WORKER, make
 
 EYES_DEVINE = [sys.executable, "-m", "eyes_devine"]
 

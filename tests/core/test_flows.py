@@ -13,14 +13,14 @@ from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 
-from eyes_devine import flows as flows_module
-from eyes_devine.containers import ContainerInfo, ContainerMap
-from eyes_devine.decode import LINKTYPE_ETHERNET, LINKTYPE_IPV4, decoder_for
-from eyes_devine.engine import Engine
-from eyes_devine.flows import Flow, FlowLimits, FlowTracker, attribute_flow
-from eyes_devine.model import EngineCounters, Exchange
-from tests.core.test_decode import ALL_LINKTYPES, valid_frame
-from tests.core.test_tls import client_hello
+from eyes_devine.core import flows as flows_module
+from eyes_devine.core.decode import LINKTYPE_ETHERNET, LINKTYPE_IPV4, decoder_for
+from eyes_devine.core.engine import Engine
+from eyes_devine.core.flows import FlowLimits, FlowTracker
+from eyes_devine.enrich.attribution import ContainerMap, attribute_flow
+from eyes_devine.records import ContainerInfo, EngineCounters, Exchange, Flow
+from tests.support.packets import ALL_LINKTYPES, valid_frame
+from tests.support.tls import client_hello
 
 A, B = "10.0.0.1", "10.0.0.2"
 A6, B6 = "fd00::1", "fd00::2"

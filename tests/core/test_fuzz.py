@@ -14,8 +14,8 @@ import random
 
 import pytest
 
-from eyes_devine.engine import Engine
-from eyes_devine.pcapfile import CaptureFile, CaptureFileError
+from eyes_devine.adapters.pcapfile import CaptureFile, CaptureFileError
+from eyes_devine.core.engine import Engine
 
 RUNS = int(os.environ.get("EYES_DEVINE_FUZZ_RUNS", "3000"))
 FIRST_SEED = int(os.environ.get("EYES_DEVINE_FUZZ_SEED", "0"))

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eyes_devine.engine import Engine
-from eyes_devine.model import EXCHANGE_FIELDS, Exchange
-from eyes_devine.pcapfile import CaptureFile
-from eyes_devine.pipeline import read_capture
+from eyes_devine.adapters.pcapfile import CaptureFile
+from eyes_devine.app.pipeline import read_capture
+from eyes_devine.core.engine import Engine
+from eyes_devine.records import EXCHANGE_FIELDS, Exchange
 from tests.support import rewrite
 
 PORTS = (80, 8080)

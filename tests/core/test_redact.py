@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eyes_devine.redact import (
+from eyes_devine.core.redact import (
     SENSITIVE_HEADERS,
     SENSITIVE_NAMES,
     SENSITIVE_WORDS,

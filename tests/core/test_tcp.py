@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eyes_devine.model import ACK, FIN, RST, SYN, Endpoints, EngineCounters, Segment
-from eyes_devine.tcp import FlowTable, TcpLimits
-from tests.core.frames import Recorders, segment
+from eyes_devine.core.tcp import FlowTable, TcpLimits
+from eyes_devine.records import ACK, FIN, RST, SYN, Endpoints, EngineCounters, Segment
+from tests.support.frames import Recorders, segment
 
 ISN_C = 1000
 ISN_S = 5000

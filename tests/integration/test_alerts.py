@@ -17,12 +17,12 @@ import sys
 
 import pytest
 
+from eyes_devine.app.pipeline import read_capture
 from eyes_devine.config import Settings
-from eyes_devine.pipeline import read_capture
-from eyes_devine.rules import BURST_THRESHOLD
-from eyes_devine.security import build_annotator
-from tests.integration.test_run_service import service, wait_until, web  # noqa: F401  (fixtures)
+from eyes_devine.enrich.annotator import build_annotator
+from eyes_devine.enrich.rules import BURST_THRESHOLD
 from tests.support.captures import PCAPS
+from tests.support.service import wait_until
 
 EYES_DEVINE = [sys.executable, "-m", "eyes_devine"]
 

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 import docker
 import pytest
 
+from eyes_devine.app.pipeline import Monitor
 from eyes_devine.config import Settings
-from eyes_devine.model import Exchange
-from eyes_devine.pipeline import Monitor
+from eyes_devine.records import Exchange
 from tests.support.dockerd import DockerEngine, restart_private_dockerd
 from tests.support.netns import Lab, sh
 from tests.support.requirements import missing, require_binary, require_root

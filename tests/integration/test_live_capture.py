@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from eyes_devine.capture import CaptureError, LiveCapture
+from eyes_devine.adapters.capture import CaptureError, LiveCapture
+from eyes_devine.app.pipeline import LivePipeline
 from eyes_devine.config import port_filter
-from eyes_devine.model import Exchange
-from eyes_devine.pipeline import LivePipeline
+from eyes_devine.records import Exchange
 from tests.support.netns import sh
 from tests.support.requirements import require_binary
 
@@ -130,7 +130,7 @@ def test_unknown_interface_and_bad_filter_are_one_line_errors():
 
 def test_without_net_raw_capture_fails_with_the_fix():
     setpriv = require_binary("setpriv", "util-linux")
-    probe = ("from eyes_devine.capture import LiveCapture, CaptureError\n"
+    probe = ("from eyes_devine.adapters.capture import LiveCapture, CaptureError\n"
              "try:\n    LiveCapture(('lo',), 'tcp', print).start()\n"
              "except CaptureError as error:\n    print(error)\n")
     result = subprocess.run([setpriv, "--bounding-set=-net_raw", "--inh-caps=-net_raw", sys.executable, "-c", probe],

@@ -57,7 +57,7 @@ def test_the_wheel_ships_the_builtin_blocklist(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
-    probe = ("import ipaddress\nfrom eyes_devine.blocklist import Blocklist\nbuiltin = Blocklist.builtin()\n"
+    probe = ("import ipaddress\nfrom eyes_devine.adapters.blocklist import Blocklist\nbuiltin = Blocklist.builtin()\n"
              "print(builtin.name, len(builtin), ipaddress.ip_address('192.88.99.1') in builtin)\n")
     result = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r})\n" + probe],
                             cwd=tmp_path, capture_output=True, text=True, check=True)

@@ -20,7 +20,7 @@ def test_wheel_ships_the_profiles_and_a_plain_install_loads_them(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
-    probe = ("from eyes_devine.profiles import load_profile\n"
+    probe = ("from eyes_devine.app.profiles import load_profile\n"
              "for name in ('linux', 'darwin', 'windows'):\n"
              "    print(load_profile(name).source)\n")
     result = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r})\n" + probe],

@@ -1,0 +1,109 @@
+"""Per-container aggregates for the live view: counts, rates, latency percentiles, the latest exchanges.
+
+Sans-I/O and cheap per exchange: ``add`` is called for every exchange (on the
+engine thread, or by the database poller of ``watch --attach``) and only bumps
+counters; the work of sorting latencies happens in :meth:`Board.snapshot`, at the
+view's refresh rate.  One lock makes ``add`` and ``snapshot`` safe across those
+threads, and a snapshot is plain immutable data the renderer can take its time
+over, as bandwhich hands its display one snapshot per tick.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from eyes_devine.records import UNATTRIBUTED, Exchange, bucket_of
+from eyes_devine.snapshots import ContainerRow, Snapshot
+
+RATE_WINDOW = 60
+"""Seconds over which requests/s is averaged."""
+LATENCY_SAMPLES = 1000
+"""Latest latencies kept per container for p50/p95."""
+
+
+class _Tally:
+    __slots__ = ("name", "requests", "by_class", "latencies", "seconds", "last", "last_seen", "alerts")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.requests = 0
+        self.by_class = [0, 0, 0, 0, 0]
+        self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self.seconds: deque[list[int]] = deque()
+        """[second, count] pairs of the last RATE_WINDOW seconds, oldest first."""
+        self.last: Exchange | None = None
+        self.last_seen = 0.0
+        self.alerts = 0
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+class Board:
+    """Aggregates exchanges per serving container (else calling container, else unattributed)."""
+
+    def __init__(self, latest: int = 200, describe: Callable[[str], tuple[str | None, str | None]] | None = None,
+                 accept: Callable[[Exchange], bool] | None = None) -> None:
+        self._tallies: dict[str, _Tally] = {}
+        self._latest: deque[Exchange] = deque(maxlen=latest)
+        self._lock = threading.Lock()
+        self._describe = describe or (lambda key: (None, None))
+        """Container id → (compose service, image), when something (the Docker map) knows."""
+        self._accept = accept or (lambda exchange: True)
+        self.total = 0
+
+    def add(self, x: Exchange) -> None:
+        if not self._accept(x):
+            return
+        key = bucket_of(x)
+        name = x.container or x.client_container or (key if key != UNATTRIBUTED else UNATTRIBUTED)
+        second = int(x.ts)
+        with self._lock:
+            tally = self._tallies.get(key)
+            if tally is None:
+                tally = self._tallies[key] = _Tally(name)
+            tally.name = name  # renamed containers show their latest name
+            tally.requests += 1
+            if x.alerts:
+                tally.alerts += 1
+            status = x.status
+            tally.by_class[status // 100 - 2 if status is not None and 200 <= status < 600 else 4] += 1
+            if x.latency_ms is not None:
+                tally.latencies.append(x.latency_ms)
+            seconds = tally.seconds
+            if seconds and seconds[-1][0] == second:
+                seconds[-1][1] += 1
+            else:
+                seconds.append([second, 1])
+                while seconds and seconds[0][0] <= second - RATE_WINDOW:
+                    seconds.popleft()
+            if x.ts >= tally.last_seen:
+                tally.last, tally.last_seen = x, x.ts
+            self._latest.append(x)
+            self.total += 1
+
+    def snapshot(self, now: float) -> Snapshot:
+        """Rows by activity (rate, then requests), and the latest exchanges."""
+        with self._lock:
+            raw = [(key, t.name, t.requests, tuple(t.by_class), list(t.latencies),
+                    sum(count for second, count in t.seconds if second > now - RATE_WINDOW), t.last, t.last_seen,
+                    t.alerts)
+                   for key, t in self._tallies.items()]
+            latest = tuple(self._latest)
+            total = self.total
+        rows = []
+        for key, name, requests, by_class, latencies, recent, last, last_seen, alerts in raw:
+            latencies.sort()
+            service, image = self._describe(key) if key != UNATTRIBUTED else (None, None)
+            rows.append(ContainerRow(
+                key=key, name=name, service=service, image=image, requests=requests,
+                rate=recent / RATE_WINDOW, by_class=by_class,  # type: ignore[arg-type]
+                p50_ms=_percentile(latencies, 0.50) if latencies else None,
+                p95_ms=_percentile(latencies, 0.95) if latencies else None,
+                last=last, last_seen=last_seen, alerts=alerts,
+            ))
+        rows.sort(key=lambda row: (row.key == UNATTRIBUTED, -row.rate, -row.requests, row.name))
+        return Snapshot(tuple(rows), latest, total)

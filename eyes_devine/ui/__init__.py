@@ -1,1 +1,0 @@
-"""Terminal presentation (rich): the only package that imports rich."""

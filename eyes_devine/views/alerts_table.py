@@ -1,0 +1,42 @@
+"""The table of `eyes-devine alerts`: stored exchanges that matched a suspicious-request rule.
+
+The rule ids come right after who sent the request, before what was asked,
+because they are what the reader scans for; cells are the `requests` table's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from rich.table import Table
+from rich.text import Text
+
+from eyes_devine.records import Exchange
+from eyes_devine.views.exchanges import _endpoint
+from eyes_devine.views.requests_table import TARGET_MAX, _clock, _container, _cut, _status, rules_cell
+
+
+def alerts_table(exchanges: Iterable[Exchange], now: float) -> Table:
+    """Alerting exchanges as a table; ``now`` decides which times are today and need no date."""
+    today = tuple(time.localtime(now)[:3])
+    table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
+    table.add_column("time", no_wrap=True)
+    table.add_column("container", max_width=20)
+    table.add_column("client", max_width=24)
+    table.add_column("rules", max_width=40)
+    table.add_column("method", no_wrap=True)
+    table.add_column("target")
+    table.add_column("status", no_wrap=True, justify="right")
+    for x in exchanges:
+        target = x.target if len(x.target) <= TARGET_MAX else x.target[: TARGET_MAX - 1] + "…"
+        table.add_row(
+            _clock(x.ts, today),
+            _container(x),
+            _cut(x.client_container or _endpoint(x.client_ip, x.client_port)),
+            rules_cell(x),
+            Text(x.method),
+            _cut(target),
+            _status(x.status),
+        )
+    return table

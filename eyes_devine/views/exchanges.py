@@ -1,0 +1,78 @@
+"""Exchanges as a streaming table: one aligned line each, printed as they complete.
+
+A rich Table needs every row before it can draw; `read` on a large capture has
+hundreds of thousands, so rows are formatted here directly, with colour only
+on a terminal that wants it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from eyes_devine.records import Exchange
+from eyes_devine.views.jsonl import json_line
+
+STATUS_COLOURS = {2: "\x1b[32m", 3: "\x1b[36m", 4: "\x1b[33m", 5: "\x1b[31m"}
+RESET = "\x1b[0m"
+FIXED = "{:<12} {:<21} {:<21} {:<7} {:>3} {:>9} {:>9}  "
+HEADER = ("time", "client", "server", "method", "st", "latency", "bytes")
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _latency(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms:.1f}ms" if ms < 1000 else f"{ms / 1000:.2f}s"
+
+
+class ExchangeTable:
+    def __init__(self, out: TextIO, width: int, colour: bool) -> None:
+        self.out = out
+        self.colour = colour
+        self.target_width = max(16, width - len(FIXED.format(*HEADER)))
+
+    def header(self) -> None:
+        self.out.write(FIXED.format(*HEADER) + "target / flags\n")
+
+    def row(self, exchange: Exchange) -> None:
+        clock = time.strftime("%H:%M:%S", time.localtime(exchange.ts)) + f".{int(exchange.ts * 1000) % 1000:03d}"
+        status = str(exchange.status) if exchange.status is not None else "-"
+        line = FIXED.format(
+            clock,
+            _endpoint(exchange.client_ip, exchange.client_port),
+            _endpoint(exchange.server_ip, exchange.server_port),
+            exchange.method[:7],
+            status,
+            _latency(exchange.latency_ms),
+            exchange.response_bytes,
+        )
+        target = exchange.target
+        if exchange.flags:
+            target = f"{target} [{','.join(exchange.flags)}]"
+        if len(target) > self.target_width:
+            target = target[: self.target_width - 1] + "…"
+        if self.colour and exchange.status is not None:
+            colour = STATUS_COLOURS.get(exchange.status // 100)
+            if colour:
+                line = line.replace(f" {status} ", f" {colour}{status}{RESET} ", 1)
+        self.out.write(line + target + "\n")
+
+
+def exchange_writer(out: TextIO, as_json: bool, colour: bool = False) -> Callable[[Exchange], None]:
+    """A sink writing each exchange to ``out`` as it completes."""
+    write = out.write
+    if as_json:
+
+        def emit_json(exchange: Exchange) -> None:
+            write(json_line(exchange) + "\n")
+
+        return emit_json
+    table = ExchangeTable(out, shutil.get_terminal_size((120, 24)).columns, colour=colour)
+    table.header()
+    return table.row

@@ -1,0 +1,26 @@
+"""The line `read` ends with on stderr, as tcpdump ends with its counts."""
+
+from __future__ import annotations
+
+from eyes_devine.records import EngineCounters
+
+
+def summary_line(path: str, frames: int, c: EngineCounters, flows: int | None, seconds: float) -> str:
+    """tcpdump-style counts at the end of a read, with a hint when traffic was skipped (``flows``: summaries
+    written, with --flows)."""
+    parts = [
+        f"{frames} packets",
+        f"{c.exchanges} exchanges",
+        *([f"{flows} flows"] if flows is not None else []),
+        f"{c.non_http_streams} non-HTTP streams" + (f" ({c.tls_streams} TLS)" if c.tls_streams else ""),
+        f"{c.gaps} gaps ({c.bytes_missing} bytes missing)",
+    ]
+    if c.retransmitted_segments:
+        parts.append(f"{c.retransmitted_segments} retransmitted segments")
+    if c.unpaired_responses:
+        parts.append(f"{c.unpaired_responses} responses to lost requests")
+    if c.undecodable:
+        parts.append(f"{c.undecodable} frames not TCP/IP")
+    if c.off_port_segments:
+        parts.append(f"{c.off_port_segments} TCP segments on other ports (see --ports)")
+    return f"{path}: " + ", ".join(parts) + f" in {seconds:.2f}s"

@@ -1,0 +1,659 @@
+"""The store: bounded rings and database, private files, versioned schema, queries, and writes that never block capture.
+
+Every test uses a real SQLite file under tmp_path; the concurrency and
+durability tests use separate processes, as `requests` and a killed `run` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from eyes_devine.adapters.store.sqlite import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    BatchWriter,
+    Query,
+    RingBuffers,
+    StoreError,
+    open_store,
+    parse_since,
+    parse_status,
+)
+from eyes_devine.records import EXCHANGE_FIELDS, UNATTRIBUTED, Exchange, bucket_of
+from tests.support.records import API, T0, WEB, WORKER, make
+
+MAKE_EXCHANGE = """
+from eyes_devine.records import Exchange
+
+def make(i, container_id=None):
+    return Exchange(
+        ts=1714564800.0 + i / 1000, interface="docker0", client_ip="172.17.0.3", client_port=40000 + i % 20000,
+        server_ip="172.17.0.2", server_port=80, method="GET", target=f"/items/{i}", host="web",
+        http_version="1.1", status=200, reason="OK", latency_ms=1.5, request_bytes=0, response_bytes=512,
+        user_agent="curl/8.5", content_type="application/json", container="web" if container_id else None,
+        container_id=container_id,
+    )
+"""
+
+
+def served_by_web(i: int, **changes: object) -> Exchange:
+    return make(i, container="web", container_id=WEB, **changes)
+
+
+async def write_and_close(path: Path, keep: int, *batches: list[Exchange]) -> None:
+    store = await open_store(path, keep)
+    for batch in batches:
+        await store.write(batch)
+    await store.close()
+
+
+async def read_back(path: Path, keep: int = 1000, q: Query | None = None) -> tuple[dict[str, int], list[Exchange]]:
+    store = await open_store(path, keep, readonly=True)
+    try:
+        return await store.counts(), await store.query(q or Query(limit=None))
+    finally:
+        await store.close()
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+# Buckets and default location
+
+
+def test_an_exchange_belongs_to_the_server_then_the_caller_then_unattributed():
+    both = make(0, container="web", container_id=WEB, client_container="worker", client_container_id=WORKER)
+    assert bucket_of(both) == WEB
+    assert bucket_of(make(0, client_container="worker", client_container_id=WORKER)) == WORKER
+    assert bucket_of(make(0)) == UNATTRIBUTED
+
+
+# Ring buffers
+
+
+def test_ring_buffers_keep_the_newest_per_bucket_and_the_latest_name():
+    rings = RingBuffers(keep=3)
+    rings.add_many(served_by_web(i) for i in range(5))
+    rings.add(make(5, container="web-v2", container_id=WEB))
+    rings.add(make(6, client_container="worker", client_container_id=WORKER))
+    rings.add(make(7))
+    assert [x.target for x in rings.get(WEB)] == ["/items/3", "/items/4", "/items/5"]
+    assert rings.name(WEB) == "web-v2" and rings.name(WORKER) == "worker"
+    assert rings.name(UNATTRIBUTED) == UNATTRIBUTED
+    assert set(rings.buckets()) == {WEB, WORKER, UNATTRIBUTED}
+    assert rings.total == 5
+    assert rings.get("nothing-here") == ()
+
+
+def test_ring_buffer_snapshots_do_not_change_under_the_reader():
+    rings = RingBuffers(keep=2)
+    rings.add(served_by_web(0))
+    snapshot = rings.buckets()
+    rings.add(served_by_web(1))
+    assert len(snapshot[WEB]) == 1
+
+
+# Trimming and reloading
+
+
+def test_database_keeps_the_newest_keep_per_bucket_across_close_and_reopen(tmp_path):
+    db = tmp_path / "x.db"
+    written = [served_by_web(i) for i in range(1100)]
+
+    async def scenario():
+        await write_and_close(db, 1000, written[:600], written[600:])
+        store = await open_store(db, 1000)
+        try:
+            return await store.counts(), await store.recent(1000)
+        finally:
+            await store.close()
+
+    counts, recent = asyncio.run(scenario())
+    assert counts == {WEB: 1000}
+    assert recent[WEB] == written[100:]
+    rings = RingBuffers(keep=1000)
+    for exchanges in recent.values():
+        rings.add_many(exchanges)
+    assert rings.get(WEB) == tuple(written[100:])
+    assert rings.name(WEB) == "web"
+
+
+def test_one_batch_larger_than_keep_leaves_only_the_newest(tmp_path):
+    db = tmp_path / "x.db"
+    written = [served_by_web(i) for i in range(1100)]
+    asyncio.run(write_and_close(db, 1000, written))
+    counts, stored = asyncio.run(read_back(db))
+    assert counts == {WEB: 1000}
+    assert stored[-1] == written[100] and stored[0] == written[-1]
+
+
+def test_unattributed_exchanges_are_bounded_like_a_container(tmp_path):
+    db = tmp_path / "x.db"
+    asyncio.run(write_and_close(db, 50, [make(i) for i in range(80)] + [served_by_web(i) for i in range(10)]))
+    counts, _ = asyncio.run(read_back(db))
+    assert counts == {UNATTRIBUTED: 50, WEB: 10}
+
+
+def test_a_smaller_keep_at_start_trims_what_is_stored(tmp_path):
+    db = tmp_path / "x.db"
+    asyncio.run(write_and_close(db, 100, [served_by_web(i) for i in range(100)]))
+    asyncio.run(write_and_close(db, 10))
+    counts, stored = asyncio.run(read_back(db))
+    assert counts == {WEB: 10} and stored[-1].target == "/items/90"
+
+
+def test_every_field_survives_the_round_trip(tmp_path):
+    db = tmp_path / "x.db"
+    full = make(
+        1,
+        ts=T0 + 0.123456,
+        client_ip="fd00::3",
+        host=None,
+        status=None,
+        reason=None,
+        latency_ms=None,
+        user_agent=None,
+        content_type=None,
+        flags=("pipelined", "gap", "no_response"),
+        container="web",
+        container_id=WEB,
+        client_container="worker",
+        client_container_id=WORKER,
+    )
+    plain = make(2, latency_ms=12.345678, request_bytes=2**40, target="/ünïcode?q=REDACTED")
+    asyncio.run(write_and_close(db, 1000, [full, plain]))
+    _, stored = asyncio.run(read_back(db))
+    assert sorted(stored, key=lambda x: x.ts) == sorted([full, plain], key=lambda x: x.ts)
+
+
+def test_the_table_has_one_column_per_exchange_field(tmp_path):
+    db = tmp_path / "x.db"
+    asyncio.run(write_and_close(db, 10))
+    with sqlite3.connect(db) as connection:
+        columns = tuple(row[1] for row in connection.execute("PRAGMA table_info(exchanges)"))
+    assert columns == ("id", "bucket", *EXCHANGE_FIELDS)
+
+
+# Files, schema, damage
+
+
+def test_data_directory_is_0700_and_database_files_0600(tmp_path):
+    db = tmp_path / "new" / "dir" / "x.db"
+    before = mode(tmp_path)
+    old_umask = os.umask(0o022)
+    try:
+
+        async def scenario():
+            store = await open_store(db, 10)
+            await store.write([served_by_web(0)])
+            files = {path.name: mode(path) for path in db.parent.iterdir()}
+            await store.close()
+            return files
+
+        files = asyncio.run(scenario())
+    finally:
+        os.umask(old_umask)
+    assert mode(db.parent) == 0o700
+    assert files == {"x.db": 0o600, "x.db-wal": 0o600, "x.db-shm": 0o600}
+    assert mode(tmp_path) == before  # a directory that existed is left as it was
+
+
+def test_schema_version_is_recorded(tmp_path):
+    db = tmp_path / "x.db"
+    asyncio.run(write_and_close(db, 10))
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert SCHEMA_VERSION == len(MIGRATIONS) >= 1
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_database_from_a_newer_version_is_refused(tmp_path, readonly):
+    db = tmp_path / "x.db"
+    asyncio.run(write_and_close(db, 10))
+    with sqlite3.connect(db) as connection:
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this eyes-devine") as raised:
+        asyncio.run(open_store(db, 10, readonly=readonly))
+    assert "\n" not in str(raised.value)
+
+
+def test_another_programs_sqlite_database_is_refused(tmp_path):
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE notes (body TEXT)")
+    with pytest.raises(StoreError, match="not an eyes-devine one"):
+        asyncio.run(open_store(db, 10))
+    with sqlite3.connect(db) as connection:  # refused before anything was changed
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        assert connection.execute("PRAGMA user_version").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_file_that_is_not_sqlite_is_refused_in_one_line(tmp_path, readonly):
+    db = tmp_path / "x.db"
+    db.write_bytes(b"this is not a database\n" * 200)
+    with pytest.raises(StoreError, match="damaged or not an eyes-devine database") as raised:
+        asyncio.run(open_store(db, 10, readonly=readonly))
+    assert "\n" not in str(raised.value)
+
+
+def test_a_damaged_database_is_refused(tmp_path):
+    db = tmp_path / "x.db"
+    asyncio.run(write_and_close(db, 5000, [served_by_web(i) for i in range(3000)]))
+    with db.open("r+b") as damaged:
+        damaged.seek(8192)
+        damaged.write(os.urandom(db.stat().st_size - 8192))
+
+    async def scenario():
+        store = await open_store(db, 5000, readonly=True)
+        try:
+            await store.query(Query(limit=None))
+        finally:
+            await store.close()
+
+    with pytest.raises(StoreError, match="damaged"):
+        asyncio.run(scenario())
+
+
+def test_reading_a_missing_database_says_to_start_run_and_creates_nothing(tmp_path):
+    db = tmp_path / "missing" / "x.db"
+    with pytest.raises(StoreError, match="eyes-devine run"):
+        asyncio.run(open_store(db, 10, readonly=True))
+    assert not db.parent.exists()
+
+
+def test_a_read_only_store_refuses_to_write(tmp_path):
+    db = tmp_path / "x.db"
+    asyncio.run(write_and_close(db, 10))
+
+    async def scenario():
+        store = await open_store(db, 10, readonly=True)
+        try:
+            await store.write([make(0)])
+        finally:
+            await store.close()
+
+    with pytest.raises(StoreError, match="read-only"):
+        asyncio.run(scenario())
+
+
+def test_a_path_that_cannot_be_created_is_a_store_error(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(StoreError, match="choose another --db"):
+        asyncio.run(open_store(tmp_path / "a-file" / "x.db", 10))
+
+
+# Queries
+
+STORED = [
+    make(
+        0, container="web", container_id=WEB, client_container="worker", client_container_id=WORKER, target="/api/users"
+    ),
+    make(1, container="web", container_id=WEB, method="POST", target="/api/orders", status=503),
+    make(2, container="api", container_id=API, target="/health", status=404),
+    make(3, client_container="worker", client_container_id=WORKER, target="/external%20x", method="get"),
+    make(4, target="/unattributed", status=500),
+]
+
+
+@pytest.fixture(scope="module")
+def query_db(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("query") / "x.db"
+    asyncio.run(write_and_close(db, 1000, STORED))
+    return db
+
+
+def found(db: Path, **filters: object) -> list[str]:
+    _, exchanges = asyncio.run(read_back(db, q=Query(**filters)))
+    return [x.target for x in exchanges]
+
+
+def test_a_query_returns_newest_first(query_db):
+    assert found(query_db) == [x.target for x in reversed(STORED)]
+
+
+@pytest.mark.parametrize(
+    ("container", "targets"),
+    [
+        ("web", ["/api/orders", "/api/users"]),
+        ("worker", ["/external%20x", "/api/users"]),  # the caller matches too
+        ("0b0b", ["/health"]),
+        ("0B0B0B", ["/health"]),
+        (API + "f" * 52, ["/health"]),  # a full 64-character id
+        ("we", []),  # names match exactly, not by prefix
+        ("nothing", []),
+    ],
+)
+def test_container_matches_either_end_by_name_or_id_prefix(query_db, container, targets):
+    assert found(query_db, container=container) == targets
+
+
+def test_status_filters_by_class_and_by_code(query_db):
+    assert found(query_db, status=parse_status("5xx")) == ["/unattributed", "/api/orders"]
+    assert found(query_db, status=parse_status("404")) == ["/health"]
+
+
+def test_method_is_case_insensitive(query_db):
+    assert found(query_db, method="post") == ["/api/orders"]
+    assert found(query_db, method="GET") == ["/unattributed", "/external%20x", "/health", "/api/users"]
+
+
+def test_path_contains_is_a_plain_substring(query_db):
+    assert found(query_db, path_contains="/api/") == ["/api/orders", "/api/users"]
+    assert found(query_db, path_contains="%20") == ["/external%20x"]
+    assert found(query_db, path_contains="%") == ["/external%20x"]  # not a LIKE wildcard
+    assert found(query_db, path_contains="_") == []
+
+
+def test_since_and_limit(query_db):
+    assert found(query_db, since=T0 + 0.003) == ["/unattributed", "/external%20x"]
+    assert found(query_db, limit=2) == ["/unattributed", "/external%20x"]
+    assert found(query_db, container="web", status=(500, 599), limit=1) == ["/api/orders"]
+
+
+def test_a_limit_below_one_is_refused():
+    with pytest.raises(ValueError, match="limit"):
+        Query(limit=0)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("5xx", (500, 599)), ("4XX", (400, 499)), ("404", (404, 404))])
+def test_parse_status(text, expected):
+    assert parse_status(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "6xx", "600", "40", "4040", "5x", "abc", "200,201"])
+def test_parse_status_names_what_it_refuses(text):
+    with pytest.raises(ValueError, match="neither a code like 404 nor a class like 5xx") as raised:
+        parse_status(text)
+    assert repr(text) in str(raised.value)
+
+
+@pytest.mark.parametrize(("text", "ago"), [("90s", 90), ("10m", 600), ("2h", 7200), ("1d", 86400), ("1.5h", 5400)])
+def test_parse_since_durations(text, ago):
+    assert parse_since(text, now=T0) == T0 - ago
+
+
+def test_parse_since_timestamps():
+    assert parse_since("2024-05-01T12:00:00+00:00", now=0) == T0
+    assert parse_since("2024-05-01T12:00:00Z", now=0) == T0
+    naive = datetime(2024, 5, 1, 12, 0, 0)
+    assert parse_since("2024-05-01T12:00:00", now=0) == naive.timestamp()  # local time
+    assert parse_since("2024-05-01", now=0) == datetime(2024, 5, 1).timestamp()
+    assert datetime.fromtimestamp(T0, UTC).hour == 12
+
+
+@pytest.mark.parametrize("text", ["", "10", "10x", "-5m", "yesterday", "2024-13-01"])
+def test_parse_since_names_what_it_refuses(text):
+    with pytest.raises(ValueError, match="neither a duration like 90s") as raised:
+        parse_since(text, now=T0)
+    assert "\n" not in str(raised.value)
+
+
+# The batch writer
+
+
+def test_a_record_reaches_disk_within_the_batch_window(tmp_path, record_property):
+    db = tmp_path / "x.db"
+
+    async def scenario() -> list[float]:
+        writer = BatchWriter(await open_store(db, 1000))
+        writer.start()
+        reader = await open_store(db, 1000, readonly=True)
+        latencies = []
+        for n in range(4):
+            await asyncio.sleep(0.07 * n)  # land at different points of the flush rhythm
+            started = time.perf_counter()
+            await asyncio.to_thread(writer.submit, make(n, target=f"/probe/{n}"))  # from another thread, as capture
+            while not await reader.query(Query(path_contains=f"/probe/{n}")):
+                assert time.perf_counter() - started < 1.0, "a record took more than a second to reach the database"
+                await asyncio.sleep(0.005)
+            latencies.append(time.perf_counter() - started)
+        await reader.close()
+        await writer.close()
+        return latencies
+
+    latencies = asyncio.run(scenario())
+    record_property("max_latency_ms", round(max(latencies) * 1000, 1))
+    print(f"submit-to-visible latencies (ms): {[round(s * 1000, 1) for s in latencies]}")
+
+
+def test_records_beyond_the_queue_bound_are_dropped_and_counted(tmp_path):
+    db = tmp_path / "x.db"
+
+    async def scenario() -> BatchWriter:
+        writer = BatchWriter(await open_store(db, 1000), max_pending=100, batch_size=40)
+        writer.start()
+        for i in range(250):  # the writer task cannot run meanwhile, so the queue only fills
+            writer.submit(served_by_web(i))
+        assert writer.pending == 100 and writer.dropped == writer.dropped_full == 150
+        await writer.close()
+        return writer
+
+    writer = asyncio.run(scenario())
+    assert writer.written == 100 and writer.dropped == 150 and writer.pending == 0
+    counts, stored = asyncio.run(read_back(db))
+    assert counts == {WEB: 100} and stored[-1].target == "/items/0"
+
+
+def test_close_writes_everything_still_queued(tmp_path):
+    db = tmp_path / "x.db"
+    batches: list[int] = []
+
+    async def scenario() -> BatchWriter:
+        writer = BatchWriter(await open_store(db, 10_000), on_batch=lambda rows, seconds: batches.append(rows))
+        writer.start()
+        await asyncio.to_thread(lambda: [writer.submit(served_by_web(i)) for i in range(1234)])
+        await writer.close()
+        return writer
+
+    writer = asyncio.run(scenario())
+    assert writer.written == 1234 and writer.dropped == 0
+    assert sum(batches) == 1234 and max(batches) <= 500 and writer.batches == len(batches)
+    counts, _ = asyncio.run(read_back(db))
+    assert counts == {WEB: 1234}
+
+
+def test_closing_a_writer_that_never_started_still_writes_what_was_queued(tmp_path):
+    db = tmp_path / "x.db"
+
+    async def scenario() -> None:
+        writer = BatchWriter(await open_store(db, 1000))
+        writer.submit(served_by_web(0))
+        await writer.close()
+
+    asyncio.run(scenario())
+    assert asyncio.run(read_back(db))[0] == {WEB: 1}
+
+
+def test_a_failed_write_is_reported_and_counted_and_writing_goes_on(tmp_path):
+    db = tmp_path / "x.db"
+    errors: list[Exception] = []
+
+    async def wait_for(condition) -> None:
+        for _ in range(200):
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the writer did not get there in 2 s")
+
+    async def scenario() -> BatchWriter:
+        writer = BatchWriter(await open_store(db, 1000), on_error=errors.append)
+        writer.start()
+        with sqlite3.connect(db) as other:  # another process breaking the database under us
+            other.execute("DROP TABLE exchanges")
+        for i in range(10):
+            writer.submit(served_by_web(i))
+        await wait_for(lambda: writer.failed_batches)
+        with sqlite3.connect(db) as other:
+            for migration in MIGRATIONS[:2]:  # the ones that build the exchanges table
+                for statement in migration:
+                    other.execute(statement)
+        for i in range(5):
+            writer.submit(served_by_web(i))
+        await wait_for(lambda: writer.written)
+        await writer.close()
+        return writer
+
+    writer = asyncio.run(scenario())
+    assert writer.failed_batches == 1 and writer.dropped_failed == 10 and writer.dropped == 10
+    assert writer.written == 5
+    assert len(errors) == 1 and isinstance(errors[0], StoreError) and "no such table" in str(errors[0])
+
+
+READER_SCRIPT = """
+import asyncio, sys
+from eyes_devine.adapters.store.sqlite import Query, open_store
+
+async def main(path, expected):
+    store = await open_store(path, 1000, readonly=True)
+    print("ready", flush=True)
+    queries = 0
+    while sum((await store.counts()).values()) < expected:
+        await store.query(Query(limit=100))
+        await store.query(Query(container="000000000001", status=(200, 299), path_contains="/items/"))
+        queries += 1
+    await store.close()
+    print(queries, flush=True)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def test_another_process_reads_while_20k_rows_are_written_without_lock_errors(tmp_path):
+    db = tmp_path / "x.db"
+    rows = 20_000
+
+    async def scenario() -> tuple[int, bytes, BatchWriter]:
+        store = await open_store(db, 100_000)
+        reader = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            READER_SCRIPT,
+            str(db),
+            str(rows),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert reader.stdout is not None
+        assert await asyncio.wait_for(reader.stdout.readline(), 10) == b"ready\n"
+        writer = BatchWriter(store)
+        writer.start()
+
+        def produce() -> None:
+            for i in range(rows):
+                writer.submit(make(i, container="web", container_id=f"{i % 4:012x}"))
+                if i % 1000 == 999:
+                    time.sleep(0.02)  # a steady load over about half a second, not one burst
+
+        await asyncio.to_thread(produce)
+        await writer.close()
+        out, err = await asyncio.wait_for(reader.communicate(), 15)
+        return int(out), err, writer
+
+    queries, err, writer = asyncio.run(scenario())
+    assert err == b"", err.decode()
+    assert queries > 0 and writer.written == rows and writer.dropped == 0
+    counts, _ = asyncio.run(read_back(db, q=Query(limit=1)))
+    assert sum(counts.values()) == rows
+
+
+WRITER_SCRIPT = (
+    MAKE_EXCHANGE
+    + """
+import asyncio, sys, threading, time
+from eyes_devine.adapters.store.sqlite import BatchWriter, open_store
+
+async def main(path):
+    written = 0
+
+    def on_batch(rows, seconds):
+        nonlocal written
+        written += rows
+        print(written, flush=True)  # after the commit: everything up to here is on disk
+
+    writer = BatchWriter(await open_store(path, 1_000_000), batch_size=200, on_batch=on_batch)
+    writer.start()
+
+    def produce():
+        i = 0
+        while True:
+            writer.submit(make(i, container_id=f"{i % 8:012x}"))
+            i += 1
+            if i % 100 == 0:
+                time.sleep(0.001)
+
+    threading.Thread(target=produce, daemon=True).start()
+    await asyncio.sleep(60)
+
+asyncio.run(main(sys.argv[1]))
+"""
+)
+
+
+def test_after_kill_9_under_load_the_database_is_intact_and_holds_every_acknowledged_batch(tmp_path):
+    db = tmp_path / "x.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        first = child.stdout.readline()
+        assert first, "the writer died before its first batch"
+        time.sleep(0.6)  # under load; the kill lands wherever the writer happens to be
+    finally:
+        child.send_signal(signal.SIGKILL)
+        out, err = child.communicate()
+    assert child.returncode == -signal.SIGKILL, err
+    complete = [first] + [line for line in out.splitlines(keepends=True) if line.endswith("\n")]
+    acknowledged = int(complete[-1])
+    assert acknowledged >= 2000, "the writer made too little progress to test anything"
+
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        (stored,) = connection.execute("SELECT count(*) FROM exchanges").fetchone()
+    # Every acknowledged batch is there; at most the one committed as the kill landed is extra.
+    assert acknowledged <= stored <= acknowledged + 200
+
+    async def restart() -> int:
+        store = await open_store(db, 1_000_000)
+        try:
+            return sum(len(exchanges) for exchanges in (await store.recent()).values())
+        finally:
+            await store.close()
+
+    assert asyncio.run(restart()) == stored
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path):
+    db = tmp_path / "v1.db"
+    with sqlite3.connect(db) as old:
+        for statement in MIGRATIONS[0]:
+            old.execute(statement)
+        old.execute("INSERT INTO exchanges (bucket, ts, interface, client_ip, client_port, server_ip, server_port,"
+                    " method, target, http_version, request_bytes, response_bytes, flags)"
+                    " VALUES ('unattributed', 1.0, 'docker0', '10.0.0.1', 40000, '10.0.0.2', 80, 'GET', '/old',"
+                    " '1.1', 0, 0, '')")
+        old.execute("PRAGMA user_version = 1")
+
+    async def reopen() -> list:
+        store = await open_store(db)
+        try:
+            return await store.query(Query())
+        finally:
+            await store.close()
+
+    [row] = asyncio.run(reopen())
+    assert (row.target, row.alerts, row.country, row.reputation) == ("/old", (), None, None)
+    with sqlite3.connect(db) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)

@@ -1,0 +1,60 @@
+"""`run`'s log lines: one per event, text for people, JSON for shippers."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from eyes_devine.app.logs import ServiceLog
+
+
+def test_text_lines_carry_fields_as_key_value_quoting_what_has_spaces() -> None:
+    stream = io.StringIO()
+    ServiceLog(stream).info("capturing", interfaces="docker0,br-1", filter="tcp and (port 80)")
+    ServiceLog(stream).warning("capture on veth1 stopped")
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith(' capturing interfaces=docker0,br-1 filter="tcp and (port 80)"')
+    assert second.endswith(" WARNING: capture on veth1 stopped")
+
+
+def test_json_lines_are_one_object_each_with_level_message_and_fields() -> None:
+    stream = io.StringIO()
+    ServiceLog(stream, "json").info("batch stored", rows=12, ms=0.8)
+    record = json.loads(stream.getvalue())
+    assert (record["level"], record["msg"], record["rows"], record["ms"]) == ("info", "batch stored", 12, 0.8)
+    assert isinstance(record["ts"], float)
+
+
+def test_an_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError):
+        ServiceLog(io.StringIO(), "xml")
+
+
+def test_values_with_control_characters_cannot_forge_a_log_line() -> None:
+    stream = io.StringIO()
+    ServiceLog(stream).warning("alert", target="/x\n2026-01-01T00:00:00 stopped\x1b[2J")
+    [line] = stream.getvalue().splitlines()
+    assert '\\n2026-01-01T00:00:00 stopped\\u001b[2J"' in line
+
+
+def test_alert_lines_are_capped_per_second_and_the_rest_counted() -> None:
+    import time
+
+    from eyes_devine.app.service import ALERT_LINES_PER_SECOND, _log_alerts
+    from tests.support.records import make
+
+    stream = io.StringIO()
+    stored: list = []
+    sink = _log_alerts(stored.append, ServiceLog(stream, "json"))
+    for i in range(100):
+        sink(make(i, alerts=("sql-injection",)))
+    burst = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(stored) == 100, "every exchange is still stored"
+    assert ALERT_LINES_PER_SECOND <= len(burst) <= 2 * ALERT_LINES_PER_SECOND  # at most one second boundary
+    time.sleep(1.05)
+    sink(make(100, alerts=("xss",)))
+    last = json.loads(stream.getvalue().splitlines()[-1])
+    reported = sum(line.get("not_logged", 0) for line in burst)  # if the burst crossed a second boundary
+    assert last["rules"] == "xss" and last["not_logged"] == 100 - len(burst) - reported

@@ -1,0 +1,55 @@
+"""The fast JSON Lines writer says exactly what json.dumps(to_dict()) says."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eyes_devine.records import EXCHANGE_FIELDS, Exchange
+from eyes_devine.views.jsonl import json_line
+
+text = st.text(max_size=40)
+maybe_text = st.none() | text
+exchanges = st.builds(
+    Exchange,
+    ts=st.floats(0, 4e9),
+    interface=text,
+    client_ip=st.ip_addresses().map(str),  # the decoder's inet_ntop text: never needs escaping
+    client_port=st.integers(0, 65535),
+    server_ip=st.ip_addresses().map(str),
+    server_port=st.integers(0, 65535),
+    method=text,
+    target=text,
+    host=maybe_text,
+    http_version=st.sampled_from(["1.0", "1.1"]),
+    status=st.none() | st.integers(100, 599),
+    reason=maybe_text,
+    latency_ms=st.none() | st.floats(0, 1e7),
+    request_bytes=st.integers(0, 2**40),
+    response_bytes=st.integers(0, 2**40),
+    user_agent=maybe_text,
+    content_type=maybe_text,
+    flags=st.lists(text, max_size=4).map(tuple),
+    container=maybe_text,
+    client_container=maybe_text,
+    container_id=st.none() | st.text("0123456789abcdef", min_size=12, max_size=12),
+    client_container_id=st.none() | st.text("0123456789abcdef", min_size=12, max_size=12),
+    alerts=st.lists(text, max_size=3).map(tuple),
+    country=maybe_text,
+    city=maybe_text,
+    latitude=st.none() | st.floats(-90, 90),
+    longitude=st.none() | st.floats(-180, 180),
+    reputation=maybe_text,
+)
+
+
+@given(exchanges)
+def test_json_line_equals_the_dict_contract(exchange):
+    assert json.loads(json_line(exchange)) == exchange.to_dict()
+
+
+@given(exchanges)
+def test_json_line_keys_are_the_exchange_fields_in_order(exchange):
+    assert tuple(json.loads(json_line(exchange))) == EXCHANGE_FIELDS
