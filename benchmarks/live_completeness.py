@@ -184,7 +184,7 @@ def nginx_container(client, image: str, workdir: Path):
 
 def memory_figures(env: dict[str, str], workdir: Path) -> list[str]:
     from eyes_devine.adapters.store.sqlite import open_store
-    from eyes_devine.records import Exchange
+    from eyes_devine.records import Attribution, Exchange
 
     db = workdir / "memory.db"
 
@@ -192,13 +192,14 @@ def memory_figures(env: dict[str, str], workdir: Path) -> list[str]:
         store = await open_store(db, 1000)
         for container in range(100):
             cid = f"{container:012x}"
+            owner = Attribution(container=f"service-{container}", container_id=cid)
             await store.write([Exchange(ts=time.time(), interface="docker0", client_ip="172.17.0.1",
                                         client_port=40000 + i % 20000, server_ip="172.17.0.2", server_port=80,
                                         method="GET", target=f"/items/{i}?page=2", host="shop", http_version="1.1",
                                         status=200, reason="OK", latency_ms=1.5, request_bytes=0,
                                         response_bytes=512, user_agent="Mozilla/5.0 (X11; Linux x86_64)",
-                                        content_type="application/json", container=f"service-{container}",
-                                        container_id=cid) for i in range(1000)])
+                                        content_type="application/json", attribution=owner)
+                               for i in range(1000)])
         await store.close()
 
     asyncio.run(fill())

@@ -1,22 +1,37 @@
-"""The records shared by every stage of the pipeline.
+"""The records shared by every stage: what crosses a boundary, built once and never changed.
 
-Data flows one way: ``decode`` turns a frame into a :class:`Segment`, ``tcp``
-reassembles segments per connection and hands ordered bytes to a
-:class:`StreamHandler`, ``http`` turns those bytes into :class:`Exchange`
-records, and everything after that (attribution, storage, views, ``--json``)
-speaks only :class:`Exchange`.  Keeping the contract here, in one place, is what
-lets ``read --json``, ``requests --json`` and the SQLite columns agree.
+Data flows one way.  The core turns a captured frame into a :class:`Segment`,
+reassembles segments, and turns the byte streams into :class:`Exchange`
+records (HTTP) and :class:`Flow` summaries (every conversation).  The enrich
+stages return copies with their fields filled in (``record._replace(...)``);
+storage, ``--json``, the views and the exporters read them.
+
+Exchange and Flow share two sub-records, so no field is listed twice:
+:class:`Attribution` (the containers at both ends) and :class:`Peer` (where the
+public end is and how it is rated).  Their flat names are the storage columns
+and the ``--json`` keys (:data:`EXCHANGE_FIELDS`, :data:`FLOW_FIELDS`), in the
+order of :func:`exchange_values` and :func:`flow_values`.
+
+The hot records are named tuples: immutable in fact, and as cheap to build as a
+slotted class (a frozen dataclass costs ten times as much, and `read` builds one
+record per request and one segment per packet).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
-from typing import Protocol
+from typing import NamedTuple
+
+# TCP header flag bits, as on the wire.
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
 
 
-@dataclass(slots=True)
-class Segment:
+class Segment(NamedTuple):
     """One TCP segment as the wire carried it.
 
     Addresses stay packed (4 or 16 bytes) because the hot path only compares
@@ -36,51 +51,47 @@ class Segment:
     payload: bytes
 
 
-# TCP header flag bits, as on the wire.
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """The containers at both ends of an exchange or flow, as they were at its time (Docker attribution)."""
+
+    container: str | None = None
+    """The serving container's name."""
+    client_container: str | None = None
+    """The calling container's name."""
+    container_id: str | None = None
+    """The serving container's short id (12 characters): names are reused, ids are not."""
+    client_container_id: str | None = None
+    """The calling container's short id."""
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoints:
-    """Who is the client and who the server of one TCP connection, as text."""
+class Peer:
+    """What is known of the record's public end: the client when its address is public, else the server."""
 
-    interface: str
-    client_ip: str
-    client_port: int
-    server_ip: str
-    server_port: int
-
-
-class StreamHandler(Protocol):
-    """What the TCP layer drives for each connection (the HTTP layer implements it).
-
-    ``from_client`` tells the direction.  Bytes arrive in order, each byte once;
-    where bytes were lost ``gap`` is called instead, with how many are missing,
-    before the bytes that follow the hole.
-    """
-
-    def data(self, from_client: bool, payload: bytes, ts: float) -> None: ...
-
-    def gap(self, from_client: bool, missing: int, ts: float) -> None: ...
-
-    def closed(self, ts: float) -> None: ...
+    country: str | None = None
+    """ISO 3166-1 alpha-2 code, from the --geoip database."""
+    city: str | None = None
+    """English city name (City databases only)."""
+    latitude: float | None = None
+    longitude: float | None = None
+    reputation: str | None = None
+    """Why the public end is suspect: "blocklist:<list>" or "abuseipdb:<score>"; None when clean or unknown."""
 
 
-@dataclass(slots=True)
-class Exchange:
+NO_ATTRIBUTION = Attribution()
+"""No container at either end (the host, outside machines, capture files)."""
+NO_PEER = Peer()
+"""No public end, or nothing known about it."""
+ATTRIBUTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Attribution))
+PEER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Peer))
+
+
+class Exchange(NamedTuple):
     """One HTTP request and the response that answered it (if one was seen).
 
-    This is the unit that crosses every boundary after the HTTP layer.  Header
-    values that carry credentials and credential-like query parameters are
-    redacted before a record is built; bodies are never kept.
-
-    A value: once built it is never changed in place (later stages use
-    ``dataclasses.replace``).  It is not declared frozen only because a frozen
-    dataclass costs ten times as much to build, and `read` builds one per request.
+    Header values that carry credentials and credential-like query parameters
+    are redacted before a record is built; bodies are never kept.
     """
 
     ts: float
@@ -111,28 +122,16 @@ class Exchange:
     """Content-Type of the response, else of the request."""
     flags: tuple[str, ...] = ()
     """Anomalies: pipelined, gap, no_response, truncated, smuggling_suspect, upgrade, ..."""
-    container: str | None = None
-    """The serving container's name, filled by Docker attribution."""
-    client_container: str | None = None
-    """The calling container's name, filled by Docker attribution."""
-    container_id: str | None = None
-    """The serving container's short id (12 characters): names are reused, ids are not."""
-    client_container_id: str | None = None
-    """The calling container's short id (12 characters)."""
+    attribution: Attribution = NO_ATTRIBUTION
+    """The serving and calling containers."""
     alerts: tuple[str, ...] = ()
     """Ids of the suspicious-request rules this exchange matched (see `eyes-devine alerts`)."""
-    country: str | None = None
-    """ISO country code of the exchange's public end (the client of an inbound request, the server of an
-    outbound one), from the --geoip database."""
-    city: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    reputation: str | None = None
-    """Why the public end is suspect: "blocklist:<list>" or "abuseipdb:<score>"; None when clean or unknown."""
+    peer: Peer = NO_PEER
+    """Where the exchange's public end is (the client of an inbound request, the server of an outbound one)."""
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON contract: every field, flags as a list, latency to the microsecond."""
-        record = dict(zip(EXCHANGE_FIELDS, _exchange_values(self), strict=True))
+        """The JSON contract: every flat field, flags and alerts as lists, latency to the microsecond."""
+        record = dict(zip(EXCHANGE_FIELDS, exchange_values(self), strict=True))
         record["flags"] = list(self.flags)
         record["alerts"] = list(self.alerts)
         if self.latency_ms is not None:
@@ -140,16 +139,114 @@ class Exchange:
         return record
 
 
-EXCHANGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Exchange))
-_exchange_values = attrgetter(*EXCHANGE_FIELDS)
+class Flow(NamedTuple):
+    """One conversation at the transport layer, summarised when it ended."""
+
+    ts_first: float
+    """Time of the first packet seen, epoch seconds."""
+    ts_last: float
+    """Time of the last packet seen."""
+    interface: str
+    """Interface the flow was first seen on."""
+    transport: str
+    """"tcp", "udp", "icmp" or "icmpv6"."""
+    protocol: str
+    """What it carried: dns, tls, ssh, ftp, http, else the transport."""
+    client_ip: str
+    client_port: int
+    """0 for ICMP."""
+    server_ip: str
+    server_port: int
+    client_packets: int
+    """Packets from client to server."""
+    client_bytes: int
+    """IP bytes (headers included) from client to server."""
+    server_packets: int
+    server_bytes: int
+    sni: str | None = None
+    """TLS server name from the ClientHello."""
+    detail: str | None = None
+    """What the signature showed: the SSH banner, the FTP greeting, the first DNS question, the ICMP message kind."""
+    ended: str = "end"
+    """Why the summary was written: fin, rst, idle, evicted, or end (of capture); "open" in a live view's
+    snapshot of a flow still in progress."""
+    attribution: Attribution = NO_ATTRIBUTION
+    """The serving and initiating containers when the flow started."""
+    peer: Peer = NO_PEER
+    """Where the flow's public end is (the client if public, else the server)."""
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON contract of `flows --json`: every flat field."""
+        return dict(zip(FLOW_FIELDS, flow_values(self), strict=True))
+
+
+def _flat_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    expanded = {"attribution": ATTRIBUTION_FIELDS, "peer": PEER_FIELDS}
+    return tuple(flat for name in names for flat in expanded.get(name, (name,)))
+
+
+EXCHANGE_FIELDS: tuple[str, ...] = _flat_names(Exchange._fields)
+"""Flat field names of an exchange: the storage columns and the ``--json`` keys, in order."""
+FLOW_FIELDS: tuple[str, ...] = _flat_names(Flow._fields)
+"""Flat field names of a flow summary: the storage columns and the ``flows --json`` keys, in order."""
+_ATTRIBUTION_AT = Exchange._fields.index("attribution")
+_FLOW_ATTRIBUTION_AT = Flow._fields.index("attribution")
+_attribution_values = attrgetter(*ATTRIBUTION_FIELDS)
+_peer_values = attrgetter(*PEER_FIELDS)
+
+
+def exchange_values(x: Exchange) -> tuple[object, ...]:
+    """The exchange's values in :data:`EXCHANGE_FIELDS` order."""
+    return (*x[:_ATTRIBUTION_AT], *_attribution_values(x.attribution), x.alerts, *_peer_values(x.peer))
+
+
+def flow_values(flow: Flow) -> tuple[object, ...]:
+    """The flow's values in :data:`FLOW_FIELDS` order."""
+    return (*flow[:_FLOW_ATTRIBUTION_AT], *_attribution_values(flow.attribution), *_peer_values(flow.peer))
+
+
+def attribution_of(values: tuple[object, ...] | list[object]) -> Attribution:
+    """An Attribution from its flat values; the shared empty one when all are None."""
+    return NO_ATTRIBUTION if not any(values) else Attribution(*values)  # type: ignore[arg-type]
+
+
+def peer_of(values: tuple[object, ...] | list[object]) -> Peer:
+    """A Peer from its flat values; the shared empty one when all are None."""
+    return NO_PEER if all(value is None for value in values) else Peer(*values)  # type: ignore[arg-type]
+
+
+def exchange_from_values(values: tuple[object, ...] | list[object]) -> Exchange:
+    """The inverse of :func:`exchange_values` (flags and alerts as tuples)."""
+    at, width = _ATTRIBUTION_AT, len(ATTRIBUTION_FIELDS)
+    return Exchange(*values[:at], attribution_of(values[at:at + width]), values[at + width],  # type: ignore[arg-type]
+                    peer_of(values[at + width + 1:]))
+
+
+def flow_from_values(values: tuple[object, ...] | list[object]) -> Flow:
+    """The inverse of :func:`flow_values`."""
+    at, width = _FLOW_ATTRIBUTION_AT, len(ATTRIBUTION_FIELDS)
+    return Flow(*values[:at], attribution_of(values[at:at + width]), peer_of(values[at + width:]))  # type: ignore[arg-type]
+
+
+UNATTRIBUTED = "unattributed"
+"""The bucket of records that no container served or sent (host, outside machines, capture files)."""
+
+
+def bucket_of(x: Exchange | Flow) -> str:
+    """The serving container's id, else the caller's (an outbound request belongs to its sender), else unattributed.
+
+    Ids rather than names: a name is reused when a container is recreated, an id never is.
+    """
+    attribution = x.attribution
+    return attribution.container_id or attribution.client_container_id or UNATTRIBUTED
 
 
 @dataclass(slots=True)
 class EngineCounters:
     """What the core saw, for summaries, logs and the live header.
 
-    Plain integers mutated in place by the stage that owns each one; readers take
-    a copy with :meth:`snapshot`.
+    Plain integers mutated in place by the engine thread, which owns them;
+    other threads read the copy :meth:`snapshot` makes on that thread.
     """
 
     packets: int = 0
@@ -185,66 +282,6 @@ class EngineCounters:
 
 
 @dataclass(frozen=True, slots=True)
-class Flow:
-    """One conversation at the transport layer, summarised when it ended.
-
-    Like :class:`~eyes_devine.records.Exchange`, the unit that crosses every
-    boundary after the tracker: storage columns and ``flows --json`` keys derive
-    from its fields.
-    """
-
-    ts_first: float
-    """Time of the first packet seen, epoch seconds."""
-    ts_last: float
-    """Time of the last packet seen."""
-    interface: str
-    """Interface the flow was first seen on."""
-    transport: str
-    """"tcp", "udp", "icmp" or "icmpv6"."""
-    protocol: str
-    """What it carried: dns, tls, ssh, ftp, http, else the transport."""
-    client_ip: str
-    client_port: int
-    """0 for ICMP."""
-    server_ip: str
-    server_port: int
-    client_packets: int
-    """Packets from client to server."""
-    client_bytes: int
-    """IP bytes (headers included) from client to server."""
-    server_packets: int
-    server_bytes: int
-    sni: str | None = None
-    """TLS server name from the ClientHello."""
-    detail: str | None = None
-    """What the signature showed: the SSH banner, the FTP greeting, the first DNS question, the ICMP message kind."""
-    ended: str = "end"
-    """Why the summary was written: fin, rst, idle, evicted, or end (of capture); "open" in a live view's
-    snapshot of a flow still in progress."""
-    container: str | None = None
-    """The serving container's name, filled by Docker attribution."""
-    client_container: str | None = None
-    container_id: str | None = None
-    """The serving container's short id."""
-    client_container_id: str | None = None
-    country: str | None = None
-    """ISO country code of the flow's public end (the client if public, else the server), from --geoip."""
-    city: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    reputation: str | None = None
-    """Why the public end is suspect: "blocklist:<list>" or "abuseipdb:<score>"."""
-
-    def to_dict(self) -> dict[str, object]:
-        """The JSON contract of `flows --json`: every field."""
-        return dict(zip(FLOW_FIELDS, _flow_values(self), strict=True))
-
-
-FLOW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Flow))
-_flow_values = attrgetter(*FLOW_FIELDS)
-
-
-@dataclass(frozen=True, slots=True)
 class PublishedPort:
     """A host port Docker forwards to a container port (``-p HOST_IP:HOST_PORT:CONTAINER_PORT``)."""
 
@@ -274,15 +311,3 @@ class ContainerInfo:
     @property
     def short_id(self) -> str:
         return self.id[:12]
-
-
-UNATTRIBUTED = "unattributed"
-"""The bucket of records that no container served or sent (host, outside machines, capture files)."""
-
-
-def bucket_of(x: Exchange | Flow) -> str:
-    """The serving container's id, else the caller's (an outbound request belongs to its sender), else unattributed.
-
-    Ids rather than names: a name is reused when a container is recreated, an id never is.
-    """
-    return x.container_id or x.client_container_id or UNATTRIBUTED

@@ -59,7 +59,7 @@ class Board:
         if not self._accept(x):
             return
         key = bucket_of(x)
-        name = x.container or x.client_container or (key if key != UNATTRIBUTED else UNATTRIBUTED)
+        name = x.attribution.container or x.attribution.client_container or key
         second = int(x.ts)
         with self._lock:
             tally = self._tallies.get(key)

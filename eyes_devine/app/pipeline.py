@@ -22,7 +22,7 @@ from eyes_devine.adapters.pcapfile import CaptureFile, CaptureFileError
 from eyes_devine.config import Settings, bpf_filter, port_filter
 from eyes_devine.core.engine import Engine
 from eyes_devine.core.flows import FlowTracker
-from eyes_devine.enrich.attribution import ContainerMap, attribute_flow
+from eyes_devine.enrich.attribution import ContainerMap
 from eyes_devine.records import Exchange, Flow
 
 PROGRESS_EVERY = 8192
@@ -219,7 +219,7 @@ class Monitor:
 
             def attributed_flow(flow: Flow) -> None:
                 with lock:
-                    flow = attribute_flow(flow, containers)
+                    flow = containers.attribute(flow)
                 flow_sink(annotate_flow(flow) if annotate_flow is not None else flow)
 
             tracker = FlowTracker(attributed_flow)
@@ -268,7 +268,7 @@ class Monitor:
             return []
         flows = tracker.active(limit)
         with self._lock:
-            return [attribute_flow(flow, self.containers) for flow in flows]
+            return [self.containers.attribute(flow) for flow in flows]
 
     @property
     def ports(self) -> tuple[int, ...]:

@@ -241,7 +241,8 @@ def _log_alerts(sink: Callable[[Exchange], None], log: ServiceLog | MemoryLog) -
         extra = {"not_logged": window[2]} if window[2] else {}
         window[2] = 0
         log.warning("alert", rules=",".join(exchange.alerts), client=exchange.client_ip,
-                    container=exchange.container or exchange.client_container, method=exchange.method,
+                    container=exchange.attribution.container or exchange.attribution.client_container,
+                    method=exchange.method,
                     target=exchange.target, **extra)
     return logged
 

@@ -46,8 +46,9 @@ class WatchFilter:
     def accepts(self, x: Exchange | Flow) -> bool:
         if self.container:
             wanted = self.container.lower()
-            names = (x.container, x.client_container)
-            ids = (x.container_id, x.client_container_id)
+            attribution = x.attribution
+            names = (attribution.container, attribution.client_container)
+            ids = (attribution.container_id, attribution.client_container_id)
             if self.container not in names and not any(i and i.startswith(wanted[:12]) for i in ids):
                 return False
         if self.ports and x.server_port not in self.ports:

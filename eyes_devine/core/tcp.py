@@ -56,8 +56,36 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Protocol
 
-from eyes_devine.records import ACK, FIN, RST, SYN, Endpoints, EngineCounters, Segment, StreamHandler
+from eyes_devine.records import ACK, FIN, RST, SYN, EngineCounters, Segment
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Who is the client and who the server of one TCP connection, as text."""
+
+    interface: str
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+
+
+class StreamHandler(Protocol):
+    """What the TCP layer drives for each connection (the HTTP layer implements it).
+
+    ``from_client`` tells the direction.  Bytes arrive in order, each byte once;
+    where bytes were lost ``gap`` is called instead, with how many are missing,
+    before the bytes that follow the hole.
+    """
+
+    def data(self, from_client: bool, payload: bytes, ts: float) -> None: ...
+
+    def gap(self, from_client: bool, missing: int, ts: float) -> None: ...
+
+    def closed(self, ts: float) -> None: ...
+
 
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000

@@ -11,7 +11,6 @@ what that thread has already learned.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Protocol
 
 from eyes_devine.adapters.blocklist import BlocklistError
@@ -71,7 +70,7 @@ def _add_rules(settings: Settings, log: Callable[[str], None], stages: list[Stag
 
     def rules(exchange: Exchange) -> Exchange:
         found = match(exchange)
-        return replace(exchange, alerts=exchange.alerts + found) if found else exchange
+        return exchange._replace(alerts=exchange.alerts + found) if found else exchange
 
     stages.append(rules)
 

@@ -1,7 +1,8 @@
 """The container map: which container owned an address or a published port at a given moment.
 
-Sans-I/O: the Docker adapter (``dockerapi.DockerWatcher``) feeds it container
-descriptions and event times; the pipeline asks it about each exchange.  It is
+Sans-I/O: the Docker adapter (:class:`~eyes_devine.adapters.docker.DockerWatcher`) feeds it container
+descriptions and event times; the pipeline asks it about each exchange and flow
+(one implementation serves both).  It is
 time-versioned because addresses are reused: when a container dies and its IP
 passes to a new one, an exchange is attributed to whoever held the address at
 the exchange's own time, never to the later owner and never, after the hand
@@ -15,12 +16,16 @@ pipeline), because both are cheap dictionary work.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from eyes_devine.records import ContainerInfo, Exchange, Flow
+from eyes_devine.records import Attribution, ContainerInfo, Exchange, Flow
+
+Record = TypeVar("Record", Exchange, Flow)
+MAX_SHARED_ATTRIBUTIONS = 4096
+"""Pairs of ends whose Attribution is shared; past this the cache starts again (containers come and go)."""
 
 WILDCARD_HOST_IPS = frozenset({"", "0.0.0.0", "::"})
 """A binding on every host address."""
@@ -45,6 +50,7 @@ class ContainerMap:
         """An IP address, or (host port, host IP or "" for all), → its owners, oldest first."""
         self._gateways: set[str] = set()
         self._host_addresses: frozenset[str] = frozenset()
+        self._attributions: dict[tuple[tuple[str, str] | None, tuple[str, str] | None], Attribution] = {}
         self.set_host_addresses(host_addresses)
 
     def set_host_addresses(self, addresses: Iterable[str]) -> None:
@@ -161,36 +167,26 @@ class ContainerMap:
         except ValueError:
             return False
 
-    def attribute(self, exchange: Exchange) -> Exchange:
-        """The exchange with the serving and calling containers as they were at its time."""
-        ts = exchange.ts
-        server = self._owner(exchange.server_ip, ts) or self.published_owner(
-            exchange.server_ip, exchange.server_port, ts)
-        client = self._owner(exchange.client_ip, ts)
+    def attribute(self, record: Record) -> Record:
+        """The exchange or flow with the serving and calling containers as they were at its start."""
+        ts = record[0]  # Exchange.ts, Flow.ts_first
+        server = self._owner(record.server_ip, ts) or self.published_owner(record.server_ip, record.server_port, ts)
+        client = self._owner(record.client_ip, ts)
         if server is None and client is None:
-            return exchange
-        return dataclasses.replace(
-            exchange,
-            container=server.name if server else None,
-            container_id=server.short_id if server else None,
-            client_container=client.name if client else None,
-            client_container_id=client.short_id if client else None,
-        )
+            return record
+        return record._replace(attribution=self._attribution(server, client))
 
-
-def attribute_flow(flow: Flow, containers: ContainerMap) -> Flow:
-    """The flow with the serving and calling containers as they were when it started (as for exchanges)."""
-    ts = flow.ts_first
-    server = containers.lookup(flow.server_ip, ts)
-    if server is None and flow.server_port:
-        server = containers.published_owner(flow.server_ip, flow.server_port, ts)
-    client = containers.lookup(flow.client_ip, ts)
-    if server is None and client is None:
-        return flow
-    return dataclasses.replace(
-        flow,
-        container=server.name if server else None,
-        container_id=server.short_id if server else None,
-        client_container=client.name if client else None,
-        client_container_id=client.short_id if client else None,
-    )
+    def _attribution(self, server: ContainerInfo | None, client: ContainerInfo | None) -> Attribution:
+        """One shared Attribution per pair of ends: a container's thousands of records hold the same object."""
+        key = (server.id, server.name) if server else None, (client.id, client.name) if client else None
+        attribution = self._attributions.get(key)
+        if attribution is None:
+            if len(self._attributions) >= MAX_SHARED_ATTRIBUTIONS:
+                self._attributions.clear()
+            attribution = self._attributions[key] = Attribution(
+                container=server.name if server else None,
+                client_container=client.name if client else None,
+                container_id=server.short_id if server else None,
+                client_container_id=client.short_id if client else None,
+            )
+        return attribution

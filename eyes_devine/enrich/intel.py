@@ -16,14 +16,14 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 from eyes_devine.adapters.abuseipdb import AbuseIPDB
 from eyes_devine.adapters.blocklist import Blocklist
 from eyes_devine.adapters.geoip import GeoIP, Location
 from eyes_devine.config import Settings
-from eyes_devine.records import Exchange, Flow
+from eyes_devine.records import NO_PEER, Exchange, Flow, Peer
 
 _Record = TypeVar("_Record", Exchange, Flow)
 """Exchanges and flow summaries share the address and geo/reputation field names."""
@@ -33,18 +33,11 @@ CACHE_SIZE = 16384
 
 
 @dataclass(frozen=True, slots=True)
-class Peer:
-    """What is known about one public address."""
-
-    location: Location | None
-    reputation: str | None
-    """"blocklist:<list>" or "abuseipdb:<score>"; None when clean or not known yet."""
-
-
-@dataclass(frozen=True, slots=True)
 class _Static:
     location: Location | None
     blocklisted: str | None
+    peer: Peer
+    """What the location and blocklist alone say (shared by every record of this address)."""
 
 
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -69,7 +62,10 @@ class Intel:
         reputation = static.blocklisted
         if reputation is None and self._abuseipdb is not None:
             reputation = self._abuseipdb.verdict(address)
-        return Peer(static.location, reputation)
+        if reputation is None:
+            return static.peer
+        location = static.location or Location(None, None, None, None)
+        return Peer(location.country, location.city, location.latitude, location.longitude, reputation)
 
     def __call__(self, exchange: Exchange) -> Exchange:
         return self._annotated(exchange)
@@ -80,11 +76,9 @@ class Intel:
 
     def _annotated(self, record: _Record) -> _Record:
         peer = self.about(record.client_ip) or self.about(record.server_ip)
-        if peer is None or (peer.location is None and peer.reputation is None):
+        if peer is None or peer == NO_PEER:
             return record
-        location = peer.location or Location(None, None, None, None)
-        return replace(record, country=location.country, city=location.city, latitude=location.latitude,
-                       longitude=location.longitude, reputation=peer.reputation)
+        return record._replace(peer=peer)
 
     def close(self) -> None:
         if self._abuseipdb is not None:
@@ -100,10 +94,13 @@ class Intel:
         if not is_public(address):
             return None
         listed = next((blocklist.name for blocklist in self._blocklists if address in blocklist), None)
-        return _Static(
-            location=self._geoip.locate(text) if self._geoip is not None else None,
-            blocklisted=f"blocklist:{listed}" if listed is not None else None,
-        )
+        location = self._geoip.locate(text) if self._geoip is not None else None
+        blocklisted = f"blocklist:{listed}" if listed is not None else None
+        if location is None and blocklisted is None:
+            return _Static(None, None, NO_PEER)
+        known = location or Location(None, None, None, None)
+        return _Static(location, blocklisted,
+                       Peer(known.country, known.city, known.latitude, known.longitude, blocklisted))
 
 
 def open_intel(settings: Settings, log: Callable[[str], None]) -> Intel:

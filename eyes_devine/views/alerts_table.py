@@ -13,8 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eyes_devine.records import Exchange
-from eyes_devine.views.exchanges import _endpoint
-from eyes_devine.views.requests_table import TARGET_MAX, _clock, _container, _cut, _status, rules_cell
+from eyes_devine.views.cells import clock, cut, endpoint, owner, rules, short_target, status
 
 
 def alerts_table(exchanges: Iterable[Exchange], now: float) -> Table:
@@ -29,14 +28,13 @@ def alerts_table(exchanges: Iterable[Exchange], now: float) -> Table:
     table.add_column("target")
     table.add_column("status", no_wrap=True, justify="right")
     for x in exchanges:
-        target = x.target if len(x.target) <= TARGET_MAX else x.target[: TARGET_MAX - 1] + "…"
         table.add_row(
-            _clock(x.ts, today),
-            _container(x),
-            _cut(x.client_container or _endpoint(x.client_ip, x.client_port)),
-            rules_cell(x),
+            clock(x.ts, today),
+            owner(x.attribution),
+            cut(x.attribution.client_container or endpoint(x.client_ip, x.client_port)),
+            rules(x.alerts),
             Text(x.method),
-            _cut(target),
-            _status(x.status),
+            cut(short_target(x.target)),
+            status(x.status),
         )
     return table

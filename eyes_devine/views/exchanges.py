@@ -13,22 +13,13 @@ from collections.abc import Callable
 from typing import TextIO
 
 from eyes_devine.records import Exchange
+from eyes_devine.views.cells import endpoint, latency
 from eyes_devine.views.jsonl import json_line
 
 STATUS_COLOURS = {2: "\x1b[32m", 3: "\x1b[36m", 4: "\x1b[33m", 5: "\x1b[31m"}
 RESET = "\x1b[0m"
 FIXED = "{:<12} {:<21} {:<21} {:<7} {:>3} {:>9} {:>9}  "
 HEADER = ("time", "client", "server", "method", "st", "latency", "bytes")
-
-
-def _endpoint(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-def _latency(ms: float | None) -> str:
-    if ms is None:
-        return "-"
-    return f"{ms:.1f}ms" if ms < 1000 else f"{ms / 1000:.2f}s"
 
 
 class ExchangeTable:
@@ -45,11 +36,11 @@ class ExchangeTable:
         status = str(exchange.status) if exchange.status is not None else "-"
         line = FIXED.format(
             clock,
-            _endpoint(exchange.client_ip, exchange.client_port),
-            _endpoint(exchange.server_ip, exchange.server_port),
+            endpoint(exchange.client_ip, exchange.client_port),
+            endpoint(exchange.server_ip, exchange.server_port),
             exchange.method[:7],
             status,
-            _latency(exchange.latency_ms),
+            latency(exchange.latency_ms),
             exchange.response_bytes,
         )
         target = exchange.target

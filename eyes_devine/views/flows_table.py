@@ -9,33 +9,13 @@ from rich.table import Table
 from rich.text import Text
 
 from eyes_devine.records import Flow
-from eyes_devine.views.exchanges import _endpoint
+from eyes_devine.views.cells import clock, cut, endpoint, owner
 
 PROTOCOL_STYLES = {"dns": "cyan", "tls": "green", "ssh": "magenta", "ftp": "yellow", "http": "blue"}
 
 
-def _clock(ts: float, today: tuple[int, ...]) -> str:
-    local = time.localtime(ts)
-    if tuple(local[:3]) == today:
-        return time.strftime("%H:%M:%S", local)
-    return time.strftime("%m-%d %H:%M:%S", local)
-
-
-def _cut(text: str, style: str = "") -> Text:
-    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
-
-
-def _owner(flow: Flow) -> Text:
-    """Whom the flow belongs to: the serving container, else the initiating one (dim, with an arrow)."""
-    if flow.container or flow.container_id:
-        return _cut(flow.container or flow.container_id or "")
-    if flow.client_container or flow.client_container_id:
-        return _cut(f"{flow.client_container or flow.client_container_id} →", style="dim")
-    return Text("-", style="dim")
-
-
 def _peer(ip: str, port: int) -> str:
-    return _endpoint(ip, port) if port else ip
+    return endpoint(ip, port) if port else ip
 
 
 def _size(count: int) -> str:
@@ -60,7 +40,8 @@ def flows_table(flows: Iterable[Flow], now: float) -> Table:
     """
     today = tuple(time.localtime(now)[:3])
     flows = list(flows)
-    owned = any(f.container_id or f.client_container_id for f in flows)  # else the column would only take width
+    # Without any container the column would only take width.
+    owned = any(f.attribution.container_id or f.attribution.client_container_id for f in flows)
     table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("start", no_wrap=True)
     if owned:
@@ -74,12 +55,12 @@ def flows_table(flows: Iterable[Flow], now: float) -> Table:
     table.add_column("time", no_wrap=True, justify="right")
     for flow in flows:
         table.add_row(
-            _clock(flow.ts_first, today),
-            *([_owner(flow)] if owned else []),
-            _cut(flow.client_container or _peer(flow.client_ip, flow.client_port)),
-            _cut(_peer(flow.server_ip, flow.server_port)),
+            clock(flow.ts_first, today),
+            *([owner(flow.attribution)] if owned else []),
+            cut(flow.attribution.client_container or _peer(flow.client_ip, flow.client_port)),
+            cut(_peer(flow.server_ip, flow.server_port)),
             Text(flow.protocol, style=PROTOCOL_STYLES.get(flow.protocol, "")),
-            _cut(flow.sni or flow.detail or "", style="" if flow.sni else "dim"),
+            cut(flow.sni or flow.detail or "", style="" if flow.sni else "dim"),
             f"{flow.client_packets}/{flow.server_packets}",
             f"{_size(flow.client_bytes)}/{_size(flow.server_bytes)}",
             _duration(flow.ts_last - flow.ts_first),

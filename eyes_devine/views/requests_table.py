@@ -14,45 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eyes_devine.records import Exchange
-from eyes_devine.views.exchanges import _endpoint, _latency
-
-STATUS_STYLES = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
-"""The colours of the `read` table's status column, as rich styles."""
-TARGET_MAX = 200
-"""Characters of a target kept before the table's own ellipsis, so one huge URL cannot dominate the layout."""
-ALERT_STYLE = "red"
-"""Exchanges that matched a suspicious-request rule: their target and rule ids."""
-
-
-def _clock(ts: float, today: tuple[int, int, int]) -> str:
-    local = time.localtime(ts)
-    if tuple(local[:3]) == today:
-        return time.strftime("%H:%M:%S", local)
-    return time.strftime("%Y-%m-%d %H:%M:%S", local)
-
-
-def _cut(text: str, style: str = "") -> Text:
-    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
-
-
-def _container(x: Exchange) -> Text:
-    """Who the exchange belongs to: the serving container, else the caller of an outbound request."""
-    if x.container or x.container_id:
-        return _cut(x.container or x.container_id or "")
-    if x.client_container or x.client_container_id:
-        return _cut(f"{x.client_container or x.client_container_id} →", style="dim")
-    return Text("-", style="dim")
-
-
-def rules_cell(x: Exchange) -> Text:
-    """The ids of the rules an exchange matched, in red; empty when none."""
-    return _cut(",".join(x.alerts), style=ALERT_STYLE) if x.alerts else Text("")
-
-
-def _status(status: int | None) -> Text:
-    if status is None:
-        return Text("-", style="dim")
-    return Text(str(status), style=STATUS_STYLES.get(status // 100, ""))
+from eyes_devine.views.cells import ALERT_STYLE, clock, cut, endpoint, latency, owner, rules, short_target, status
 
 
 def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
@@ -77,17 +39,16 @@ def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
     if show_alerts:
         table.add_column("alerts", max_width=24)
     for x in exchanges:
-        target = x.target if len(x.target) <= TARGET_MAX else x.target[: TARGET_MAX - 1] + "…"
         table.add_row(
-            _clock(x.ts, today),
-            _container(x),
-            _cut(x.client_container or _endpoint(x.client_ip, x.client_port)),
+            clock(x.ts, today),
+            owner(x.attribution),
+            cut(x.attribution.client_container or endpoint(x.client_ip, x.client_port)),
             Text(x.method),
-            _cut(target, style=ALERT_STYLE if x.alerts else ""),
-            _status(x.status),
-            _latency(x.latency_ms),
+            cut(short_target(x.target), style=ALERT_STYLE if x.alerts else ""),
+            status(x.status),
+            latency(x.latency_ms),
             str(x.response_bytes),
-            *([_cut(",".join(x.flags), style="yellow")] if show_flags else []),
-            *([rules_cell(x)] if show_alerts else []),
+            *([cut(",".join(x.flags), style="yellow")] if show_flags else []),
+            *([rules(x.alerts)] if show_alerts else []),
         )
     return table

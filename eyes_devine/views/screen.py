@@ -17,9 +17,9 @@ from rich.text import Text
 
 from eyes_devine.records import UNATTRIBUTED, Flow
 from eyes_devine.snapshots import ContainerRow, Snapshot, Status
-from eyes_devine.views.exchanges import _latency
+from eyes_devine.views.cells import ALERT_STYLE, STATUS_STYLES, latency
 from eyes_devine.views.flows_table import flows_table
-from eyes_devine.views.requests_table import ALERT_STYLE, STATUS_STYLES, requests_table
+from eyes_devine.views.requests_table import requests_table
 
 
 def _age(seconds: float) -> str:
@@ -102,9 +102,9 @@ def _cell(name: str, row: ContainerRow, now: float) -> Text | str:
     if name == "req/s":
         return f"{row.rate:.1f}"
     if name == "p50":
-        return _latency(row.p50_ms)
+        return latency(row.p50_ms)
     if name == "p95":
-        return _latency(row.p95_ms)
+        return latency(row.p95_ms)
     if name == "last request":
         if row.last is None:
             return ""

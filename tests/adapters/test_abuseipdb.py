@@ -64,10 +64,10 @@ def feed(intel: Intel, count: int, client_ip: str = HOSTILE) -> tuple[float, lis
 def test_the_first_exchange_has_no_verdict_and_later_ones_do(fake, client):
     abuse = client()
     intel = Intel(None, [], abuse)
-    assert intel(exchange(HOSTILE)).reputation is None  # asked in the background, not waited for
+    assert intel(exchange(HOSTILE)).peer.reputation is None  # asked in the background, not waited for
     wait_for(lambda: fake.seen)
     wait_for(lambda: abuse.score(HOSTILE) is not None)
-    assert intel(exchange(HOSTILE)).reputation == "abuseipdb:90"
+    assert intel(exchange(HOSTILE)).peer.reputation == "abuseipdb:90"
     (request,) = fake.seen
     assert (request.address, request.max_age) == (HOSTILE, "90")
     assert request.headers["Key"] == KEY and request.headers["Accept"] == "application/json"
@@ -79,14 +79,14 @@ def test_scores_under_50_and_private_peers_give_no_verdict(fake, client):
     for address in ("81.2.69.161", "2a02:c7f::10", "172.17.0.9", "10.0.0.1"):
         intel(exchange(address))
     wait_for(lambda: abuse.score("81.2.69.161") is not None and abuse.score("2a02:c7f::10") is not None)
-    assert intel(exchange("81.2.69.161")).reputation is None
-    assert intel(exchange("2a02:c7f::10")).reputation == "abuseipdb:75"
+    assert intel(exchange("81.2.69.161")).peer.reputation is None
+    assert intel(exchange("2a02:c7f::10")).peer.reputation == "abuseipdb:75"
     assert sorted(seen.address for seen in fake.seen) == ["2a02:c7f::10", "81.2.69.161"]  # private: never asked
 
 
 def test_a_blocklist_verdict_comes_first_and_saves_the_request(fake, client):
     intel = Intel(None, [Blocklist("drop", parse([HOSTILE], "drop"))], client())
-    assert intel(exchange(HOSTILE)).reputation == "blocklist:drop"
+    assert intel(exchange(HOSTILE)).peer.reputation == "blocklist:drop"
     time.sleep(0.2)
     assert fake.seen == []
 
@@ -96,11 +96,11 @@ def test_a_slow_api_does_not_delay_exchanges(fake, client):
     intel = Intel(None, [], client(timeout=10.0))
     elapsed, annotated = feed(intel, 1000)
     print(f"1000 exchanges annotated in {elapsed * 1000:.1f} ms while the API takes 5 s to answer")
-    assert elapsed < 1.0 and {item.reputation for item in annotated} == {None}
+    assert elapsed < 1.0 and {item.peer.reputation for item in annotated} == {None}
     wait_for(lambda: fake.seen)
     assert len(fake.seen) == 1  # one request per address, however many exchanges
     asked = fake.seen[0].at
-    wait_for(lambda: intel(exchange(HOSTILE)).reputation == "abuseipdb:90", timeout=15)
+    wait_for(lambda: intel(exchange(HOSTILE)).peer.reputation == "abuseipdb:90", timeout=15)
     print(f"verdict available {time.monotonic() - asked:.1f} s after the request")
 
 
@@ -133,7 +133,7 @@ def test_a_rate_limit_stops_requests_until_the_reset(fake, client):
         intel(exchange(f"89.160.20.{index}"))
     time.sleep(1.0)
     assert len(fake.seen) == 1 and elapsed < 1.0
-    wait_for(lambda: intel(exchange(HOSTILE)).reputation == "abuseipdb:90", timeout=10)
+    wait_for(lambda: intel(exchange(HOSTILE)).peer.reputation == "abuseipdb:90", timeout=10)
     first, retry = fake.seen[0], fake.seen[1]
     assert retry.address == HOSTILE and retry.at - first.at >= 1.9
     print(f"rate limited: next request {retry.at - first.at:.2f} s later (Retry-After: 2)")

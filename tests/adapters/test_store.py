@@ -33,16 +33,10 @@ from eyes_devine.records import EXCHANGE_FIELDS, UNATTRIBUTED, Exchange, bucket_
 from tests.support.records import API, T0, WEB, WORKER, make
 
 MAKE_EXCHANGE = """
-from eyes_devine.records import Exchange
+from tests.support.records import make as make_exchange
 
 def make(i, container_id=None):
-    return Exchange(
-        ts=1714564800.0 + i / 1000, interface="docker0", client_ip="172.17.0.3", client_port=40000 + i % 20000,
-        server_ip="172.17.0.2", server_port=80, method="GET", target=f"/items/{i}", host="web",
-        http_version="1.1", status=200, reason="OK", latency_ms=1.5, request_bytes=0, response_bytes=512,
-        user_agent="curl/8.5", content_type="application/json", container="web" if container_id else None,
-        container_id=container_id,
-    )
+    return make_exchange(i, container="web" if container_id else None, container_id=container_id)
 """
 
 
@@ -654,6 +648,6 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path):
             await store.close()
 
     [row] = asyncio.run(reopen())
-    assert (row.target, row.alerts, row.country, row.reputation) == ("/old", (), None, None)
+    assert (row.target, row.alerts, row.peer.country, row.peer.reputation) == ("/old", (), None, None)
     with sqlite3.connect(db) as check:
         assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)

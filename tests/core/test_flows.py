@@ -17,8 +17,8 @@ from eyes_devine.core import flows as flows_module
 from eyes_devine.core.decode import LINKTYPE_ETHERNET, LINKTYPE_IPV4, decoder_for
 from eyes_devine.core.engine import Engine
 from eyes_devine.core.flows import FlowLimits, FlowTracker
-from eyes_devine.enrich.attribution import ContainerMap, attribute_flow
-from eyes_devine.records import ContainerInfo, EngineCounters, Exchange, Flow
+from eyes_devine.enrich.attribution import ContainerMap
+from eyes_devine.records import Attribution, ContainerInfo, EngineCounters, Exchange, Flow
 from tests.support.packets import ALL_LINKTYPES, valid_frame
 from tests.support.tls import client_hello
 
@@ -284,9 +284,8 @@ def test_flows_are_attributed_to_the_containers_at_both_ends():
     containers.upsert(ContainerInfo("c" * 64, "client", "curl", addresses=(A,)), 0.0)
     capture = Capture()
     capture.send(IP(src=A, dst=B) / UDP(sport=40000, dport=53) / DNS(qd=DNSQR(qname="x.example")))
-    flow = attribute_flow(capture.only(), containers)
-    assert (flow.container, flow.container_id, flow.client_container, flow.client_container_id) == (
-        "web", "a" * 12, "client", "c" * 12)
+    flow = containers.attribute(capture.only())
+    assert flow.attribution == Attribution("web", "client", "a" * 12, "c" * 12)
 
 
 def test_a_host_pinging_itself_is_one_flow_counted_from_the_client():

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eyes_devine.core.http.connection import MAX_QUEUED, MAX_VALUE, HttpConnection
-from eyes_devine.records import Endpoints, EngineCounters, Exchange
+from eyes_devine.core.tcp import Endpoints
+from eyes_devine.records import EngineCounters, Exchange
 from tests.support.tls import client_hello
 
 ENDPOINTS = Endpoints("br-1", "172.18.0.2", 40000, "172.18.0.3", 8080)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eyes_devine.core.tcp import FlowTable, TcpLimits
-from eyes_devine.records import ACK, FIN, RST, SYN, Endpoints, EngineCounters, Segment
+from eyes_devine.core.tcp import Endpoints, FlowTable, TcpLimits
+from eyes_devine.records import ACK, FIN, RST, SYN, EngineCounters, Segment
 from tests.support.frames import Recorders, segment
 
 ISN_C = 1000
@@ -365,11 +365,7 @@ def test_bridge_and_veth_copies_are_delivered_once() -> None:
     ]
     for original in conversation:
         for interface in ("docker0", "veth1a2b"):
-            copy = segment(True, 0)
-            for name in original.__slots__:
-                setattr(copy, name, getattr(original, name))
-            copy.interface = interface
-            flows.ingest(copy)
+            flows.ingest(original._replace(interface=interface))
     [recorder] = recorders
     assert recorder.endpoints.interface == "docker0"
     assert recorder.stream(True) == b"GET / HTTP/1.1\r\n\r\n"
@@ -391,11 +387,7 @@ def test_a_whole_connection_seen_again_late_on_a_second_interface_is_delivered_o
     ]
     for interface in ("docker0", "veth1a2b"):
         for original in conversation:
-            copy = segment(True, 0)
-            for name in original.__slots__:
-                setattr(copy, name, getattr(original, name))
-            copy.interface = interface
-            flows.ingest(copy)
+            flows.ingest(original._replace(interface=interface))
     [recorder] = recorders
     assert recorder.endpoints.interface == "docker0" and recorder.closes == 1
     assert counters.retransmitted_segments == 4 and len(flows) == 0  # the SYNs and data; bare ACKs/FINs are ignored

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eyes_devine.enrich.attribution import ContainerMap
-from eyes_devine.records import ContainerInfo, Exchange, PublishedPort
+from eyes_devine.records import Attribution, ContainerInfo, Exchange, PublishedPort
 
 WEB = ContainerInfo(id="a" * 64, name="web", image="nginx", addresses=("172.17.0.2", "fd00::2"),
                     gateways=("172.17.0.1",), published=(PublishedPort("0.0.0.0", 8080, 80),
@@ -25,9 +25,9 @@ def test_both_ends_are_attributed_by_address() -> None:
     containers = ContainerMap()
     containers.replace_all([WEB, CLIENT], 100.0)
     x = containers.attribute(exchange(150.0, client="172.18.0.5"))
-    assert (x.container, x.container_id, x.client_container, x.client_container_id) == (
-        "web", "a" * 12, "client", "b" * 12)
-    assert containers.attribute(exchange(150.0, server="fd00::2")).container == "web"
+    assert x.attribution == Attribution(container="web", client_container="client", container_id="a" * 12,
+                                        client_container_id="b" * 12)
+    assert containers.attribute(exchange(150.0, server="fd00::2")).attribution.container == "web"
 
 
 def test_unknown_ends_stay_null_and_the_record_is_untouched() -> None:
@@ -42,17 +42,17 @@ def test_an_address_passed_to_a_new_container_is_never_attributed_to_the_old_one
     containers.replace_all([WEB], 100.0)
     containers.remove(WEB.id, 200.0)
     containers.upsert(REUSER, 300.0)
-    assert containers.attribute(exchange(150.0)).container == "web"  # completed late, still the old owner
-    assert containers.attribute(exchange(250.0)).container == "reuser"  # racing the start event
-    assert containers.attribute(exchange(350.0)).container == "reuser"
+    assert containers.attribute(exchange(150.0)).attribution.container == "web"  # completed late, still the old owner
+    assert containers.attribute(exchange(250.0)).attribution.container == "reuser"  # racing the start event
+    assert containers.attribute(exchange(350.0)).attribution.container == "reuser"
 
 
 def test_a_missed_death_hands_the_address_over_at_the_next_listing() -> None:
     containers = ContainerMap()
     containers.replace_all([WEB], 100.0)
     containers.replace_all([REUSER], 400.0)  # daemon was away meanwhile
-    assert containers.attribute(exchange(399.0)).container == "web"
-    assert containers.attribute(exchange(400.0)).container == "reuser"
+    assert containers.attribute(exchange(399.0)).attribution.container == "web"
+    assert containers.attribute(exchange(400.0)).attribution.container == "reuser"
     assert len(containers) == 1
 
 
@@ -60,8 +60,8 @@ def test_a_rename_applies_from_its_time_on() -> None:
     containers = ContainerMap()
     containers.replace_all([WEB], 100.0)
     containers.upsert(ContainerInfo(**{**_fields(WEB), "name": "web-renamed"}), 200.0)
-    assert containers.attribute(exchange(150.0)).container == "web"
-    assert containers.attribute(exchange(250.0)).container == "web-renamed"
+    assert containers.attribute(exchange(150.0)).attribution.container == "web"
+    assert containers.attribute(exchange(250.0)).attribution.container == "web-renamed"
 
 
 def test_a_removed_container_is_forgotten_after_the_history_window() -> None:
@@ -77,21 +77,21 @@ def test_a_published_port_on_a_host_address_leads_to_its_container(server_ip: st
     containers = ContainerMap(host_addresses=["192.168.1.20"])
     containers.replace_all([WEB], 100.0)
     x = containers.attribute(exchange(150.0, client=server_ip, server=server_ip, port=8080))
-    assert x.container == "web" and x.client_container is None
+    assert x.attribution.container == "web" and x.attribution.client_container is None
 
 
 def test_a_published_port_on_another_machine_is_not_ours() -> None:
     containers = ContainerMap(host_addresses=["192.168.1.20"])
     containers.replace_all([WEB], 100.0)
-    assert containers.attribute(exchange(150.0, server="192.168.1.99", port=8080)).container is None
+    assert containers.attribute(exchange(150.0, server="192.168.1.99", port=8080)).attribution.container is None
 
 
 def test_a_port_published_on_one_host_address_matches_only_that_address() -> None:
     local = ContainerInfo(id="d" * 64, name="local", image="x", published=(PublishedPort("127.0.0.1", 9000, 80),))
     containers = ContainerMap(host_addresses=["192.168.1.20"])
     containers.replace_all([local], 100.0)
-    assert containers.attribute(exchange(150.0, server="127.0.0.1", port=9000)).container == "local"
-    assert containers.attribute(exchange(150.0, server="192.168.1.20", port=9000)).container is None
+    assert containers.attribute(exchange(150.0, server="127.0.0.1", port=9000)).attribution.container == "local"
+    assert containers.attribute(exchange(150.0, server="192.168.1.20", port=9000)).attribution.container is None
 
 
 def test_followed_ports_are_exposed_and_published_ports_of_running_containers() -> None:

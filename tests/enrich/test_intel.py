@@ -21,7 +21,7 @@ from eyes_devine.adapters.geoip import GeoIP, GeoIPError, Location
 from eyes_devine.config import Settings
 from eyes_devine.enrich.annotator import SecurityConfigError, build_annotator
 from eyes_devine.enrich.intel import Intel
-from eyes_devine.records import Exchange
+from eyes_devine.records import Exchange, Peer
 from tests.support.mmdb import city_record, country_record, write_database
 
 LONDON = city_record("GB", "United Kingdom", "London", 51.5142, -0.0931)
@@ -164,10 +164,9 @@ def exchange(client: str, server: str) -> Exchange:
 def test_the_public_end_is_the_client_else_the_server_else_nothing(city_db):
     intel = Intel(GeoIP(str(city_db)), [Blocklist("mine", parse(["81.2.69.160"], "mine"))], None)
     inbound = intel(exchange("81.2.69.160", "172.17.0.2"))
-    assert (inbound.country, inbound.city, inbound.latitude, inbound.longitude, inbound.reputation) == (
-        "GB", "London", 51.5142, -0.0931, "blocklist:mine")
+    assert inbound.peer == Peer("GB", "London", 51.5142, -0.0931, "blocklist:mine")
     outbound = intel(exchange("172.17.0.2", "81.2.69.1"))
-    assert (outbound.country, outbound.city, outbound.reputation) == ("GB", "London", None)
+    assert (outbound.peer.country, outbound.peer.city, outbound.peer.reputation) == ("GB", "London", None)
     for private in (exchange("172.17.0.3", "172.17.0.2"), exchange("127.0.0.1", "127.0.0.1"),
                     exchange("fd00::1", "10.0.0.1"), exchange("10.0.0.1", "224.0.0.251")):
         assert intel(private) is private
@@ -179,8 +178,8 @@ def test_the_first_list_holding_an_address_names_the_verdict():
     first = Blocklist("first", parse(["5.188.10.0/23"], "first"))
     second = Blocklist("second", parse(["5.188.11.0/24", "185.220.101.1"], "second"))
     intel = Intel(None, [first, second], None)
-    assert intel(exchange("5.188.11.9", "172.17.0.2")).reputation == "blocklist:first"
-    assert intel(exchange("172.17.0.2", "185.220.101.1")).reputation == "blocklist:second"
+    assert intel(exchange("5.188.11.9", "172.17.0.2")).peer.reputation == "blocklist:first"
+    assert intel(exchange("172.17.0.2", "185.220.101.1")).peer.reputation == "blocklist:second"
     assert intel.about("10.0.0.1") is None and intel.about("not an address") is None
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from eyes_devine.config import Settings
@@ -25,6 +23,7 @@ from eyes_devine.enrich.rules import (
     target_rules,
 )
 from eyes_devine.records import Exchange
+from tests.support.records import with_fields
 
 T0 = 1_800_000_000.0
 
@@ -36,7 +35,7 @@ def exchange(target: str = "/", **changes: object) -> Exchange:
         latency_ms=1.0, request_bytes=0, response_bytes=10, user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0",
         content_type="text/html",
     )
-    return replace(x, **changes)
+    return with_fields(x, **changes)  # type: ignore[return-value]
 
 
 ORDINARY = [

@@ -20,7 +20,7 @@ import pytest
 
 from eyes_devine.app.pipeline import Monitor
 from eyes_devine.config import Settings
-from eyes_devine.records import Exchange
+from eyes_devine.records import Attribution, Exchange
 from tests.support.dockerd import DockerEngine, restart_private_dockerd
 from tests.support.netns import Lab, sh
 from tests.support.requirements import missing, require_binary, require_root
@@ -168,8 +168,8 @@ def test_containers_on_docker0_and_a_user_network_are_attributed_by_address(cont
     curl(f"http://{address_of(api, user.name)}/on-user-network")
     [first] = observed.wait_for("/on-docker0")
     [second] = observed.wait_for("/on-user-network")
-    assert (first.container, first.container_id, first.client_container) == ("edt-web0", web.id[:12], None)
-    assert (second.container, second.container_id, second.client_container) == ("edt-api", api.id[:12], None)
+    assert first.attribution == Attribution(container="edt-web0", container_id=web.id[:12])
+    assert second.attribution == Attribution(container="edt-api", container_id=api.id[:12])
     assert first.interface == "docker0" and second.interface == bridge_of(user)
 
 
@@ -182,8 +182,7 @@ def test_container_to_container_by_name_names_both_ends(containers, watch):
     caller = containers.run("edt-caller", ["sh", "-c", "sleep 1; wget -q -O - http://edt-backend/by-name; sleep 60"],
                             network=user.name)
     [exchange] = observed.wait_for("/by-name")
-    assert (exchange.container, exchange.client_container) == ("edt-backend", "edt-caller")
-    assert (exchange.container_id, exchange.client_container_id) == (backend.id[:12], caller.id[:12])
+    assert exchange.attribution == Attribution("edt-backend", "edt-caller", backend.id[:12], caller.id[:12])
 
 
 def test_a_published_port_reached_via_loopback_is_attributed_to_the_container_behind_it(containers, watch):
@@ -197,10 +196,10 @@ def test_a_published_port_reached_via_loopback_is_attributed_to_the_container_be
     seen = observed.wait_for("/via-published-port", count=2)
     by_interface = {x.interface: x for x in seen}
     assert set(by_interface) == {"lo", "docker0"}
-    assert by_interface["lo"].server_port == 18481 and by_interface["lo"].container == "edt-published"
+    assert by_interface["lo"].server_port == 18481 and by_interface["lo"].attribution.container == "edt-published"
     assert by_interface["docker0"].server_ip == address_of(web)
-    assert by_interface["docker0"].container == "edt-published"
-    assert all(x.client_container is None for x in seen)
+    assert by_interface["docker0"].attribution.container == "edt-published"
+    assert all(x.attribution.client_container is None for x in seen)
 
 
 def test_a_new_owner_of_an_address_is_never_confused_with_the_old_one(containers, watch):
@@ -234,10 +233,10 @@ def test_a_new_owner_of_an_address_is_never_confused_with_the_old_one(containers
     wait_until(lambda: observed.knows("edt-third") and not observed.knows("edt-second"))
     serving(third)
     curl(f"http://{address}/owner-third")
-    assert [x.container for x in observed.wait_for("/owner-first")] == ["edt-first"]
-    assert [x.container for x in observed.wait_for("/owner-second")] == ["edt-second"]
-    assert [x.container for x in observed.wait_for("/first-restarted")] == ["edt-first"]
-    assert [x.container for x in observed.wait_for("/owner-third")] == ["edt-third"]
+    assert [x.attribution.container for x in observed.wait_for("/owner-first")] == ["edt-first"]
+    assert [x.attribution.container for x in observed.wait_for("/owner-second")] == ["edt-second"]
+    assert [x.attribution.container for x in observed.wait_for("/first-restarted")] == ["edt-first"]
+    assert [x.attribution.container for x in observed.wait_for("/owner-third")] == ["edt-third"]
 
 
 def test_a_service_on_a_non_default_exposed_port_is_captured_with_no_flag(containers, watch):
@@ -248,7 +247,7 @@ def test_a_service_on_a_non_default_exposed_port_is_captured_with_no_flag(contai
     serving(odd, 9000)
     curl(f"http://{address_of(odd)}:9000/odd-port")
     [exchange] = observed.wait_for("/odd-port")
-    assert exchange.container == "edt-port9000" and exchange.server_port == 9000
+    assert exchange.attribution.container == "edt-port9000" and exchange.server_port == 9000
 
 
 def test_without_following_docker_ports_a_non_default_port_stays_out(containers, watch):
@@ -272,7 +271,7 @@ def test_bridge_and_container_veth_together_record_each_request_once(containers,
     seen = observed.wait_for("/once-", count=5)
     time.sleep(0.5)
     assert sorted(x.target for x in observed.matching("/once-")) == [f"/once-{index}" for index in range(5)]
-    assert {x.container for x in seen} == {"edt-once"}
+    assert {x.attribution.container for x in seen} == {"edt-once"}
 
 
 def test_capture_goes_on_while_the_daemon_is_down_and_attribution_resumes(docker_engine, containers, watch):
@@ -284,7 +283,7 @@ def test_capture_goes_on_while_the_daemon_is_down_and_attribution_resumes(docker
     wait_until(lambda: observed.knows("edt-survivor"))
     serving(web)
     curl(f"http://{address_of(web)}/before-stop")
-    assert [x.container for x in observed.wait_for("/before-stop")] == ["edt-survivor"]
+    assert [x.attribution.container for x in observed.wait_for("/before-stop")] == ["edt-survivor"]
     docker_engine.stop_daemon()
     wait_until(lambda: not observed.monitor.docker.connected.is_set(), 20, "the watcher to notice")
     try:
@@ -292,7 +291,7 @@ def test_capture_goes_on_while_the_daemon_is_down_and_attribution_resumes(docker
         outsider = _outsider_on_docker0()
         curl(f"http://{outsider.address}/while-down")
         [down] = observed.wait_for("/while-down")
-        assert down.container is None and down.status == 404  # http.server has no such file
+        assert down.attribution.container is None and down.status == 404  # http.server has no such file
     finally:
         _stop_outsider()
         restart_private_dockerd(docker_engine, dockerd)
@@ -301,7 +300,7 @@ def test_capture_goes_on_while_the_daemon_is_down_and_attribution_resumes(docker
     web.reload()
     serving(web)
     curl(f"http://{address_of(web)}/after-restart")
-    assert [x.container for x in observed.wait_for("/after-restart")] == ["edt-survivor"]
+    assert [x.attribution.container for x in observed.wait_for("/after-restart")] == ["edt-survivor"]
     assert sum("Docker: lost" in line or "retrying" in line for line in observed.log) >= 1
     assert any("Docker: connected" in line for line in observed.log[1:])
 

@@ -6,7 +6,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from eyes_devine.records import ACK, Endpoints, Segment
+from eyes_devine.core.tcp import Endpoints
+from eyes_devine.records import ACK, Segment
 
 CLIENT = socket.inet_pton(socket.AF_INET, "10.0.0.1")
 SERVER = socket.inet_pton(socket.AF_INET, "10.0.0.2")

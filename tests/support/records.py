@@ -1,15 +1,40 @@
-"""Records built for tests: exchanges of a few made-up containers."""
+"""Records built for tests: exchanges and flows of a few made-up containers, from flat field names."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from eyes_devine.records import Exchange
+from eyes_devine.records import (
+    ATTRIBUTION_FIELDS,
+    NO_ATTRIBUTION,
+    NO_PEER,
+    PEER_FIELDS,
+    Attribution,
+    Exchange,
+    Flow,
+    Peer,
+)
 
 WEB = "a1b2c3d4e5f6"
 API = "0b0b0b0b0b0b"
 WORKER = "c0ffee000001"
 T0 = 1_714_564_800.0  # 2024-05-01 12:00:00 UTC
+
+
+def with_fields(record: Exchange | Flow, **flat: object) -> Exchange | Flow:
+    """``record`` with fields changed by their flat names (``container=`` goes into the attribution, ``country=``
+    into the peer), as the storage columns and --json keys name them."""
+    attribution = {name: flat.pop(name) for name in ATTRIBUTION_FIELDS if name in flat}
+    peer = {name: flat.pop(name) for name in PEER_FIELDS if name in flat}
+    if attribution:
+        current = record.attribution if record.attribution is not NO_ATTRIBUTION else Attribution()
+        flat["attribution"] = Attribution(**{**_as_dict(current, ATTRIBUTION_FIELDS), **attribution})
+    if peer:
+        current = record.peer if record.peer is not NO_PEER else Peer()
+        flat["peer"] = Peer(**{**_as_dict(current, PEER_FIELDS), **peer})
+    return record._replace(**flat)
+
+
+def _as_dict(part: object, names: tuple[str, ...]) -> dict[str, object]:
+    return {name: getattr(part, name) for name in names}
 
 
 def make(i: int, **changes: object) -> Exchange:
@@ -32,4 +57,4 @@ def make(i: int, **changes: object) -> Exchange:
         user_agent="curl/8.5",
         content_type="application/json",
     )
-    return replace(x, **changes)
+    return with_fields(x, **changes)  # type: ignore[return-value]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 
 from rich.console import Console
 
@@ -20,7 +19,7 @@ def board_with_alerts() -> Board:
     board = Board()
     for i in range(7):
         x = make(i, ts=T0 + i, container="shop-api", container_id="a" * 12)
-        board.add(replace(x, target="/.env", status=404, alerts=("sensitive-path",)) if i in (2, 5) else x)
+        board.add(x._replace(target="/.env", status=404, alerts=("sensitive-path",)) if i in (2, 5) else x)
     board.add(make(9, ts=T0 + 8, container="quiet", container_id="b" * 12))
     return board
 

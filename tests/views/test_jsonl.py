@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eyes_devine.records import EXCHANGE_FIELDS, Exchange
+from eyes_devine.records import EXCHANGE_FIELDS, NO_ATTRIBUTION, NO_PEER, Attribution, Exchange, Peer
 from eyes_devine.views.jsonl import json_line
 
 text = st.text(max_size=40)
@@ -32,16 +32,22 @@ exchanges = st.builds(
     user_agent=maybe_text,
     content_type=maybe_text,
     flags=st.lists(text, max_size=4).map(tuple),
-    container=maybe_text,
-    client_container=maybe_text,
-    container_id=st.none() | st.text("0123456789abcdef", min_size=12, max_size=12),
-    client_container_id=st.none() | st.text("0123456789abcdef", min_size=12, max_size=12),
+    attribution=st.just(NO_ATTRIBUTION) | st.builds(
+        Attribution,
+        container=maybe_text,
+        client_container=maybe_text,
+        container_id=st.none() | st.text("0123456789abcdef", min_size=12, max_size=12),
+        client_container_id=st.none() | st.text("0123456789abcdef", min_size=12, max_size=12),
+    ),
     alerts=st.lists(text, max_size=3).map(tuple),
-    country=maybe_text,
-    city=maybe_text,
-    latitude=st.none() | st.floats(-90, 90),
-    longitude=st.none() | st.floats(-180, 180),
-    reputation=maybe_text,
+    peer=st.just(NO_PEER) | st.builds(
+        Peer,
+        country=maybe_text,
+        city=maybe_text,
+        latitude=st.none() | st.floats(-90, 90),
+        longitude=st.none() | st.floats(-180, 180),
+        reputation=maybe_text,
+    ),
 )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 import re
 import time
-from dataclasses import replace
 
 from rich.console import Console
 
 from eyes_devine.records import Exchange
 from eyes_devine.views.requests_table import requests_table
+from tests.support.records import with_fields
 
 NOON = time.mktime((2024, 5, 1, 12, 0, 0, 0, 0, -1))  # local time, so "today" does not depend on the zone
 
@@ -35,7 +35,7 @@ def make(**changes: object) -> Exchange:
         user_agent="curl/8.5",
         content_type="application/json",
     )
-    return replace(x, **changes)
+    return with_fields(x, **changes)  # type: ignore[return-value]
 
 
 def render(exchanges: list[Exchange], width: int = 100, colour: bool = False) -> list[str]:

@@ -32,12 +32,26 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
-from eyes_devine.records import EXCHANGE_FIELDS, FLOW_FIELDS, Exchange, Flow, bucket_of
+from eyes_devine.records import (
+    EXCHANGE_FIELDS,
+    FLOW_FIELDS,
+    NO_ATTRIBUTION,
+    NO_PEER,
+    Exchange,
+    Flow,
+    bucket_of,
+    exchange_from_values,
+    exchange_values,
+    flow_from_values,
+    flow_values,
+)
+
+T = TypeVar("T")
 
 DEFAULT_KEEP = 1000
 DEFAULT_BATCH_SIZE = 500
@@ -74,9 +88,10 @@ class RingBuffers:
         ring = self._rings.get(bucket)
         if ring is None:
             ring = self._rings[bucket] = deque(maxlen=self.keep)
-        _share_repeated(x)
         ring.append(x)
-        name = x.container if x.container_id else x.client_container if x.client_container_id else None
+        attribution = x.attribution
+        name = (attribution.container if attribution.container_id
+                else attribution.client_container if attribution.client_container_id else None)
         if name and self._names.get(bucket) != name:
             self._names[bucket] = name
         return bucket
@@ -198,11 +213,10 @@ _TRIM = (
 )
 _FLAGS = EXCHANGE_FIELDS.index("flags")
 _ALERTS = EXCHANGE_FIELDS.index("alerts")
-_values = attrgetter(*EXCHANGE_FIELDS)
 
 
 def _row(x: Exchange) -> tuple[object, ...]:
-    values = list(_values(x))
+    values = list(exchange_values(x))
     values[_FLAGS] = " ".join(x.flags)
     values[_ALERTS] = " ".join(x.alerts)
     return (bucket_of(x), *values)
@@ -211,11 +225,10 @@ def _row(x: Exchange) -> tuple[object, ...]:
 _FLOW_COLUMNS = ", ".join(FLOW_FIELDS)
 _INSERT_FLOW = f"INSERT INTO flows (bucket, {_FLOW_COLUMNS}) VALUES ({', '.join('?' * (len(FLOW_FIELDS) + 1))})"
 _TRIM_FLOWS = _TRIM.replace("exchanges", "flows")
-_flow_values = attrgetter(*FLOW_FIELDS)
 
 
 def _flow_row(flow: Flow) -> tuple[object, ...]:
-    return (bucket_of(flow), *_flow_values(flow))  # type: ignore[arg-type]
+    return (bucket_of(flow), *flow_values(flow))
 
 
 _REPEATED = ("interface", "client_ip", "server_ip", "method", "host", "http_version", "reason", "user_agent",
@@ -224,6 +237,18 @@ _REPEATED = ("interface", "client_ip", "server_ip", "method", "host", "http_vers
 """Fields whose values repeat across a container's exchanges: held once each (sys.intern), they cut the
 memory of 100 containers x 1000 exchanges by about a third."""
 _REPEATED_INDEXES = tuple(EXCHANGE_FIELDS.index(name) for name in _REPEATED)
+_MAX_SHARED = 4096
+_shared_parts: dict[object, object] = {}
+
+
+def _shared(part: T) -> T:
+    """One object for equal attributions and peers read back, as attribution shares them when it builds them."""
+    found = _shared_parts.get(part)
+    if found is None:
+        if len(_shared_parts) >= _MAX_SHARED:
+            _shared_parts.clear()
+        found = _shared_parts[part] = part
+    return found  # type: ignore[return-value]
 
 
 def _exchange(row: sqlite3.Row | tuple[object, ...]) -> Exchange:
@@ -234,15 +259,10 @@ def _exchange(row: sqlite3.Row | tuple[object, ...]) -> Exchange:
         value = values[index]
         if value.__class__ is str:
             values[index] = sys.intern(value)  # type: ignore[arg-type]
-    return Exchange(*values)
-
-
-def _share_repeated(x: Exchange) -> None:
-    """Replace ``x``'s repeated strings by their one shared copy (equal values: readers see no change)."""
-    for name in _REPEATED:
-        value = getattr(x, name)
-        if value.__class__ is str:
-            setattr(x, name, sys.intern(value))
+    x = exchange_from_values(values)
+    if x.attribution is NO_ATTRIBUTION and x.peer is NO_PEER:
+        return x
+    return x._replace(attribution=_shared(x.attribution), peer=_shared(x.peer))
 
 
 def _error(path: Path, error: sqlite3.Error | OSError) -> StoreError:
@@ -478,7 +498,7 @@ class ExchangeStore:
             rows = await self._db.execute_fetchall(sql, params)
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
-        return [Flow(*row) for row in rows]
+        return [flow_from_values(row) for row in rows]
 
     async def close(self) -> None:
         """Close the connection (and its thread: an open one keeps the process alive)."""

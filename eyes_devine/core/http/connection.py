@@ -89,8 +89,9 @@ from types import SimpleNamespace
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
 
 from eyes_devine.core.redact import redact_target
+from eyes_devine.core.tcp import Endpoints
 from eyes_devine.core.tls import looks_like_tls, parse_client_hello_sni, record_length
-from eyes_devine.records import Endpoints, EngineCounters, Exchange
+from eyes_devine.records import EngineCounters, Exchange
 
 MAX_QUEUED = 1000
 """Requests waiting for a response per connection; older ones are given up as ``no_response``."""
