@@ -7,8 +7,10 @@ tests can build Settings from a plain dict.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 DEFAULT_PORTS: tuple[int, ...] = (80, 8080, 8000, 3000, 5000)
 DEFAULT_KEEP = 1000
@@ -47,6 +49,8 @@ class Settings:
     interfaces_source: str | None = None
     """Where ``interfaces`` came from ("-i" or "NETWORK_INTERFACES"), for messages."""
     ports: tuple[int, ...] = DEFAULT_PORTS
+    ports_source: str = "default"
+    """Where ``ports`` came from: "--ports", "EYES_DEVINE_PORTS" or "default"."""
     capture_filter: str | None = None
     """A full BPF expression overriding the port filter."""
     profile_path: str | None = None
@@ -95,16 +99,18 @@ class Settings:
         else:
             names, source = None, None
         if ports is not None:
-            port_list = parse_ports(ports, "--ports")
+            port_list, ports_source = parse_ports(ports, "--ports"), "--ports"
         elif environ.get("EYES_DEVINE_PORTS", "").strip():
-            port_list = parse_ports(environ["EYES_DEVINE_PORTS"], "EYES_DEVINE_PORTS")
+            ports_source = "EYES_DEVINE_PORTS"
+            port_list = parse_ports(environ[ports_source], ports_source)
         else:
-            port_list = DEFAULT_PORTS
+            port_list, ports_source = DEFAULT_PORTS, "default"
         bpf = capture_filter if capture_filter is not None else environ.get("CAPTURE_FILTER") or None
         return cls(
             interfaces=names,
             interfaces_source=source,
             ports=port_list,
+            ports_source=ports_source,
             capture_filter=bpf.strip() if bpf and bpf.strip() else None,
             profile_path=profile_path or environ.get("EYES_DEVINE_PROFILE") or None,
             docker_environment={key: environ[key] for key in DOCKER_ENVIRONMENT if key in environ},
@@ -192,3 +198,36 @@ def bpf_filter(settings: Settings) -> str:
     if settings.capture_filter:
         return settings.capture_filter
     return ALL_TRAFFIC_FILTER if settings.all_traffic else port_filter(settings.ports)
+
+
+_STATUS = re.compile(r"([1-5])xx|([1-5]\d\d)", re.IGNORECASE)
+
+
+def parse_status(text: str) -> tuple[int, int]:
+    """ "404" → (404, 404); "5xx" → (500, 599)."""
+    match = _STATUS.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"status {text!r} is neither a code like 404 nor a class like 5xx")
+    if match[1]:
+        low = int(match[1]) * 100
+        return low, low + 99
+    code = int(match[2])
+    return code, code
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str, now: float) -> float:
+    """ "10m" → ``now`` minus ten minutes; an ISO-8601 time (local unless it has an offset) → that time."""
+    text = text.strip()
+    match = _DURATION.fullmatch(text)
+    if match:
+        return now - float(match[1]) * _UNIT_SECONDS[match[2].lower()]
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ValueError(
+            f"since {text!r} is neither a duration like 90s, 10m, 2h, 1d nor a time like 2024-05-01T12:00:00"
+        ) from None

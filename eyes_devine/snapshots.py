@@ -7,9 +7,11 @@ snapshot per tick.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
-from eyes_devine.records import Exchange
+from eyes_devine.records import Exchange, Flow
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +38,51 @@ class ContainerRow:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
+    """The per-container board at one moment."""
+
     rows: tuple[ContainerRow, ...]
     latest: tuple[Exchange, ...]
     """Newest last."""
     total: int
+    flows: tuple[Flow, ...] = ()
+    """Flow summaries that ended lately, newest last (when the board keeps them: `watch --flows`)."""
+
+
+EMPTY_MAPPING: Mapping[str, object] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSnapshot:
+    """The engine's counters and open flows, copied on the engine thread once per tick."""
+
+    at: float
+    """Wall-clock time of the copy."""
+    counters: Mapping[str, object] = field(default_factory=lambda: EMPTY_MAPPING)
+    """:class:`~eyes_devine.records.EngineCounters` by field name."""
+    flows_open: int = 0
+    flow_summaries: int = 0
+    """Flow summaries written so far (--all-traffic)."""
+    flow_evictions: int = 0
+    active_flows: tuple[Flow, ...] = ()
+    """The most recently active flows still open, attributed (only when a view asked for them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSnapshot:
+    """Everything about a capturing monitor that its log and its screen show, at one moment."""
+
+    engine: EngineSnapshot
+    kernel_drops: int
+    queue_drops: int
+    """Frames the engine's queue refused (the engine fell behind the sniffers)."""
+    docker_reachable: bool
+    docker: str
+    """"12 containers", or what is wrong with the Docker Engine."""
+    containers: int
+    services: Mapping[str, tuple[str | None, str | None]] = field(default_factory=lambda: MappingProxyType({}))
+    """Running container's short id -> (compose service, image)."""
+    ports: tuple[int, ...] = ()
+    bpf: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +99,13 @@ class Status:
     rss_bytes: int
     problems: tuple[str, ...] = ()
     """Latest warnings (a sniffer stopped, the database cannot be read), newest last."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchFrame:
+    """Everything one frame of `watch` draws, made by the watch feed; the screen's thread only reads it."""
+
+    status: Status
+    board: Snapshot
+    flows: tuple[Flow, ...] | None = None
+    """Recent flows (ended and open), newest last, when the lower table shows flows; None for exchanges."""

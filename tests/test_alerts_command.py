@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from eyes_devine.adapters.store.sqlite import BatchWriter, Query, open_store
+from eyes_devine.adapters.store.query import Query
+from eyes_devine.adapters.store.sqlite import open_store
+from eyes_devine.adapters.store.writer import StoreWriter
 from tests.support.records import WEB, WORKER, make
 
 EYES_DEVINE = [sys.executable, "-m", "eyes_devine"]
@@ -121,12 +123,9 @@ def test_a_missing_database_is_one_line_and_exit_1(tmp_path: Path) -> None:
 def test_the_writer_counts_alerting_exchanges_per_batch_stored(tmp_path: Path) -> None:
     counts: list[int] = []
 
-    async def run() -> None:
-        writer = BatchWriter(await open_store(tmp_path / "w.db"), batch_size=10, on_alerts=counts.append)
-        writer.start()
-        for i in range(30):
-            writer.submit(make(i, alerts=("xss",) if i in (1, 2, 25) else ()))
-        await writer.close()
-
-    asyncio.run(run())
+    writer = StoreWriter(tmp_path / "w.db", 1000, batch_size=10, on_alerts=counts.append)
+    for i in range(30):  # queued before the writer runs: three full batches
+        writer.accept(make(i, alerts=("xss",) if i in (1, 2, 25) else ()))
+    writer.start()
+    writer.close()
     assert counts == [2, 1]  # the clean middle batch says nothing

@@ -18,7 +18,8 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from eyes_devine.adapters.store.sqlite import FlowQuery, open_store
+from eyes_devine.adapters.store.query import FlowQuery
+from eyes_devine.adapters.store.sqlite import open_store
 from eyes_devine.app.board import Board
 from eyes_devine.config import Settings, bpf_filter
 from eyes_devine.records import Flow
@@ -48,7 +49,7 @@ def db(tmp_path: Path) -> Path:
 
     async def write() -> None:
         store = await open_store(path, keep=3)
-        await store.write_flows(flows)
+        await store.write([], flows)
         await store.close()
 
     asyncio.run(write())
@@ -84,7 +85,7 @@ def test_a_stored_flow_reads_back_equal(tmp_path: Path) -> None:
     async def round_trip() -> list[Flow]:
         store = await open_store(tmp_path / "y.db")
         try:
-            await store.write_flows([original])
+            await store.write([], [original])
             return await store.query_flows(FlowQuery())
         finally:
             await store.close()

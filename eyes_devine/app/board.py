@@ -1,6 +1,6 @@
 """Per-container aggregates for the live view: counts, rates, latency percentiles, the latest exchanges.
 
-Sans-I/O and cheap per exchange: ``add`` is called for every exchange (on the
+A sink that never blocks: ``accept`` is called for every record (on the
 engine thread, or by the database poller of ``watch --attach``) and only bumps
 counters; the work of sorting latencies happens in :meth:`Board.snapshot`, at the
 view's refresh rate.  One lock makes ``add`` and ``snapshot`` safe across those
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
-from eyes_devine.records import UNATTRIBUTED, Exchange, bucket_of
+from eyes_devine.records import UNATTRIBUTED, Exchange, Flow, bucket_of
+from eyes_devine.sinks import Record, SinkCounters
 from eyes_devine.snapshots import ContainerRow, Snapshot
 
 RATE_WINDOW = 60
@@ -43,20 +44,48 @@ def _percentile(ordered: list[float], fraction: float) -> float:
 
 
 class Board:
-    """Aggregates exchanges per serving container (else calling container, else unattributed)."""
+    """Aggregates exchanges per serving container (else calling container, else unattributed).
 
-    def __init__(self, latest: int = 200, describe: Callable[[str], tuple[str | None, str | None]] | None = None,
-                 accept: Callable[[Exchange], bool] | None = None) -> None:
+    ``wanted`` narrows what is shown (`watch -c`, `--ports`, `-i`); with ``flows``
+    the board also keeps that many of the latest flow summaries.
+    """
+
+    name = "board"
+
+    def __init__(self, latest: int = 200, wanted: Callable[[Record], bool] | None = None, flows: int = 0) -> None:
         self._tallies: dict[str, _Tally] = {}
         self._latest: deque[Exchange] = deque(maxlen=latest)
+        self._flows: deque[Flow] | None = deque(maxlen=flows) if flows else None
         self._lock = threading.Lock()
-        self._describe = describe or (lambda key: (None, None))
-        """Container id → (compose service, image), when something (the Docker map) knows."""
-        self._accept = accept or (lambda exchange: True)
+        self._wanted = wanted or (lambda record: True)
         self.total = 0
+        self._accepted = 0
+
+    def accept(self, record: Record) -> None:
+        self._accepted += 1
+        if type(record) is Flow:
+            if self._flows is not None and self._wanted(record):
+                self._flows.append(record)
+        else:
+            self.add(record)  # type: ignore[arg-type]
+
+    def replace_flows(self, flows: Iterable[Flow]) -> None:
+        """The latest flow summaries as read from a database (`watch --attach --flows`), oldest first."""
+        if self._flows is not None:
+            fresh = deque((flow for flow in flows if self._wanted(flow)), maxlen=self._flows.maxlen)
+            self._flows = fresh
+
+    def flush(self, timeout: float) -> bool:
+        return True
+
+    def close(self, timeout: float) -> None:
+        """Nothing to deliver: the board is memory."""
+
+    def counters(self) -> SinkCounters:
+        return SinkCounters(self._accepted, self._accepted, 0)
 
     def add(self, x: Exchange) -> None:
-        if not self._accept(x):
+        if not self._wanted(x):
             return
         key = bucket_of(x)
         name = x.attribution.container or x.attribution.client_container or key
@@ -85,8 +114,11 @@ class Board:
             self._latest.append(x)
             self.total += 1
 
-    def snapshot(self, now: float) -> Snapshot:
-        """Rows by activity (rate, then requests), and the latest exchanges."""
+    def snapshot(self, now: float, services: Mapping[str, tuple[str | None, str | None]] | None = None) -> Snapshot:
+        """Rows by activity (rate, then requests), the latest exchanges and flows; ``services`` names the compose
+        service and image of each running container by short id."""
+        services = services or {}
+        flows = tuple(self._flows) if self._flows is not None else ()
         with self._lock:
             raw = [(key, t.name, t.requests, tuple(t.by_class), list(t.latencies),
                     sum(count for second, count in t.seconds if second > now - RATE_WINDOW), t.last, t.last_seen,
@@ -97,7 +129,7 @@ class Board:
         rows = []
         for key, name, requests, by_class, latencies, recent, last, last_seen, alerts in raw:
             latencies.sort()
-            service, image = self._describe(key) if key != UNATTRIBUTED else (None, None)
+            service, image = services.get(key, (None, None))
             rows.append(ContainerRow(
                 key=key, name=name, service=service, image=image, requests=requests,
                 rate=recent / RATE_WINDOW, by_class=by_class,  # type: ignore[arg-type]
@@ -106,4 +138,4 @@ class Board:
                 last=last, last_seen=last_seen, alerts=alerts,
             ))
         rows.sort(key=lambda row: (row.key == UNATTRIBUTED, -row.rate, -row.requests, row.name))
-        return Snapshot(tuple(rows), latest, total)
+        return Snapshot(tuple(rows), latest, total, flows)

@@ -62,3 +62,23 @@ def gather(settings: Settings, profile: Profile | None = None) -> Report:
         "docker": asdict(docker_status),
     }
     return Report(found, diagnostics)
+
+
+class FilterError(ValueError):
+    """The capture filter does not compile (or libpcap is missing); the message says which and how to fix it."""
+
+
+def capture_selection(settings: Settings, profile: Profile | None = None) -> Discovery:
+    """The interfaces `run` and `watch` capture: what `interfaces` selects, without its per-container probes.
+
+    Raises ProfileError or UnknownInterfaceError for bad input, FilterError for a filter that cannot work.
+    """
+    profile = profile or load_profile(path=settings.profile_path)
+    readiness = check_capture_readiness(bpf_filter(settings))
+    if not readiness.filter_ok:
+        raise FilterError(readiness.detail)
+    client, _status = connect(settings.docker_environment)
+    networks = bridge_networks(client) if client is not None else {}
+    if client is not None:
+        client.close()
+    return discover(read_host_interfaces(), profile, settings.interfaces, settings.interfaces_source, networks)

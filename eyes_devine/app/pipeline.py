@@ -1,11 +1,14 @@
-"""The only module that knows the order of the stages: source → Engine → sinks.
+"""The only module that knows the order of the stages: source → engine → attribution → annotation → sinks.
 
 A capture file is read on the caller's thread.  Live capture runs one sniffer
 thread per interface; they hand raw frames to a bounded queue drained by a
 single engine thread, because the core keeps per-connection state that must
 see each connection's packets in order and from one thread.  When the queue is
 full the frame is dropped and counted rather than letting the sniffers block
-(the kernel would then drop silently instead).
+(the kernel would then drop silently instead).  Records leave the engine
+thread through :class:`Stages` into the sinks, which never block it; once per
+tick the engine thread also publishes an :class:`~eyes_devine.snapshots.EngineSnapshot`
+for the log and the views, which never read engine state themselves.
 """
 
 from __future__ import annotations
@@ -14,53 +17,88 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from eyes_devine.adapters.capture import LiveCapture
 from eyes_devine.adapters.pcapfile import CaptureFile, CaptureFileError
 from eyes_devine.config import Settings, bpf_filter, port_filter
 from eyes_devine.core.engine import Engine
 from eyes_devine.core.flows import FlowTracker
+from eyes_devine.enrich.annotator import Annotator
 from eyes_devine.enrich.attribution import ContainerMap
-from eyes_devine.records import Exchange, Flow
+from eyes_devine.records import EngineCounters, Exchange, Flow
+from eyes_devine.sinks import Sink
+from eyes_devine.snapshots import EngineSnapshot, MonitorSnapshot
 
 PROGRESS_EVERY = 8192
 """Frames between progress callbacks: often enough for a smooth bar, rare enough to cost nothing."""
+QUEUE_FRAMES = 200_000
+"""Frames held between the sniffers and the engine: about a second of a busy bridge."""
+TICK_SECONDS = 0.5
+"""Wall-clock seconds between idle sweeps and snapshots on the engine thread."""
 
 
-@dataclass
+class Stages:
+    """What happens to every record after the core, in order: attribution (live capture), annotation, the sinks.
+
+    Runs on the engine thread (or the reading loop).  The container map is
+    changed by the Docker watcher's thread, so lookups take ``lock``.
+    """
+
+    def __init__(self, sinks: Sequence[Sink], annotator: Annotator | None = None,
+                 containers: ContainerMap | None = None, lock: threading.Lock | None = None) -> None:
+        self.sinks = tuple(sinks)
+        self._accepts = tuple(sink.accept for sink in self.sinks)
+        self._annotate = annotator
+        self._containers = containers
+        self._lock = lock or threading.Lock()
+
+    def attribute(self, record: Exchange | Flow) -> Exchange | Flow:
+        if self._containers is None:
+            return record
+        with self._lock:
+            return self._containers.attribute(record)
+
+    def exchange(self, x: Exchange) -> None:
+        if self._containers is not None:
+            with self._lock:
+                x = self._containers.attribute(x)
+        if self._annotate is not None:
+            x = self._annotate(x)
+        for accept in self._accepts:
+            accept(x)
+
+    def flow(self, flow: Flow) -> None:
+        if self._containers is not None:
+            with self._lock:
+                flow = self._containers.attribute(flow)
+        if self._annotate is not None:
+            flow = self._annotate.annotate_flow(flow)
+        for accept in self._accepts:
+            accept(flow)
+
+
+@dataclass(frozen=True)
 class FileResult:
-    engine: Engine
+    counters: EngineCounters
     frames: int
     seconds: float
     error: CaptureFileError | None
     """Set when the file was damaged; what came before was still processed."""
+    flow_summaries: int | None
+    """Flows summarised (when asked for), else None."""
 
 
-def read_capture(
-    path: str,
-    ports: tuple[int, ...],
-    emit: Callable[[Exchange], None],
-    progress: Callable[[int, int], None] | None = None,
-    annotate: Callable[[Exchange], Exchange] | None = None,
-    emit_flow: Callable[[Flow], None] | None = None,
-) -> FileResult:
-    """Run a capture file through the engine. Raises CaptureFileError if it cannot be opened at all,
-    UnsupportedLinkType if its frames are of a kind we cannot decode.
-
-    ``annotate`` (security rules, GeoIP, reputation) runs on each exchange before ``emit``; with
-    ``emit_flow`` every TCP, UDP and ICMP flow is summarised to it too.
-    """
+def read_capture(path: str, ports: tuple[int, ...], stages: Stages,
+                 progress: Callable[[int, int], None] | None = None, flows: bool = False) -> FileResult:
+    """Run a capture file through the engine into ``stages``; with ``flows`` every TCP, UDP and ICMP flow is
+    summarised too.  Raises CaptureFileError if the file cannot be opened at all, UnsupportedLinkType if its
+    frames are of a kind we cannot decode."""
     started = time.perf_counter()
-    if annotate is not None:
-        plain_emit = emit
-
-        def emit(exchange: Exchange) -> None:
-            plain_emit(annotate(exchange))
-
-    engine = Engine(emit, ports, only_server_ports=True,
-                    tracker=FlowTracker(emit_flow) if emit_flow is not None else None)
+    engine = Engine(stages.exchange, ports, only_server_ports=True,
+                    tracker=FlowTracker(stages.flow) if flows else None)
     interface = os.path.basename(path)
     current_linktype = None
     feed = None
@@ -81,30 +119,29 @@ def read_capture(
         if progress is not None:
             progress(capture.size, capture.size)
     engine.finish()
-    return FileResult(engine, frames, time.perf_counter() - started, error)
-
-
-QUEUE_FRAMES = 200_000
-"""Frames held between the sniffers and the engine: about a second of a busy bridge."""
+    summaries = engine.tracker.emitted if engine.tracker is not None else None
+    return FileResult(engine.counters, frames, time.perf_counter() - started, error, summaries)
 
 
 class LivePipeline:
-    """Live capture on ``interfaces`` through one engine thread; exchanges go to ``emit`` on that thread."""
+    """Live capture on ``interfaces`` through one engine thread into ``stages``.
 
-    def __init__(
-        self,
-        interfaces: tuple[str, ...],
-        bpf: str,
-        ports: tuple[int, ...],
-        emit: Callable[[Exchange], None],
-        tracker: FlowTracker | None = None,
-    ) -> None:
-        """With a flow ``tracker`` (whose BPF filter lets every port through), HTTP is parsed on ``ports`` only."""
-        self.engine = Engine(emit, ports, tracker=tracker)
+    ``flows`` (whose BPF filter lets every port through) also summarises every
+    flow, and HTTP is parsed on ``ports`` only.  ``active_flows`` is how many of
+    the open flows each snapshot carries, for a live view.
+    """
+
+    def __init__(self, interfaces: tuple[str, ...], bpf: str, ports: tuple[int, ...], stages: Stages,
+                 flows: bool = False, active_flows: int = 0) -> None:
+        self.engine = Engine(stages.exchange, ports, tracker=FlowTracker(stages.flow) if flows else None)
+        self._stages = stages
+        self._active_flows = active_flows
         # SimpleQueue is the cheapest thread hand-off in CPython; its bound is enforced by hand.
         self._frames: queue.SimpleQueue = queue.SimpleQueue()
         self.queue_drops = 0
         self.capture = LiveCapture(interfaces, bpf, self._enqueue)
+        self.snapshot = EngineSnapshot(time.time())
+        """The latest picture of the engine, replaced (never changed) once per tick by the engine thread."""
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._drain, name="eyes-devine-engine", daemon=True)
 
@@ -131,18 +168,43 @@ class LivePipeline:
 
     def _drain(self) -> None:
         get = self._frames.get
-        engine = self.engine
+        feed = self.engine.feed
+        clock = time.monotonic
+        next_tick = clock() + TICK_SECONDS
+        count = 0
         while True:
             try:
-                item = get(timeout=0.5)
+                item = get(timeout=TICK_SECONDS)
             except queue.Empty:
-                if self._stopping.is_set():
-                    break
-                engine.tick(time.time())
-                continue
+                item = ()
             if item is None:
                 break
-            engine.feed(*item)
+            if item:
+                feed(*item)
+                count += 1
+                if count & 255:
+                    continue
+            if clock() >= next_tick:
+                next_tick = clock() + TICK_SECONDS
+                self._tick()
+            elif not item and self._stopping.is_set():
+                break
+
+    def _tick(self) -> None:
+        """Time passes for idle connections, and the views get a fresh picture."""
+        engine = self.engine
+        engine.tick(time.time())
+        tracker = engine.tracker
+        active: tuple[Flow, ...] = ()
+        if tracker is not None and self._active_flows:
+            active = tuple(self._stages.attribute(flow) for flow in tracker.active(self._active_flows))
+        self.snapshot = EngineSnapshot(
+            time.time(), MappingProxyType(engine.counters.snapshot()),
+            len(tracker) if tracker is not None else 0,
+            tracker.emitted if tracker is not None else 0,
+            tracker.evicted if tracker is not None else 0,
+            active,  # type: ignore[arg-type]
+        )
 
     def check(self) -> list[str]:
         """Sniffer health: a line per interface that stopped or came back."""
@@ -162,34 +224,23 @@ class LivePipeline:
         self._frames.put(None)
         self._thread.join()
         self.engine.finish()
+        self._tick()
 
 
 class Monitor:
     """Live capture with Docker attribution: what `run` and `watch` drive.
 
-    Exchanges leave the engine thread attributed to the containers at both ends,
-    as the containers were at the time of the exchange.  The Docker watcher
-    changes the container map on its own thread; one lock serialises those
-    changes with lookups.  With port following on, every port a container
-    exposes or publishes joins the capture filter as the container starts.
+    Records leave the engine thread attributed to the containers at both ends,
+    as the containers were at the time of each, then annotated, then to the
+    sinks.  The Docker watcher changes the container map on its own thread; one
+    lock serialises those changes with lookups.  With port following on, every
+    port a container exposes or publishes joins the capture filter as the
+    container starts.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        interfaces: tuple[str, ...],
-        emit: Callable[[Exchange], None],
-        log: Callable[[str], None],
-        host_addresses: tuple[str, ...] | None = None,
-        annotate: Callable[[Exchange], Exchange] | None = None,
-        emit_flow: Callable[[Flow], None] | None = None,
-        annotate_flow: Callable[[Flow], Flow] | None = None,
-    ) -> None:
-        """``annotate`` (security rules, GeoIP, reputation) runs on each exchange after attribution, and
-        ``annotate_flow`` (GeoIP, reputation) on each flow summary.
-
-        With ``settings.all_traffic``, flow summaries go to ``emit_flow``, attributed like exchanges.
-        """
+    def __init__(self, settings: Settings, interfaces: tuple[str, ...], sinks: Sequence[Sink],
+                 log: Callable[[str], None], annotator: Annotator | None = None,
+                 host_addresses: tuple[str, ...] | None = None, active_flows: int = 0) -> None:
         self.settings = settings
         if host_addresses is None:
             from eyes_devine.adapters.host import read_host_interfaces
@@ -198,32 +249,12 @@ class Monitor:
         self.containers = ContainerMap(host_addresses=host_addresses)
         self._lock = threading.Lock()
         self._ports = settings.ports
-        attribute = self.containers.attribute
-        lock = self._lock
+        self.stages = Stages(sinks, annotator, self.containers, self._lock)
+        # The Docker SDK costs `read` startup time; only live capture needs it.
+        from eyes_devine.adapters.docker import DockerWatcher
 
-        def attributed(exchange: Exchange) -> None:
-            with lock:
-                exchange = attribute(exchange)
-            emit(annotate(exchange) if annotate is not None else exchange)
-
-        from eyes_devine.adapters.docker import (
-            DockerWatcher,  # the SDK costs `read` startup time; only live use needs it
-        )
-
-        tracker = None
-        if settings.all_traffic:
-            if emit_flow is None:
-                raise ValueError("all_traffic needs emit_flow: its filter lets every port through")
-            containers = self.containers
-            flow_sink = emit_flow
-
-            def attributed_flow(flow: Flow) -> None:
-                with lock:
-                    flow = containers.attribute(flow)
-                flow_sink(annotate_flow(flow) if annotate_flow is not None else flow)
-
-            tracker = FlowTracker(attributed_flow)
-        self.live = LivePipeline(interfaces, bpf_filter(settings), settings.ports, attributed, tracker)
+        self.live = LivePipeline(interfaces, bpf_filter(settings), settings.ports, self.stages,
+                                 flows=settings.all_traffic, active_flows=active_flows)
         self.docker = DockerWatcher(settings.docker_environment, self._update, self.containers, log,
                                     on_change=self._follow_ports)
         self._log = log
@@ -252,28 +283,27 @@ class Monitor:
         """The capture filter in force now (grows as containers publish ports)."""
         return self.live.capture.bpf
 
-    def describe(self, short_id: str) -> tuple[str | None, str | None]:
-        """A running container's compose service and image, for the live view."""
-        with self._lock:
-            for info in self.containers.current():
-                if info.short_id == short_id:
-                    return info.compose_service, info.image
-        return None, None
-
-    def active_flows(self, limit: int) -> list[Flow]:
-        """The most recently active flows still in progress, attributed, for a live view (none without
-        --all-traffic)."""
-        tracker = self.live.engine.tracker
-        if tracker is None:
-            return []
-        flows = tracker.active(limit)
-        with self._lock:
-            return [self.containers.attribute(flow) for flow in flows]
-
     @property
     def ports(self) -> tuple[int, ...]:
         """The HTTP ports captured now: the configured ones plus those containers expose or publish."""
         return self._ports
+
+    def snapshot(self) -> MonitorSnapshot:
+        """The engine's latest snapshot with the sniffers' and Docker's state, for the log and the views."""
+        docker = self.docker.status
+        with self._lock:
+            running = self.containers.current()
+        return MonitorSnapshot(
+            engine=self.live.snapshot,
+            kernel_drops=self.live.capture.kernel_drops(),
+            queue_drops=self.live.queue_drops,
+            docker_reachable=docker.reachable,
+            docker=f"{len(running)} containers" if docker.reachable else (docker.error or "not connected"),
+            containers=len(running),
+            services=MappingProxyType({info.short_id: (info.compose_service, info.image) for info in running}),
+            ports=self._ports,
+            bpf=self.bpf,
+        )
 
     def start(self, after_open: Callable[[], None] | None = None) -> None:
         """Start capturing (raises CaptureError), then follow Docker in the background."""

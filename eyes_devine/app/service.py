@@ -1,11 +1,12 @@
 """`eyes-devine run`: the headless service that captures, attributes and stores, until told to stop.
 
-Threads: one sniffer per interface and the engine thread (capture → exchanges,
-attributed on the engine thread), the Docker watcher, and the asyncio loop
-here, which owns the SQLite writer and the health and counter logs.  Exchanges
-cross to the writer through its bounded queue; nothing on the capture path
-waits for the disk.  SIGTERM and SIGINT stop capture, drain the engine, write
-everything still queued, and return 0.
+Threads: one sniffer per interface and the engine thread (capture → records,
+attributed and annotated on the engine thread, then handed to the sinks), the
+Docker watcher, one thread per sink that can block (the store, stdout, alert
+lines), and the asyncio loop here, which checks the sniffers' health and logs
+counters.  Nothing on the capture path waits for a disk or a reader.  SIGTERM
+and SIGINT stop capture, drain the engine, write everything still queued, and
+return 0.
 """
 
 from __future__ import annotations
@@ -14,30 +15,29 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from eyes_devine.adapters.capture import CaptureError
 from eyes_devine.adapters.host import Account, PrivilegeDropError, drop_privileges
-from eyes_devine.adapters.store.sqlite import (
-    BatchWriter,
-    ExchangeStore,
-    FlowWrites,
-    RingBuffers,
-    StoreError,
-    open_store,
-)
+from eyes_devine.adapters.store.memory import RingBuffers
+from eyes_devine.adapters.store.sqlite import StoreError, open_store
+from eyes_devine.adapters.store.writer import StoreWriter
 from eyes_devine.app.logs import MemoryLog, ServiceLog
+from eyes_devine.app.outputs import AlertLogSink, JsonLinesSink
 from eyes_devine.app.pipeline import Monitor
 from eyes_devine.config import Settings
 from eyes_devine.enrich.annotator import Annotator
-from eyes_devine.records import Exchange, Flow
-from eyes_devine.views.jsonl import json_line
+from eyes_devine.sinks import Sink
+from eyes_devine.snapshots import MonitorSnapshot
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+STORE_CLOSE_SECONDS = 30.0
+"""How long the store may take to write what it still holds when the service stops."""
+OUTPUT_CLOSE_SECONDS = 3.0
+"""How long stdout and the log may stay blocked at stop before what they hold counts as dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,69 +50,62 @@ class ServiceOptions:
     account: Account | None = None
     """Become this user once the capture sockets are open (``--user``)."""
     annotator: Annotator | None = None
-    """Security rules, GeoIP and reputation, applied to each exchange after attribution."""
+    """Security rules, GeoIP and reputation, applied to each record after attribution."""
     log_alerts: bool = True
     """A warning line per exchange that matched a suspicious-request rule, and a count per batch stored
     (`run`; `watch` shows alerts on its screen instead)."""
+    json_fd: int | None = None
+    """Print every exchange as JSON Lines on this file descriptor (`run --json`: stdout)."""
+    active_flows: int = 0
+    """Open flows each snapshot carries, for `watch --flows`."""
 
 
 async def serve(
     settings: Settings,
     options: ServiceOptions,
     log: ServiceLog | MemoryLog,
-    out: TextIO | None = None,
-    *,
-    also: Callable[[Exchange], None] | None = None,
-    on_running: Callable[[Monitor, BatchWriter], None] | None = None,
-    also_flow: Callable[[Flow], None] | None = None,
+    sinks: Sequence[Sink] = (),
+    on_tick: Callable[[MonitorSnapshot], None] | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code.
 
-    ``also`` receives every exchange too, on the engine thread (the live view's
-    board), and ``also_flow`` every flow summary (with --all-traffic);
-    ``on_running`` is told of the running monitor and writer, so a view can
-    read their counters.
+    ``sinks`` receive every record too (the live view's board); ``on_tick`` is
+    given a fresh snapshot of the monitor every health interval.
     """
-    try:
-        store = await open_store(settings.db_path, settings.keep)
-    except StoreError as error:
-        log.error(str(error))
-        return EXIT_FAILURE
-    rings = RingBuffers(settings.keep)
-    for exchanges in (await store.recent(settings.keep)).values():
-        rings.add_many(exchanges)
-    log.info("store opened", db=settings.db_path, reloaded=rings.total, keep=settings.keep)
-
-    writer = BatchWriter(
-        store, batch_size=settings.batch_size,
-        on_batch=lambda rows, seconds: log.info("batch stored", rows=rows, ms=round(seconds * 1000, 1)),
+    writer = StoreWriter(
+        settings.db_path, settings.keep, batch_size=settings.batch_size,
+        on_batch=lambda exchanges, flows, seconds: _log_batch(log, exchanges, flows, seconds),
         on_error=lambda error: log.warning(f"could not store a batch: {error}"),
         on_alerts=(lambda count: log.warning(f"Found {count} malicious requests", count=count))
         if options.log_alerts else None,
     )
-    writer.start()
-    flow_writer = _flow_writer(settings, store, log)
-    sink = _sink(writer, rings, out, also)
-    monitor = Monitor(settings, options.interfaces, _log_alerts(sink, log) if options.log_alerts else sink, log.info,
-                      annotate=options.annotator,
-                      annotate_flow=options.annotator.annotate_flow if options.annotator is not None else None,
-                      emit_flow=_flow_sink(flow_writer, also_flow) if flow_writer is not None else None)
+    try:
+        await asyncio.to_thread(writer.start)
+        rings = await _reloaded_rings(settings)
+    except StoreError as error:
+        log.error(str(error))
+        return EXIT_FAILURE
+    log.info("store opened", db=settings.db_path, reloaded=rings.total, keep=settings.keep)
+    outputs: list[Sink] = [writer, rings]
+    if options.json_fd is not None:
+        outputs.append(JsonLinesSink(options.json_fd))
+    if options.log_alerts:
+        outputs.append(AlertLogSink(log))
+    outputs.extend(sinks)
+    monitor = Monitor(settings, options.interfaces, outputs, log.info, options.annotator,
+                      active_flows=options.active_flows)
     account = options.account
     if account is not None:
-        hand_over(store.path, account)
+        hand_over(Path(settings.db_path), account)
     try:
         await asyncio.to_thread(monitor.start, (lambda: drop_privileges(account)) if account else None)
     except (CaptureError, PrivilegeDropError) as error:
         log.error(str(error))
-        if flow_writer is not None:
-            await flow_writer.close()
-        await writer.close()
+        await _close(outputs, options.annotator)
         return EXIT_FAILURE
     if account is not None:
         log.info("privileges dropped", user=account.name, uid=account.uid, gid=account.gid)
     log.info("capturing", interfaces=",".join(options.interfaces), filter=monitor.bpf)
-    if on_running is not None:
-        on_running(monitor, writer)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -127,21 +120,50 @@ async def serve(
                 pass
             for event in await asyncio.to_thread(monitor.check):
                 log.warning(event)
+            snapshot = await asyncio.to_thread(monitor.snapshot)
+            if on_tick is not None:
+                on_tick(snapshot)
             if time.monotonic() >= next_stats:
                 next_stats += options.stats_interval
-                log.info("counters", **_counters(monitor, writer), **_flow_counters(monitor, flow_writer))
+                log.info("counters", **counters(snapshot, outputs, settings.all_traffic))
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        await asyncio.to_thread(monitor.stop)  # the engine's last exchanges reach the writer here
-        if options.annotator is not None:
-            options.annotator.close()
-        if flow_writer is not None:
-            await flow_writer.close()  # before the exchanges' writer, which closes the store
-        await writer.close()
-    log.info("stopped, everything captured is stored", **_counters(monitor, writer),
-             **_flow_counters(monitor, flow_writer))
+        await asyncio.to_thread(monitor.stop)  # the engine's last records reach the sinks here
+        await _close(outputs, options.annotator)
+    final = await asyncio.to_thread(monitor.snapshot)
+    if on_tick is not None:
+        on_tick(final)
+    log.info("stopped, everything captured is stored", **counters(final, outputs, settings.all_traffic))
     return EXIT_OK
+
+
+async def _reloaded_rings(settings: Settings) -> RingBuffers:
+    """The rings as the database holds them (read on a connection of their own; the writer has its own)."""
+    rings = RingBuffers(settings.keep)
+    store = await open_store(settings.db_path, settings.keep, readonly=True)
+    try:
+        for exchanges in (await store.recent(settings.keep)).values():
+            rings.add_many(exchanges)
+    finally:
+        await store.close()
+    return rings
+
+
+async def _close(sinks: Sequence[Sink], annotator: Annotator | None) -> None:
+    """Stop the background stages, then let every sink deliver what it holds (the store last: it is the record)."""
+    if annotator is not None:
+        annotator.close()
+    for sink in sorted(sinks, key=lambda sink: isinstance(sink, StoreWriter)):
+        timeout = STORE_CLOSE_SECONDS if isinstance(sink, StoreWriter) else OUTPUT_CLOSE_SECONDS
+        await asyncio.to_thread(sink.close, timeout)
+
+
+def _log_batch(log: ServiceLog | MemoryLog, exchanges: int, flows: int, seconds: float) -> None:
+    if exchanges:
+        log.info("batch stored", rows=exchanges, ms=round(seconds * 1000, 1))
+    if flows:
+        log.info("flows stored", rows=flows, ms=round(seconds * 1000, 1))
 
 
 def hand_over(db: Path, account: Account) -> None:
@@ -159,108 +181,30 @@ def hand_over(db: Path, account: Account) -> None:
         os.chown(db.parent, account.uid, account.gid)
 
 
-def _sink(writer: BatchWriter, rings: RingBuffers, out: TextIO | None,
-          also: Callable[[Exchange], None] | None) -> Callable[[Exchange], None]:
-    """What the engine thread does with each attributed exchange."""
-    submit, remember = writer.submit, rings.add
-    if also is not None:
-        def sink(exchange: Exchange) -> None:
-            submit(exchange)
-            remember(exchange)
-            also(exchange)
-    elif out is None:
-        def sink(exchange: Exchange) -> None:
-            submit(exchange)
-            remember(exchange)
-    else:
-        write = out.write
-
-        def sink(exchange: Exchange) -> None:
-            submit(exchange)
-            remember(exchange)
-            try:
-                write(json_line(exchange) + "\n")
-            except (BrokenPipeError, ValueError):
-                pass  # the reader of stdout went away; storing goes on
-    return sink
-
-
-def _flow_writer(settings: Settings, store: ExchangeStore, log: ServiceLog | MemoryLog) -> BatchWriter | None:
-    """With --all-traffic, a second writer for flow summaries: the same bounded queue, drops counted."""
-    if not settings.all_traffic:
-        return None
-    flow_writer = BatchWriter(
-        FlowWrites(store), batch_size=settings.batch_size,  # type: ignore[arg-type]
-        on_batch=lambda rows, seconds: log.info("flows stored", rows=rows, ms=round(seconds * 1000, 1)),
-        on_error=lambda error: log.warning(f"could not store a batch of flows: {error}"),
-    )
-    flow_writer.start()
-    return flow_writer
-
-
-def _flow_sink(writer: BatchWriter, also: Callable[[Flow], None] | None) -> Callable[[Flow], None]:
-    """What the engine thread does with each attributed flow summary."""
-    if also is None:
-        return writer.submit  # type: ignore[return-value]
-    submit = writer.submit
-
-    def sink(flow: Flow) -> None:
-        submit(flow)  # type: ignore[arg-type]
-        also(flow)
-    return sink
-
-
-def _flow_counters(monitor: Monitor, writer: BatchWriter | None) -> dict[str, object]:
-    tracker = monitor.live.engine.tracker
-    if writer is None or tracker is None:
-        return {}
-    return {"flow_summaries": tracker.emitted, "flows_open": len(tracker), "flow_evictions": tracker.evicted,
-            "flows_stored": writer.written, "flow_store_drops": writer.dropped}
-
-
-ALERT_LINES_PER_SECOND = 20
-"""A scanner sends thousands of alerting requests a second; past this many lines a second the rest are
-counted and the count logged, and `eyes-devine alerts` still has every one."""
-
-
-def _log_alerts(sink: Callable[[Exchange], None], log: ServiceLog | MemoryLog) -> Callable[[Exchange], None]:
-    """``sink``, plus a warning line for each exchange that matched a rule (on the engine thread)."""
-    window = [0.0, 0, 0]  # second, lines logged in it, alerts not logged since the last line
-
-    def logged(exchange: Exchange) -> None:
-        sink(exchange)
-        if not exchange.alerts:
-            return
-        second = int(time.monotonic())
-        if second != window[0]:
-            window[0], window[1] = second, 0
-        if window[1] >= ALERT_LINES_PER_SECOND:
-            window[2] += 1
-            return
-        window[1] += 1
-        extra = {"not_logged": window[2]} if window[2] else {}
-        window[2] = 0
-        log.warning("alert", rules=",".join(exchange.alerts), client=exchange.client_ip,
-                    container=exchange.attribution.container or exchange.attribution.client_container,
-                    method=exchange.method,
-                    target=exchange.target, **extra)
-    return logged
-
-
-def _counters(monitor: Monitor, writer: BatchWriter) -> dict[str, object]:
-    counters = monitor.live.engine.counters
-    return {
-        "packets": counters.packets,
-        "exchanges": counters.exchanges,
-        "kernel_drops": monitor.live.capture.kernel_drops(),
-        "queue_drops": monitor.live.queue_drops,
-        "gaps": counters.gaps,
-        "flows": counters.flows,
-        "flows_evicted": counters.flows_evicted,
-        "non_http_streams": counters.non_http_streams,
-        "tls_streams": counters.tls_streams,
-        "stored": writer.written,
-        "batches": writer.batches,
-        "store_drops": writer.dropped,
-        "containers": len(monitor.containers),
+def counters(snapshot: MonitorSnapshot, sinks: Sequence[Sink], flows: bool) -> dict[str, object]:
+    """The fields of the counter lines: what the engine saw, and what each sink did with it (``flows``: the flow
+    summaries' too, with --all-traffic)."""
+    engine = snapshot.engine.counters
+    fields: dict[str, object] = {
+        "packets": engine.get("packets", 0),
+        "exchanges": engine.get("exchanges", 0),
+        "kernel_drops": snapshot.kernel_drops,
+        "queue_drops": snapshot.queue_drops,
+        "gaps": engine.get("gaps", 0),
+        "flows": engine.get("flows", 0),
+        "flows_evicted": engine.get("flows_evicted", 0),
+        "non_http_streams": engine.get("non_http_streams", 0),
+        "tls_streams": engine.get("tls_streams", 0),
+        "containers": snapshot.containers,
     }
+    for sink in sinks:
+        if isinstance(sink, StoreWriter):
+            fields.update(stored=sink.written, batches=sink.batches, store_drops=sink.dropped)
+            if flows:
+                fields.update(flow_summaries=snapshot.engine.flow_summaries, flows_open=snapshot.engine.flows_open,
+                              flow_evictions=snapshot.engine.flow_evictions, flows_stored=sink.flows_written,
+                              flow_store_drops=sink.flows_dropped)
+        elif sink.name in ("stdout", "alerts"):
+            accepted, written, dropped = sink.counters()
+            fields.update({f"{sink.name}_written": written, f"{sink.name}_drops": dropped})
+    return fields

@@ -1,11 +1,11 @@
-"""`eyes-devine watch`: feed the per-container board and keep the header's status current.
+"""`eyes-devine watch`: feed the per-container board, and hand the screen one immutable frame at a time.
 
 Two sources. Standalone, it is `run` with a screen: the same service (capture,
-attribution, SQLite), with every exchange also going to the board.  With
-``--attach`` it needs no privileges: it polls a running `run`'s database
-read-only and follows Docker (when reachable) only for images and compose
-services.  Either way the loop here refreshes a :class:`Status` every half
-second and the screen's refresh thread draws whatever is current.
+attribution, SQLite), with the board as one more sink.  With ``--attach`` it
+needs no privileges: it polls a running `run`'s database read-only and follows
+Docker (when reachable) only for images and compose services.  Either way the
+loop here makes a :class:`~eyes_devine.snapshots.WatchFrame` every half second
+and the screen's refresh thread draws the latest one.
 """
 
 from __future__ import annotations
@@ -13,23 +13,25 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections import deque
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from eyes_devine.adapters.host import Account, ProcessUsage
-from eyes_devine.adapters.store.sqlite import FlowQuery, StoreError, open_store
+from eyes_devine.adapters.store.query import FlowQuery
+from eyes_devine.adapters.store.sqlite import StoreError, open_store
 from eyes_devine.app.board import Board
 from eyes_devine.app.logs import MemoryLog
 from eyes_devine.config import Settings
 from eyes_devine.enrich.annotator import Annotator
 from eyes_devine.enrich.attribution import ContainerMap
 from eyes_devine.records import Exchange, Flow
-from eyes_devine.views.screen import Status
+from eyes_devine.snapshots import MonitorSnapshot, Status, WatchFrame
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
-STATUS_SECONDS = 0.5
+FRAME_SECONDS = 0.5
 POLL_SECONDS = 0.5
 FLOWS_SHOWN = 200
 """Recent flow summaries kept for `watch --flows` (the screen shows as many as fit)."""
@@ -56,27 +58,26 @@ class WatchFilter:
         return not self.interfaces or x.interface in self.interfaces
 
 
-class View:
-    """The board plus the latest status; what the screen draws."""
-
-    def __init__(self, board: Board, status: Status, flows: bool = False) -> None:
-        self.board = board
-        self.status = status
-        self.flows: deque[Flow] | None = deque(maxlen=FLOWS_SHOWN) if flows else None
-        """Recent flow summaries, newest last, when the lower table shows flows (`watch --flows`)."""
-        self.active_flows: Callable[[int], list[Flow]] | None = None
-        """Flows still in progress (capturing only), shown with the ended ones."""
-        self._usage = ProcessUsage()
-
-    def recent_flows(self) -> tuple[Flow, ...] | None:
-        """A snapshot for the screen's thread, by last packet; None when the lower table shows exchanges."""
-        if self.flows is None:
-            return None
-        active = self.active_flows(FLOWS_SHOWN) if self.active_flows is not None else []
-        return tuple(sorted([*self.flows, *active], key=lambda flow: flow.ts_last)[-FLOWS_SHOWN:])
-
-    def own_usage(self) -> tuple[float, int]:
-        return self._usage.sample()
+def _frame(source: str, board: Board, usage: ProcessUsage, log: MemoryLog, flows: bool,
+           monitor: MonitorSnapshot | None = None, services: Mapping[str, tuple[str | None, str | None]] | None = None,
+           docker: tuple[bool, str] = (False, "connecting"), view_filter: WatchFilter | None = None) -> WatchFrame:
+    """One frame: the board now, the header's status, and (for --flows) recent and open flows by last packet."""
+    cpu, rss = usage.sample()
+    if monitor is not None:
+        services, docker = monitor.services, (monitor.docker_reachable, monitor.docker)
+        packets: int | None = monitor.engine.counters.get("packets", 0)  # type: ignore[assignment]
+        kernel_drops: int | None = monitor.kernel_drops
+    else:
+        packets = kernel_drops = None
+    status = Status(source, packets, kernel_drops, docker[1], docker[0], cpu, rss, tuple(log.problems))
+    snapshot = board.snapshot(time.time(), services)
+    recent = None
+    if flows:
+        active = monitor.engine.active_flows if monitor is not None else ()
+        if view_filter is not None:
+            active = tuple(flow for flow in active if view_filter.accepts(flow))
+        recent = tuple(sorted([*snapshot.flows, *active], key=lambda flow: flow.ts_last)[-FLOWS_SHOWN:])
+    return WatchFrame(status, snapshot, recent)
 
 
 def _stop_on_signals(stopping: asyncio.Event) -> Callable[[], None]:
@@ -91,7 +92,7 @@ def _stop_on_signals(stopping: asyncio.Event) -> Callable[[], None]:
 
 
 async def watch_capturing(settings: Settings, interfaces: tuple[str, ...], view_filter: WatchFilter,
-                          show: Callable[[View], object], account: Account | None = None,
+                          show: Callable[[WatchFrame], object], account: Account | None = None,
                           annotator: Annotator | None = None, flows: bool = False) -> tuple[int, str | None]:
     """Capture like `run` and show it; returns the exit code and the error to print after the screen closes.
 
@@ -100,52 +101,31 @@ async def watch_capturing(settings: Settings, interfaces: tuple[str, ...], view_
     from eyes_devine.app.service import ServiceOptions, serve
 
     log = MemoryLog()
-    running: dict[str, object] = {}
-    board = Board(describe=lambda key: running["monitor"].describe(key) if "monitor" in running else (None, None),
-                  accept=view_filter.accepts)
-    view = View(board, Status(f"capturing on {', '.join(interfaces)}", 0, 0, "connecting", False, 0.0, 0), flows)
-    recent = view.flows
-
-    def also_flow(flow: Flow) -> None:
-        if recent is not None and view_filter.accepts(flow):
-            recent.append(flow)
-
-    def on_running(monitor: object, writer: object) -> None:
-        running["monitor"], running["writer"] = monitor, writer
-        if recent is not None:
-            active = monitor.active_flows  # type: ignore[attr-defined]
-            view.active_flows = lambda limit: [flow for flow in active(limit) if view_filter.accepts(flow)]
+    usage = ProcessUsage()
+    board = Board(wanted=view_filter.accepts, flows=FLOWS_SHOWN if flows else 0)
+    source = f"capturing on {', '.join(interfaces)}"
+    latest: list[MonitorSnapshot] = []
 
     async def refresh() -> None:
         while True:
-            monitor = running.get("monitor")
-            cpu, rss = view.own_usage()
-            if monitor is not None:
-                docker = monitor.docker.status  # type: ignore[attr-defined]
-                counters = monitor.live.engine.counters  # type: ignore[attr-defined]
-                view.status = Status(
-                    source=f"capturing on {', '.join(interfaces)}",
-                    packets=counters.packets,
-                    kernel_drops=monitor.live.capture.kernel_drops(),  # type: ignore[attr-defined]
-                    docker=f"{len(monitor.containers)} containers" if docker.reachable  # type: ignore[attr-defined]
-                    else (docker.error or "not connected"),
-                    docker_ok=docker.reachable, cpu_percent=cpu, rss_bytes=rss, problems=tuple(log.problems),
-                )
-            show(view)
-            await asyncio.sleep(STATUS_SECONDS)
+            show(_frame(source, board, usage, log, flows, latest[-1] if latest else None, view_filter=view_filter))
+            await asyncio.sleep(FRAME_SECONDS)
+
+    def on_tick(snapshot: MonitorSnapshot) -> None:
+        latest[:] = [snapshot]
 
     refresher = asyncio.get_running_loop().create_task(refresh())
     try:
-        options = ServiceOptions(interfaces=interfaces, account=account, annotator=annotator, log_alerts=False)
-        code = await serve(settings, options, log, also=board.add, on_running=on_running,
-                           also_flow=also_flow if recent is not None else None)
+        options = ServiceOptions(interfaces=interfaces, account=account, annotator=annotator, log_alerts=False,
+                                 active_flows=FLOWS_SHOWN if flows else 0)
+        code = await serve(settings, options, log, sinks=[board], on_tick=on_tick)
     finally:
         refresher.cancel()
     return code, log.last_error
 
 
 async def watch_attached(settings: Settings, view_filter: WatchFilter,
-                         show: Callable[[View], object], flows: bool = False) -> tuple[int, str | None]:
+                         show: Callable[[WatchFrame], object], flows: bool = False) -> tuple[int, str | None]:
     """Follow what a running `run` stores, without privileges (with ``flows``, its flow summaries too)."""
     from eyes_devine.adapters.docker import DockerWatcher
 
@@ -155,24 +135,17 @@ async def watch_attached(settings: Settings, view_filter: WatchFilter,
         return EXIT_FAILURE, str(error)
     containers = ContainerMap()
     log = MemoryLog()
-    lock = threading.Lock()  # the watcher's thread changes the map; the screen's thread reads it
+    usage = ProcessUsage()
+    lock = threading.Lock()  # the watcher's thread changes the map; this loop reads it
 
     def update(change: Callable[[], None]) -> None:
         with lock:
             change()
 
-    def describe(key: str) -> tuple[str | None, str | None]:
-        with lock:
-            for info in containers.current():
-                if info.short_id == key:
-                    return info.compose_service, info.image
-        return None, None
-
     docker = DockerWatcher(settings.docker_environment, update, containers, lambda line: None)
     docker.start()
-    board = Board(describe=describe, accept=view_filter.accepts)
+    board = Board(wanted=view_filter.accepts, flows=FLOWS_SHOWN if flows else 0)
     source = f"attached to {settings.db_path}"
-    view = View(board, Status(source, None, None, "connecting", False, 0.0, 0), flows)
     stopping = asyncio.Event()
     restore = _stop_on_signals(stopping)
     try:
@@ -188,20 +161,17 @@ async def watch_attached(settings: Settings, view_filter: WatchFilter,
                 fresh = []
             for exchange in fresh:
                 board.add(exchange)
-            if view.flows is not None:
+            if flows:
                 try:
-                    latest = await store.query_flows(FlowQuery(limit=FLOWS_SHOWN))
+                    board.replace_flows(reversed(await store.query_flows(FlowQuery(limit=FLOWS_SHOWN))))
                 except StoreError as error:
                     log.warning(str(error))
-                else:
-                    view.flows = deque((flow for flow in reversed(latest) if view_filter.accepts(flow)),
-                                       maxlen=FLOWS_SHOWN)
-            cpu, rss = view.own_usage()
+            with lock:
+                running = containers.current()
+            services = MappingProxyType({info.short_id: (info.compose_service, info.image) for info in running})
             status = docker.status
-            view.status = Status(source, None, None,
-                                 f"{len(containers)} containers" if status.reachable else (status.error or ""),
-                                 status.reachable, cpu, rss, tuple(log.problems))
-            show(view)
+            known = (status.reachable, f"{len(running)} containers" if status.reachable else (status.error or ""))
+            show(_frame(source, board, usage, log, flows, services=services, docker=known))
             try:
                 await asyncio.wait_for(stopping.wait(), POLL_SECONDS)
             except TimeoutError:
@@ -211,4 +181,3 @@ async def watch_attached(settings: Settings, view_filter: WatchFilter,
         await asyncio.to_thread(docker.stop)
         await store.close()
     return EXIT_OK, None
-

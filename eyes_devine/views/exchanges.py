@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from typing import TextIO
 
 from eyes_devine.records import Exchange
+from eyes_devine.sinks import Record, SinkCounters
 from eyes_devine.views.cells import endpoint, latency
 from eyes_devine.views.jsonl import json_line
 
@@ -31,7 +31,7 @@ class ExchangeTable:
     def header(self) -> None:
         self.out.write(FIXED.format(*HEADER) + "target / flags\n")
 
-    def row(self, exchange: Exchange) -> None:
+    def line(self, exchange: Exchange) -> str:
         clock = time.strftime("%H:%M:%S", time.localtime(exchange.ts)) + f".{int(exchange.ts * 1000) % 1000:03d}"
         status = str(exchange.status) if exchange.status is not None else "-"
         line = FIXED.format(
@@ -52,18 +52,40 @@ class ExchangeTable:
             colour = STATUS_COLOURS.get(exchange.status // 100)
             if colour:
                 line = line.replace(f" {status} ", f" {colour}{status}{RESET} ", 1)
-        self.out.write(line + target + "\n")
+        return line + target
 
 
-def exchange_writer(out: TextIO, as_json: bool, colour: bool = False) -> Callable[[Exchange], None]:
-    """A sink writing each exchange to ``out`` as it completes."""
-    write = out.write
-    if as_json:
+class ExchangeLines:
+    """The output of `read`: each exchange as it completes, as JSON Lines or a line of the streaming table.
 
-        def emit_json(exchange: Exchange) -> None:
-            write(json_line(exchange) + "\n")
+    A sink that writes straight to ``out`` (a buffered stdout): `read` has no
+    live capture to protect, and its output is the point.
+    """
 
-        return emit_json
-    table = ExchangeTable(out, shutil.get_terminal_size((120, 24)).columns, colour=colour)
-    table.header()
-    return table.row
+    name = "stdout"
+
+    def __init__(self, out: TextIO, as_json: bool, colour: bool = False) -> None:
+        self._write = out.write
+        self._out = out
+        self._accepted = 0
+        if as_json:
+            self._line = json_line
+        else:
+            table = ExchangeTable(out, shutil.get_terminal_size((120, 24)).columns, colour=colour)
+            table.header()
+            self._line = table.line
+
+    def accept(self, record: Record) -> None:
+        if type(record) is Exchange:
+            self._accepted += 1
+            self._write(self._line(record) + "\n")
+
+    def flush(self, timeout: float) -> bool:
+        self._out.flush()
+        return True
+
+    def close(self, timeout: float) -> None:
+        self._out.flush()
+
+    def counters(self) -> SinkCounters:
+        return SinkCounters(self._accepted, self._accepted, 0)

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eyes_devine.records import UNATTRIBUTED, Flow
-from eyes_devine.snapshots import ContainerRow, Snapshot, Status
+from eyes_devine.snapshots import ContainerRow, Snapshot, Status, WatchFrame
 from eyes_devine.views.cells import ALERT_STYLE, STATUS_STYLES, latency
 from eyes_devine.views.flows_table import flows_table
 from eyes_devine.views.requests_table import requests_table
@@ -150,3 +150,8 @@ def screen(status: Status, snapshot: Snapshot, width: int, height: int, now: flo
         return Group(top, Text(""), table, Text(""), Text("recent flows", style="bold"), recent)
     latest = requests_table(snapshot.latest[-room:], now) if snapshot.latest else Text("")
     return Group(top, Text(""), table, Text(""), Text("latest", style="bold"), latest)
+
+
+def frame_screen(frame: WatchFrame, width: int, height: int, now: float | None = None) -> RenderableType:
+    """:func:`screen` for one frame of the watch feed."""
+    return screen(frame.status, frame.board, width, height, now, flows=frame.flows)

@@ -18,17 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from eyes_devine.adapters.store.sqlite import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    BatchWriter,
-    Query,
-    RingBuffers,
-    StoreError,
-    open_store,
-    parse_since,
-    parse_status,
-)
+from eyes_devine.adapters.store.memory import RingBuffers
+from eyes_devine.adapters.store.query import Query
+from eyes_devine.adapters.store.sqlite import MIGRATIONS, SCHEMA_VERSION, StoreError, open_store
+from eyes_devine.adapters.store.writer import StoreWriter
+from eyes_devine.config import parse_since, parse_status
 from eyes_devine.records import EXCHANGE_FIELDS, UNATTRIBUTED, Exchange, bucket_of
 from tests.support.records import API, T0, WEB, WORKER, make
 
@@ -83,8 +77,8 @@ def test_ring_buffers_keep_the_newest_per_bucket_and_the_latest_name():
     rings.add(make(6, client_container="worker", client_container_id=WORKER))
     rings.add(make(7))
     assert [x.target for x in rings.get(WEB)] == ["/items/3", "/items/4", "/items/5"]
-    assert rings.name(WEB) == "web-v2" and rings.name(WORKER) == "worker"
-    assert rings.name(UNATTRIBUTED) == UNATTRIBUTED
+    assert rings.container_name(WEB) == "web-v2" and rings.container_name(WORKER) == "worker"
+    assert rings.container_name(UNATTRIBUTED) == UNATTRIBUTED
     assert set(rings.buckets()) == {WEB, WORKER, UNATTRIBUTED}
     assert rings.total == 5
     assert rings.get("nothing-here") == ()
@@ -120,7 +114,7 @@ def test_database_keeps_the_newest_keep_per_bucket_across_close_and_reopen(tmp_p
     for exchanges in recent.values():
         rings.add_many(exchanges)
     assert rings.get(WEB) == tuple(written[100:])
-    assert rings.name(WEB) == "web"
+    assert rings.container_name(WEB) == "web"
 
 
 def test_one_batch_larger_than_keep_leaves_only_the_newest(tmp_path):
@@ -399,43 +393,39 @@ def test_parse_since_names_what_it_refuses(text):
 
 def test_a_record_reaches_disk_within_the_batch_window(tmp_path, record_property):
     db = tmp_path / "x.db"
+    writer = StoreWriter(db, 1000)
+    writer.start()
 
     async def scenario() -> list[float]:
-        writer = BatchWriter(await open_store(db, 1000))
-        writer.start()
         reader = await open_store(db, 1000, readonly=True)
         latencies = []
         for n in range(4):
             await asyncio.sleep(0.07 * n)  # land at different points of the flush rhythm
             started = time.perf_counter()
-            await asyncio.to_thread(writer.submit, make(n, target=f"/probe/{n}"))  # from another thread, as capture
+            await asyncio.to_thread(writer.accept, make(n, target=f"/probe/{n}"))  # from another thread, as capture
             while not await reader.query(Query(path_contains=f"/probe/{n}")):
                 assert time.perf_counter() - started < 1.0, "a record took more than a second to reach the database"
                 await asyncio.sleep(0.005)
             latencies.append(time.perf_counter() - started)
         await reader.close()
-        await writer.close()
         return latencies
 
     latencies = asyncio.run(scenario())
+    writer.close()
     record_property("max_latency_ms", round(max(latencies) * 1000, 1))
-    print(f"submit-to-visible latencies (ms): {[round(s * 1000, 1) for s in latencies]}")
+    print(f"accept-to-visible latencies (ms): {[round(s * 1000, 1) for s in latencies]}")
 
 
 def test_records_beyond_the_queue_bound_are_dropped_and_counted(tmp_path):
     db = tmp_path / "x.db"
-
-    async def scenario() -> BatchWriter:
-        writer = BatchWriter(await open_store(db, 1000), max_pending=100, batch_size=40)
-        writer.start()
-        for i in range(250):  # the writer task cannot run meanwhile, so the queue only fills
-            writer.submit(served_by_web(i))
-        assert writer.pending == 100 and writer.dropped == writer.dropped_full == 150
-        await writer.close()
-        return writer
-
-    writer = asyncio.run(scenario())
+    writer = StoreWriter(db, 1000, max_pending=100, batch_size=40)
+    for i in range(250):  # before the writer's thread runs, so the queue only fills
+        writer.accept(served_by_web(i))
+    assert writer.pending == 100 and writer.dropped == writer.dropped_full == 150
+    writer.start()
+    writer.close()
     assert writer.written == 100 and writer.dropped == 150 and writer.pending == 0
+    assert writer.counters() == (250, 100, 150)
     counts, stored = asyncio.run(read_back(db))
     assert counts == {WEB: 100} and stored[-1].target == "/items/0"
 
@@ -443,63 +433,64 @@ def test_records_beyond_the_queue_bound_are_dropped_and_counted(tmp_path):
 def test_close_writes_everything_still_queued(tmp_path):
     db = tmp_path / "x.db"
     batches: list[int] = []
-
-    async def scenario() -> BatchWriter:
-        writer = BatchWriter(await open_store(db, 10_000), on_batch=lambda rows, seconds: batches.append(rows))
-        writer.start()
-        await asyncio.to_thread(lambda: [writer.submit(served_by_web(i)) for i in range(1234)])
-        await writer.close()
-        return writer
-
-    writer = asyncio.run(scenario())
+    writer = StoreWriter(db, 10_000, on_batch=lambda exchanges, flows, seconds: batches.append(exchanges))
+    writer.start()
+    for i in range(1234):
+        writer.accept(served_by_web(i))
+    writer.close()
     assert writer.written == 1234 and writer.dropped == 0
     assert sum(batches) == 1234 and max(batches) <= 500 and writer.batches == len(batches)
     counts, _ = asyncio.run(read_back(db))
     assert counts == {WEB: 1234}
 
 
-def test_closing_a_writer_that_never_started_still_writes_what_was_queued(tmp_path):
+def test_exchanges_and_flows_share_one_writer_and_are_counted_apart(tmp_path):
+    from tests.test_flows_command import flow
+
     db = tmp_path / "x.db"
+    writer = StoreWriter(db, 1000)
+    writer.start()
+    for i in range(3):
+        writer.accept(served_by_web(i))
+        writer.accept(flow(i, "dns", container="web", container_id=WEB))
+    writer.close()
+    assert (writer.written, writer.flows_written, writer.dropped, writer.flows_dropped) == (3, 3, 0, 0)
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM flows").fetchone() == (3,)
 
-    async def scenario() -> None:
-        writer = BatchWriter(await open_store(db, 1000))
-        writer.submit(served_by_web(0))
-        await writer.close()
 
-    asyncio.run(scenario())
-    assert asyncio.run(read_back(db))[0] == {WEB: 1}
+def test_a_database_that_cannot_be_opened_fails_start_with_one_line(tmp_path):
+    (tmp_path / "x.db").write_bytes(b"not a database at all" * 100)
+    writer = StoreWriter(tmp_path / "x.db", 1000)
+    with pytest.raises(StoreError, match="damaged or not an eyes-devine database"):
+        writer.start()
 
 
 def test_a_failed_write_is_reported_and_counted_and_writing_goes_on(tmp_path):
     db = tmp_path / "x.db"
     errors: list[Exception] = []
 
-    async def wait_for(condition) -> None:
+    def wait_for(condition) -> None:
         for _ in range(200):
             if condition():
                 return
-            await asyncio.sleep(0.01)
+            time.sleep(0.01)
         raise AssertionError("the writer did not get there in 2 s")
 
-    async def scenario() -> BatchWriter:
-        writer = BatchWriter(await open_store(db, 1000), on_error=errors.append)
-        writer.start()
-        with sqlite3.connect(db) as other:  # another process breaking the database under us
-            other.execute("DROP TABLE exchanges")
-        for i in range(10):
-            writer.submit(served_by_web(i))
-        await wait_for(lambda: writer.failed_batches)
-        with sqlite3.connect(db) as other:
-            for migration in MIGRATIONS[:2]:  # the ones that build the exchanges table
-                for statement in migration:
-                    other.execute(statement)
-        for i in range(5):
-            writer.submit(served_by_web(i))
-        await wait_for(lambda: writer.written)
-        await writer.close()
-        return writer
-
-    writer = asyncio.run(scenario())
+    writer = StoreWriter(db, 1000, on_error=errors.append)
+    writer.start()
+    with sqlite3.connect(db) as other:  # another process breaking the database under us
+        other.execute("DROP TABLE exchanges")
+    for i in range(10):
+        writer.accept(served_by_web(i))
+    wait_for(lambda: writer.failed_batches)
+    with sqlite3.connect(db) as other:
+        for migration in MIGRATIONS[:2]:  # the ones that build the exchanges table
+            for statement in migration:
+                other.execute(statement)
+    for i in range(5):
+        writer.accept(served_by_web(i))
+    wait_for(lambda: writer.written)
+    writer.close()
     assert writer.failed_batches == 1 and writer.dropped_failed == 10 and writer.dropped == 10
     assert writer.written == 5
     assert len(errors) == 1 and isinstance(errors[0], StoreError) and "no such table" in str(errors[0])
@@ -507,7 +498,8 @@ def test_a_failed_write_is_reported_and_counted_and_writing_goes_on(tmp_path):
 
 READER_SCRIPT = """
 import asyncio, sys
-from eyes_devine.adapters.store.sqlite import Query, open_store
+from eyes_devine.adapters.store.query import Query
+from eyes_devine.adapters.store.sqlite import open_store
 
 async def main(path, expected):
     store = await open_store(path, 1000, readonly=True)
@@ -528,8 +520,8 @@ def test_another_process_reads_while_20k_rows_are_written_without_lock_errors(tm
     db = tmp_path / "x.db"
     rows = 20_000
 
-    async def scenario() -> tuple[int, bytes, BatchWriter]:
-        store = await open_store(db, 100_000)
+    async def scenario() -> tuple[int, bytes, StoreWriter]:
+        await (await open_store(db, 100_000)).close()  # created and migrated before the reader starts
         reader = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
@@ -541,17 +533,17 @@ def test_another_process_reads_while_20k_rows_are_written_without_lock_errors(tm
         )
         assert reader.stdout is not None
         assert await asyncio.wait_for(reader.stdout.readline(), 10) == b"ready\n"
-        writer = BatchWriter(store)
-        writer.start()
+        writer = StoreWriter(db, 100_000)
+        await asyncio.to_thread(writer.start)
 
         def produce() -> None:
             for i in range(rows):
-                writer.submit(make(i, container="web", container_id=f"{i % 4:012x}"))
+                writer.accept(make(i, container="web", container_id=f"{i % 4:012x}"))
                 if i % 1000 == 999:
                     time.sleep(0.02)  # a steady load over about half a second, not one burst
 
         await asyncio.to_thread(produce)
-        await writer.close()
+        await asyncio.to_thread(writer.close)
         out, err = await asyncio.wait_for(reader.communicate(), 15)
         return int(out), err, writer
 
@@ -565,32 +557,24 @@ def test_another_process_reads_while_20k_rows_are_written_without_lock_errors(tm
 WRITER_SCRIPT = (
     MAKE_EXCHANGE
     + """
-import asyncio, sys, threading, time
-from eyes_devine.adapters.store.sqlite import BatchWriter, open_store
+import sys, time
+from eyes_devine.adapters.store.writer import StoreWriter
 
-async def main(path):
-    written = 0
+written = 0
 
-    def on_batch(rows, seconds):
-        nonlocal written
-        written += rows
-        print(written, flush=True)  # after the commit: everything up to here is on disk
+def on_batch(exchanges, flows, seconds):
+    global written
+    written += exchanges
+    print(written, flush=True)  # after the commit: everything up to here is on disk
 
-    writer = BatchWriter(await open_store(path, 1_000_000), batch_size=200, on_batch=on_batch)
-    writer.start()
-
-    def produce():
-        i = 0
-        while True:
-            writer.submit(make(i, container_id=f"{i % 8:012x}"))
-            i += 1
-            if i % 100 == 0:
-                time.sleep(0.001)
-
-    threading.Thread(target=produce, daemon=True).start()
-    await asyncio.sleep(60)
-
-asyncio.run(main(sys.argv[1]))
+writer = StoreWriter(sys.argv[1], 1_000_000, batch_size=200, on_batch=on_batch)
+writer.start()
+i = 0
+while True:
+    writer.accept(make(i, container_id=f"{i % 8:012x}"))
+    i += 1
+    if i % 100 == 0:
+        time.sleep(0.001)
 """
 )
 

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from eyes_devine.app.board import UNATTRIBUTED, Board
+from eyes_devine.app.board import Board
+from eyes_devine.records import UNATTRIBUTED
 from tests.support.records import make
 
 T0 = 1_800_000_000.0
 
 
 def test_rows_count_by_status_class_and_sort_by_activity_with_unattributed_last() -> None:
-    board = Board(describe=lambda key: ("web", "nginx:1.25") if key == "a" * 12 else (None, None))
+    board = Board()
     for i in range(10):
         board.add(make(i, ts=T0 + i, container="web", container_id="a" * 12, status=(200, 301, 404, 503, None)[i % 5],
                        latency_ms=float(i + 1)))
     for i in range(3):
         board.add(make(i, ts=T0 + 50, container="api", container_id="b" * 12))
     board.add(make(0, ts=T0 + 50))
-    snapshot = board.snapshot(T0 + 59)
+    snapshot = board.snapshot(T0 + 59, services={"a" * 12: ("web", "nginx:1.25")})
     assert [row.name for row in snapshot.rows] == ["web", "api", UNATTRIBUTED]
     web = snapshot.rows[0]
     assert (web.requests, web.by_class, web.service, web.image) == (10, (2, 2, 2, 2, 2), "web", "nginx:1.25")
@@ -34,8 +35,8 @@ def test_the_rate_forgets_requests_older_than_a_minute() -> None:
 
 
 def test_an_outbound_request_counts_for_its_caller_and_filters_apply() -> None:
-    board = Board(accept=lambda x: x.server_port == 80)
-    board.add(make(0, client_container="worker", client_container_id="c" * 12))
-    board.add(make(1, server_port=8080, container="web", container_id="a" * 12))
+    board = Board(wanted=lambda x: x.server_port == 80)
+    board.accept(make(0, client_container="worker", client_container_id="c" * 12))
+    board.accept(make(1, server_port=8080, container="web", container_id="a" * 12))
     [row] = board.snapshot(T0).rows
     assert (row.name, row.requests) == ("worker", 1)

@@ -17,10 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eyes_devine.adapters.pcapfile import CaptureFile
-from eyes_devine.app.pipeline import read_capture
+from eyes_devine.app.pipeline import Stages, read_capture
 from eyes_devine.core.engine import Engine
 from eyes_devine.records import EXCHANGE_FIELDS, Exchange
 from tests.support import rewrite
+from tests.support.records import Collected
 
 PORTS = (80, 8080)
 
@@ -69,19 +70,21 @@ def frames(lab_http):
 
 
 def test_every_scenario_pairs_correctly(lab_http):
-    exchanges: list[Exchange] = []
-    result = read_capture(str(lab_http.path), PORTS, exchanges.append)
+    collected = Collected()
+    result = read_capture(str(lab_http.path), PORTS, Stages([collected]))
+    exchanges = collected.exchanges
     assert result.error is None
     assert by_target(exchanges) == EXPECTED
     flags = {x.target: set(x.flags) for x in exchanges}
     assert flags["/b"] == flags["/c"] == {"pipelined"}
     assert all(not flags[target] for target in EXPECTED if target not in ("/b", "/c"))
-    assert result.engine.counters.gaps == 0 and result.engine.counters.non_http_streams == 0
+    assert result.counters.gaps == 0 and result.counters.non_http_streams == 0
 
 
 def test_exchange_fields_come_from_the_wire(lab_http):
-    exchanges: list[Exchange] = []
-    read_capture(str(lab_http.path), PORTS, exchanges.append)
+    collected = Collected()
+    read_capture(str(lab_http.path), PORTS, Stages([collected]))
+    exchanges = collected.exchanges
     chunked = next(x for x in exchanges if x.target == "/chunked")
     assert chunked.server_ip == lab_http.server_ip and chunked.client_ip == lab_http.client_ip
     assert chunked.server_port == 8080 and chunked.content_type == "application/json"

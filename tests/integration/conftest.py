@@ -20,8 +20,10 @@ def service(docker_engine: DockerEngine, tmp_path: Path) -> Iterator:
     require_root()
     started: list[Service] = []
 
-    def start(*extra: str, db: Path | None = None, env: dict[str, str] | None = None) -> Service:
-        run = Service(db or tmp_path / "data" / "exchanges.db", env or docker_engine.env, *extra)
+    def start(*extra: str, db: Path | None = None, env: dict[str, str] | None = None,
+              read_stdout: bool = True) -> Service:
+        run = Service(db or tmp_path / "data" / "exchanges.db", env or docker_engine.env, *extra,
+                      read_stdout=read_stdout)
         started.append(run)
         run.wait_for("capturing")
         return run

@@ -17,11 +17,12 @@ import sys
 
 import pytest
 
-from eyes_devine.app.pipeline import read_capture
+from eyes_devine.app.pipeline import Stages, read_capture
 from eyes_devine.config import Settings
 from eyes_devine.enrich.annotator import build_annotator
 from eyes_devine.enrich.rules import BURST_THRESHOLD
 from tests.support.captures import PCAPS
+from tests.support.records import Collected
 from tests.support.service import wait_until
 
 EYES_DEVINE = [sys.executable, "-m", "eyes_devine"]
@@ -116,8 +117,9 @@ def test_the_real_test_captures_stay_clean():
     captures = sorted(PCAPS.glob("*.pcap*"))
     try:
         for capture in captures:
-            exchanges = []
-            read_capture(str(capture), (80, 8080, 8000), exchanges.append, annotate=annotate)
+            collected = Collected()
+            read_capture(str(capture), (80, 8080, 8000), Stages([collected], annotate))
+            exchanges = collected.exchanges
             assert exchanges, capture
             assert [(x.target, x.alerts) for x in exchanges if x.alerts] == [], capture
     finally:

@@ -23,6 +23,7 @@ from eyes_devine.config import Settings
 from eyes_devine.records import Attribution, Exchange
 from tests.support.dockerd import DockerEngine, restart_private_dockerd
 from tests.support.netns import Lab, sh
+from tests.support.records import Collected
 from tests.support.requirements import missing, require_binary, require_root
 
 pytestmark = pytest.mark.docker
@@ -77,7 +78,8 @@ class Watch:
 
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
-        self.exchanges: list[Exchange] = []
+        self.collected = Collected()
+        self.exchanges: list[Exchange] = self.collected.exchanges
         self.log: list[str] = []
 
     def matching(self, marker: str) -> list[Exchange]:
@@ -111,7 +113,7 @@ def watch(docker_engine: DockerEngine) -> Iterator[Callable[..., Watch]]:
             with lock:
                 watch.log.append(line)
 
-        watch.monitor = Monitor(settings, settings.interfaces, watch.exchanges.append, log)
+        watch.monitor = Monitor(settings, settings.interfaces, [watch.collected], log)
         watch.monitor.start()
         started.append(watch)
         wait_until(watch.monitor.docker.connected.is_set, 20, "the Docker watcher to connect")

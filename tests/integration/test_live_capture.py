@@ -9,10 +9,10 @@ import time
 import pytest
 
 from eyes_devine.adapters.capture import CaptureError, LiveCapture
-from eyes_devine.app.pipeline import LivePipeline
+from eyes_devine.app.pipeline import LivePipeline, Stages
 from eyes_devine.config import port_filter
-from eyes_devine.records import Exchange
 from tests.support.netns import sh
+from tests.support.records import Collected
 from tests.support.requirements import require_binary
 
 pytestmark = pytest.mark.netns
@@ -42,8 +42,9 @@ def test_requests_on_a_bridge_become_exchanges_live(lab):
     server = lab.host("s", 2, bridge=bridge)
     client = lab.host("c", 3, bridge=bridge)
     serve(lab, server)
-    exchanges: list[Exchange] = []
-    pipeline = LivePipeline((bridge,), port_filter((PORT,)), (PORT,), exchanges.append)
+    collected = Collected()
+    exchanges = collected.exchanges
+    pipeline = LivePipeline((bridge,), port_filter((PORT,)), (PORT,), Stages([collected]))
     pipeline.start()
     try:
         for index in range(5):
@@ -64,8 +65,9 @@ def test_bridge_and_veth_together_record_each_request_once(lab):
     server = lab.host("s", 2, bridge=bridge)
     client = lab.host("c", 3, bridge=bridge)
     serve(lab, server)
-    exchanges: list[Exchange] = []
-    pipeline = LivePipeline((bridge, server.link), port_filter((PORT,)), (PORT,), exchanges.append)
+    collected = Collected()
+    exchanges = collected.exchanges
+    pipeline = LivePipeline((bridge, server.link), port_filter((PORT,)), (PORT,), Stages([collected]))
     pipeline.start()
     try:
         for index in range(3):
@@ -84,8 +86,9 @@ def test_only_the_configured_ports_reach_the_engine(lab):
     server = lab.host("s", 2, bridge=bridge)
     client = lab.host("c", 3, bridge=bridge)
     serve(lab, server)
-    exchanges: list[Exchange] = []
-    pipeline = LivePipeline((bridge,), port_filter((9999,)), (9999,), exchanges.append)
+    collected = Collected()
+    exchanges = collected.exchanges
+    pipeline = LivePipeline((bridge,), port_filter((9999,)), (9999,), Stages([collected]))
     pipeline.start()
     try:
         client.run(curl, "-s", "-o", "/dev/null", f"http://{server.address}:{PORT}/")

@@ -53,6 +53,20 @@ def test_sigterm_writes_everything_and_exits_0(service, web):
     assert stored(run.db, "PRAGMA integrity_check") == [("ok",)]
 
 
+def test_run_json_into_a_pipe_nobody_reads_stores_everything_and_counts_what_stdout_dropped(service, web):
+    run = service("-i", "docker0", "--json", "--keep", "5000", read_stdout=False)
+    run.wait_for("Docker: connected")
+    assert hammer(web.address, 80, [f"/unread/{index}" for index in range(2000)], threads=4) == 2000
+    wait_until(lambda: stored(run.db, "SELECT count(*) FROM exchanges WHERE target LIKE '/unread/%'")[0][0] == 2000,
+               timeout=30, what="2000 stored")
+    run.stop(signal.SIGTERM)
+    final = run.messages("stopped")[0]
+    assert final["stored"] == 2000 and final["store_drops"] == 0
+    assert final["queue_drops"] == 0 and final["kernel_drops"] == 0, "capture never waited for stdout"
+    assert final["stdout_drops"] > 0, "a pipe nobody reads holds about 64 KiB, not 2000 exchanges"
+    assert final["stdout_written"] + final["stdout_drops"] == 2000
+
+
 def test_requests_reads_while_run_writes_under_load(service, web):
     run = service("-i", "docker0", "--batch-size", "50")
     run.wait_for("Docker: connected")

@@ -12,6 +12,7 @@ from eyes_devine.records import (
     Flow,
     Peer,
 )
+from eyes_devine.sinks import SinkCounters
 
 WEB = "a1b2c3d4e5f6"
 API = "0b0b0b0b0b0b"
@@ -58,3 +59,26 @@ def make(i: int, **changes: object) -> Exchange:
         content_type="application/json",
     )
     return with_fields(x, **changes)  # type: ignore[return-value]
+
+
+class Collected:
+    """A sink that keeps every record it is given, for tests: ``exchanges`` and ``flows`` in arrival order."""
+
+    name = "collected"
+
+    def __init__(self) -> None:
+        self.exchanges: list[Exchange] = []
+        self.flows: list[Flow] = []
+
+    def accept(self, record: Exchange | Flow) -> None:
+        (self.flows if type(record) is Flow else self.exchanges).append(record)  # type: ignore[arg-type]
+
+    def flush(self, timeout: float) -> bool:
+        return True
+
+    def close(self, timeout: float) -> None:
+        pass
+
+    def counters(self) -> SinkCounters:
+        count = len(self.exchanges) + len(self.flows)
+        return SinkCounters(count, count, 0)

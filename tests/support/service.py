@@ -17,7 +17,8 @@ EYES_DEVINE = [sys.executable, "-m", "eyes_devine"]
 class Service:
     """One `eyes-devine run` process; its log lines are collected as they arrive."""
 
-    def __init__(self, db: Path, env: dict[str, str], *extra: str) -> None:
+    def __init__(self, db: Path, env: dict[str, str], *extra: str, read_stdout: bool = True) -> None:
+        """``read_stdout=False`` leaves stdout a pipe that nobody reads, as a stuck consumer would."""
         self.db = db
         self.process = subprocess.Popen(
             [*EYES_DEVINE, "run", "--db", str(db), "--log-format", "json", "--stats-interval", "1", *extra],
@@ -27,8 +28,10 @@ class Service:
         self.stdout: list[str] = []
         self._readers = [
             threading.Thread(target=self._collect, args=(self.process.stderr, self.log, True), daemon=True),
-            threading.Thread(target=self._collect, args=(self.process.stdout, self.stdout, False), daemon=True),
         ]
+        if read_stdout:
+            self._readers.append(threading.Thread(target=self._collect, args=(self.process.stdout, self.stdout, False),
+                                                  daemon=True))
         for reader in self._readers:
             reader.start()
 

@@ -1,42 +1,30 @@
-"""Where exchanges are kept: ring buffers in memory, and SQLite on disk.
+"""The SQLite database: exchanges and flow summaries, at most ``keep`` per container, under a versioned schema.
 
-Two views of the same bound.  :class:`RingBuffers` holds the last ``keep``
-exchanges of each bucket (a container, or ``unattributed``) for the live views;
-:class:`ExchangeStore` persists them to one SQLite file, trimmed to the same
-``keep`` per bucket, so a restart reloads the rings and `requests` can query
-what a running monitor is writing.
-
-Capture must never wait for the disk.  :class:`BatchWriter` sits between them:
-the capture thread drops records into a bounded queue (counting what does not
-fit), and one asyncio task writes them in batches, by count or at least every
-``flush_interval`` seconds, each batch one transaction.  The database runs in WAL
-mode, so readers (`requests`, read-only connections) never block the writer and
-never see "database is locked"; with ``synchronous=NORMAL`` a committed batch
-survives the process being killed (only an OS crash can lose the last batches).
+Each bucket (a container's id, or ``unattributed``) holds at most ``keep``
+exchanges and ``keep`` flows; every write trims the buckets it touched in the
+same transaction, so a restart finds the same bound and `requests` can query
+what a running monitor is writing.  The database runs in WAL mode, so readers
+(`requests`, read-only connections) never block the writer and never see
+"database is locked"; with ``synchronous=NORMAL`` a committed batch survives the
+process being killed (only an OS crash can lose the last batches).  The writer
+that feeds it off the capture path is :mod:`eyes_devine.adapters.store.writer`.
 
 Errors: everything this module raises on purpose is a :class:`StoreError` with
-a one-line message that says what to do; :class:`ValueError` is for filters a
-user typed (:func:`parse_status`, :func:`parse_since`, :class:`Query`).
+a one-line message that says what to do.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import re
 import sqlite3
 import sys
-import time
-from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 import aiosqlite
 
+from eyes_devine.adapters.store.query import FlowQuery, Query, flow_where_clause, where_clause
 from eyes_devine.records import (
     EXCHANGE_FIELDS,
     FLOW_FIELDS,
@@ -54,73 +42,10 @@ from eyes_devine.records import (
 T = TypeVar("T")
 
 DEFAULT_KEEP = 1000
-DEFAULT_BATCH_SIZE = 500
-DEFAULT_MAX_PENDING = 100_000
-DEFAULT_FLUSH_INTERVAL = 0.2
-"""Seconds between flushes of a partial batch: 0.2 leaves room for the write itself within the 250 ms promise."""
-
-
-log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
     """The database cannot be used; the message is one line and carries the fix."""
-
-
-class RingBuffers:
-    """The last ``keep`` exchanges of each bucket, oldest first, for the live views.
-
-    One thread adds (the one that owns the pipeline's sinks); any thread may read
-    through :meth:`buckets`, :meth:`get` and :meth:`names`, which copy in C under
-    the GIL and so hand out consistent snapshots without a lock.
-    """
-
-    def __init__(self, keep: int = DEFAULT_KEEP) -> None:
-        if keep < 1:
-            raise ValueError(f"keep must be at least 1, not {keep}")
-        self.keep = keep
-        self._rings: dict[str, deque[Exchange]] = {}
-        self._names: dict[str, str] = {}
-
-    def add(self, x: Exchange) -> str:
-        """Append ``x`` to its bucket (the oldest falls out when full) and return the bucket."""
-        bucket = bucket_of(x)
-        ring = self._rings.get(bucket)
-        if ring is None:
-            ring = self._rings[bucket] = deque(maxlen=self.keep)
-        ring.append(x)
-        attribution = x.attribution
-        name = (attribution.container if attribution.container_id
-                else attribution.client_container if attribution.client_container_id else None)
-        if name and self._names.get(bucket) != name:
-            self._names[bucket] = name
-        return bucket
-
-    def add_many(self, exchanges: Iterable[Exchange]) -> None:
-        """Add in order; used to reload from :meth:`ExchangeStore.recent` at start."""
-        for x in exchanges:
-            self.add(x)
-
-    def buckets(self) -> dict[str, tuple[Exchange, ...]]:
-        """A snapshot of every bucket, oldest exchange first."""
-        return {bucket: tuple(ring) for bucket, ring in self._rings.copy().items()}
-
-    def get(self, bucket: str) -> tuple[Exchange, ...]:
-        """A snapshot of one bucket, oldest first; empty for a bucket never seen."""
-        ring = self._rings.get(bucket)
-        return tuple(ring) if ring is not None else ()
-
-    def name(self, bucket: str) -> str:
-        """The latest container name seen for a bucket's id (the id itself until a name was seen)."""
-        return self._names.get(bucket, bucket)
-
-    def names(self) -> dict[str, str]:
-        """Bucket → latest container name, for the buckets that have one."""
-        return self._names.copy()
-
-    @property
-    def total(self) -> int:
-        return sum(len(ring) for ring in self._rings.copy().values())
 
 
 # The schema: each entry brings the database from version N to N+1 and is never
@@ -279,125 +204,6 @@ def _error(path: Path, error: sqlite3.Error | OSError) -> StoreError:
     return StoreError(f"{path}: {text}")
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
-    """What `requests` asks for; every filter is optional and they combine with AND.
-
-    ``container`` matches the serving or the calling container, by exact name or
-    by id prefix (as the docker CLI does); ``status`` is an inclusive range from
-    :func:`parse_status`; ``since`` is epoch seconds from :func:`parse_since`;
-    ``alerted`` keeps exchanges that matched any suspicious-request rule, ``rule``
-    those that matched that one (a whole rule id, as in eyes_devine.enrich.rules).
-    """
-
-    container: str | None = None
-    status: tuple[int, int] | None = None
-    method: str | None = None
-    path_contains: str | None = None
-    since: float | None = None
-    limit: int | None = 100
-    alerted: bool = False
-    rule: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be at least 1, not {self.limit}")
-
-
-_HEX = re.compile(r"[0-9a-f]+")
-
-
-def _where(q: Query) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if q.container:
-        match = ["container = ?", "client_container = ?"]
-        params += [q.container, q.container]
-        prefix = q.container.lower()[:12]  # stored ids are short ids; a full id names the same container
-        if _HEX.fullmatch(prefix):
-            match += ["substr(container_id, 1, ?) = ?", "substr(client_container_id, 1, ?) = ?"]
-            params += [len(prefix), prefix, len(prefix), prefix]
-        clauses.append(f"({' OR '.join(match)})")
-    if q.status is not None:
-        clauses.append("status BETWEEN ? AND ?")
-        params += list(q.status)
-    if q.method:
-        clauses.append("method = ? COLLATE NOCASE")
-        params.append(q.method)
-    if q.path_contains:
-        clauses.append("instr(target, ?) > 0")  # a plain substring: no LIKE wildcards to escape
-        params.append(q.path_contains)
-    if q.since is not None:
-        clauses.append("ts >= ?")
-        params.append(q.since)
-    if q.alerted or q.rule:
-        clauses.append("alerts != ''")  # the exchanges_alerted index holds just these rows
-    if q.rule:
-        clauses.append("instr(' ' || alerts || ' ', ?) > 0")  # ids are space-joined: match whole ids
-        params.append(f" {q.rule} ")
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-@dataclass(frozen=True, slots=True)
-class FlowQuery:
-    """What `flows` asks for: ``container`` as in :class:`Query`, ``protocol`` a label such as dns or tls,
-    ``since`` epoch seconds compared with each flow's last packet."""
-
-    container: str | None = None
-    protocol: str | None = None
-    since: float | None = None
-    limit: int | None = 100
-
-    def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be at least 1, not {self.limit}")
-
-
-def _flow_where(q: FlowQuery) -> tuple[str, list[object]]:
-    where, params = _where(Query(container=q.container, limit=None))
-    clauses = [where.removeprefix(" WHERE ")] if where else []
-    if q.protocol:
-        clauses.append("protocol = ?")
-        params.append(q.protocol.lower())
-    if q.since is not None:
-        clauses.append("ts_last >= ?")
-        params.append(q.since)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-_STATUS = re.compile(r"([1-5])xx|([1-5]\d\d)", re.IGNORECASE)
-
-
-def parse_status(text: str) -> tuple[int, int]:
-    """ "404" → (404, 404); "5xx" → (500, 599)."""
-    match = _STATUS.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"status {text!r} is neither a code like 404 nor a class like 5xx")
-    if match[1]:
-        low = int(match[1]) * 100
-        return low, low + 99
-    code = int(match[2])
-    return code, code
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_since(text: str, now: float) -> float:
-    """ "10m" → ``now`` minus ten minutes; an ISO-8601 time (local unless it has an offset) → that time."""
-    text = text.strip()
-    match = _DURATION.fullmatch(text)
-    if match:
-        return now - float(match[1]) * _UNIT_SECONDS[match[2].lower()]
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise ValueError(
-            f"since {text!r} is neither a duration like 90s, 10m, 2h, 1d nor a time like 2024-05-01T12:00:00"
-        ) from None
-
-
 class ExchangeStore:
     """One SQLite database of exchanges, at most ``keep`` per bucket; open it with :func:`open_store`."""
 
@@ -408,20 +214,21 @@ class ExchangeStore:
         self.readonly = readonly
         self._writing = asyncio.Lock()  # one transaction at a time on the one connection
 
-    async def write(self, batch: list[Exchange]) -> None:
-        """Insert a batch and trim the buckets it touched, in one transaction (all or nothing)."""
-        await self._write([_row(x) for x in batch], _INSERT, _TRIM)
-
-    async def _write(self, rows: list[tuple[object, ...]], insert: str, trim: str) -> None:
-        """Rows whose first column is the bucket: inserted, then each touched bucket trimmed to ``keep``."""
+    async def write(self, exchanges: list[Exchange], flows: list[Flow] | tuple[()] = ()) -> None:
+        """Insert exchanges and flow summaries, then trim the buckets they touched: one transaction, all or
+        nothing."""
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
-        if not rows:
+        rows = [_row(x) for x in exchanges]
+        flow_rows = [_flow_row(flow) for flow in flows]
+        if not rows and not flow_rows:
             return
         trims = [(bucket, bucket, self.keep) for bucket in {row[0] for row in rows}]
+        flow_trims = [(bucket, bucket, self.keep) for bucket in {row[0] for row in flow_rows}]
         try:
             async with self._writing:
-                await _in_transaction(self._db, (insert, rows), (trim, trims))
+                await _in_transaction(self._db, (_INSERT, rows), (_TRIM, trims), (_INSERT_FLOW, flow_rows),
+                                      (_TRIM_FLOWS, flow_trims))
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
 
@@ -442,7 +249,7 @@ class ExchangeStore:
 
     async def query(self, q: Query) -> list[Exchange]:
         """Exchanges matching ``q``, newest first."""
-        where, params = _where(q)
+        where, params = where_clause(q)
         sql = f"SELECT {_COLUMNS} FROM exchanges{where} ORDER BY ts DESC, id DESC"
         if q.limit is not None:
             sql += " LIMIT ?"
@@ -483,13 +290,9 @@ class ExchangeStore:
             raise _error(self.path, error) from None
         return {bucket: count for bucket, count in rows}
 
-    async def write_flows(self, batch: list[Flow]) -> None:
-        """Insert a batch of flow summaries and trim the buckets it touched to ``keep``, in one transaction."""
-        await self._write([_flow_row(flow) for flow in batch], _INSERT_FLOW, _TRIM_FLOWS)
-
     async def query_flows(self, q: FlowQuery) -> list[Flow]:
         """Flow summaries matching ``q``, the latest to end first."""
-        where, params = _flow_where(q)
+        where, params = flow_where_clause(q)
         sql = f"SELECT {_FLOW_COLUMNS} FROM flows{where} ORDER BY ts_last DESC, id DESC"
         if q.limit is not None:
             sql += " LIMIT ?"
@@ -518,7 +321,8 @@ async def _in_transaction(db: aiosqlite.Connection, *steps: tuple[str, list[tupl
     await db.execute("BEGIN IMMEDIATE")
     try:
         for sql, parameters in steps:
-            await db.executemany(sql, parameters)
+            if parameters:
+                await db.executemany(sql, parameters)
         await db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
@@ -638,157 +442,3 @@ async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
             raise
 
 
-class BatchWriter:
-    """Carries exchanges from the capture thread to the database without ever making capture wait.
-
-    :meth:`submit` runs on one producer thread (not the event loop's) and only
-    appends to a bounded deque; when the queue is full the record is dropped
-    and counted.  A task on the loop writes up to ``batch_size`` records per
-    transaction, as soon as that many wait or else every ``flush_interval``.
-    A failed write is reported to ``on_error`` and its records counted as
-    dropped; the task carries on with the next batch.
-    """
-
-    def __init__(
-        self,
-        store: ExchangeStore,
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_pending: int = DEFAULT_MAX_PENDING,
-        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
-        on_batch: Callable[[int, float], None] | None = None,
-        on_error: Callable[[Exception], None] | None = None,
-        on_alerts: Callable[[int], None] | None = None,
-    ) -> None:
-        if batch_size < 1 or max_pending < 1:
-            raise ValueError("batch_size and max_pending must be at least 1")
-        self.store = store
-        self.batch_size = batch_size
-        self.max_pending = max_pending
-        self.flush_interval = flush_interval
-        self.on_batch = on_batch
-        self.on_error = on_error
-        self.on_alerts = on_alerts
-        """Told how many exchanges of a stored batch matched a suspicious-request rule, when any did."""
-        self.written = 0
-        self.batches = 0
-        self.failed_batches = 0
-        self.dropped_full = 0
-        """Records refused because the queue was full (counted by the producer thread only)."""
-        self.dropped_failed = 0
-        """Records of batches whose write failed (counted by the writer task only)."""
-        self._pending: deque[Exchange] = deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._wake_requested = False
-        self._closing = False
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def dropped(self) -> int:
-        return self.dropped_full + self.dropped_failed
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def start(self) -> None:
-        """Start the writer task; call from the event loop that will own it."""
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._task = self._loop.create_task(self._run(), name="eyes-devine store writer")
-
-    def submit(self, x: Exchange) -> None:
-        """Queue one exchange; never blocks (call from the single producer thread)."""
-        pending = self._pending
-        if self._closing or len(pending) >= self.max_pending:
-            self.dropped_full += 1
-            return
-        pending.append(x)
-        if len(pending) >= self.batch_size and not self._wake_requested and self._loop is not None:
-            self._wake_requested = True  # one wake-up per full batch, not one per record
-            try:
-                self._loop.call_soon_threadsafe(self._wake_up)
-            except RuntimeError:  # the loop has closed; the timer or close() drains the queue
-                pass
-
-    async def close(self) -> None:
-        """Write everything still queued, then stop the task and close the store."""
-        self._closing = True
-        try:
-            if self._task is None:
-                self.start()  # never started: the task still drains the queue, then ends
-            assert self._task is not None
-            self._wake_up()
-            await self._task
-        finally:
-            await self.store.close()  # an open connection's thread would keep the process alive
-
-    def _wake_up(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    async def _run(self) -> None:
-        assert self._wake is not None and self._loop is not None
-        pending = self._pending
-        clock = self._loop.time
-        emptied_at = clock()
-        while True:
-            # Everything queued before emptied_at is written; what came after waits one interval at most.
-            timeout = emptied_at + self.flush_interval - clock()
-            if len(pending) < self.batch_size and not self._closing and timeout > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
-            self._wake.clear()
-            self._wake_requested = False
-            while True:
-                emptied_at = clock()
-                batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
-                if batch:
-                    await self._write(batch)
-                if len(batch) < self.batch_size:
-                    break
-            if self._closing and not pending:
-                return
-
-    async def _write(self, batch: list[Exchange]) -> None:
-        started = time.perf_counter()
-        try:
-            await self.store.write(batch)
-        except Exception as error:  # a full disk must not stop capture: count, report, go on
-            self.failed_batches += 1
-            self.dropped_failed += len(batch)
-            (self.on_error or _log_error)(error)
-            return
-        self.written += len(batch)
-        self.batches += 1
-        if self.on_batch is not None:
-            self.on_batch(len(batch), time.perf_counter() - started)
-        if self.on_alerts is not None:
-            alerted = sum(1 for x in batch if x.alerts)
-            if alerted:
-                self.on_alerts(alerted)
-
-
-class FlowWrites:
-    """The flow side of an :class:`ExchangeStore`, shaped as a :class:`BatchWriter`'s store.
-
-    A second BatchWriter over it carries flow summaries with the same bounded,
-    never-blocking queue; closing it leaves the store open for the exchanges'
-    writer, which closes it last.
-    """
-
-    def __init__(self, store: ExchangeStore) -> None:
-        self.store = store
-
-    async def write(self, batch: list[Flow]) -> None:
-        await self.store.write_flows(batch)
-
-    async def close(self) -> None:
-        """Nothing: the store belongs to the exchanges' writer."""
-
-
-def _log_error(error: Exception) -> None:
-    log.warning("could not store a batch of exchanges: %s", error)

@@ -1,0 +1,93 @@
+"""What `requests`, `alerts` and `flows` ask of the store, as SQL conditions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What `requests` asks for; every filter is optional and they combine with AND.
+
+    ``container`` matches the serving or the calling container, by exact name or
+    by id prefix (as the docker CLI does); ``status`` is an inclusive range from
+    :func:`~eyes_devine.config.parse_status`; ``since`` is epoch seconds from
+    :func:`~eyes_devine.config.parse_since`;
+    ``alerted`` keeps exchanges that matched any suspicious-request rule, ``rule``
+    those that matched that one (a whole rule id, as in eyes_devine.enrich.rules).
+    """
+
+    container: str | None = None
+    status: tuple[int, int] | None = None
+    method: str | None = None
+    path_contains: str | None = None
+    since: float | None = None
+    limit: int | None = 100
+    alerted: bool = False
+    rule: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be at least 1, not {self.limit}")
+
+
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def where_clause(q: Query) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if q.container:
+        match = ["container = ?", "client_container = ?"]
+        params += [q.container, q.container]
+        prefix = q.container.lower()[:12]  # stored ids are short ids; a full id names the same container
+        if _HEX.fullmatch(prefix):
+            match += ["substr(container_id, 1, ?) = ?", "substr(client_container_id, 1, ?) = ?"]
+            params += [len(prefix), prefix, len(prefix), prefix]
+        clauses.append(f"({' OR '.join(match)})")
+    if q.status is not None:
+        clauses.append("status BETWEEN ? AND ?")
+        params += list(q.status)
+    if q.method:
+        clauses.append("method = ? COLLATE NOCASE")
+        params.append(q.method)
+    if q.path_contains:
+        clauses.append("instr(target, ?) > 0")  # a plain substring: no LIKE wildcards to escape
+        params.append(q.path_contains)
+    if q.since is not None:
+        clauses.append("ts >= ?")
+        params.append(q.since)
+    if q.alerted or q.rule:
+        clauses.append("alerts != ''")  # the exchanges_alerted index holds just these rows
+    if q.rule:
+        clauses.append("instr(' ' || alerts || ' ', ?) > 0")  # ids are space-joined: match whole ids
+        params.append(f" {q.rule} ")
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+@dataclass(frozen=True, slots=True)
+class FlowQuery:
+    """What `flows` asks for: ``container`` as in :class:`Query`, ``protocol`` a label such as dns or tls,
+    ``since`` epoch seconds compared with each flow's last packet."""
+
+    container: str | None = None
+    protocol: str | None = None
+    since: float | None = None
+    limit: int | None = 100
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be at least 1, not {self.limit}")
+
+
+def flow_where_clause(q: FlowQuery) -> tuple[str, list[object]]:
+    where, params = where_clause(Query(container=q.container, limit=None))
+    clauses = [where.removeprefix(" WHERE ")] if where else []
+    if q.protocol:
+        clauses.append("protocol = ?")
+        params.append(q.protocol.lower())
+    if q.since is not None:
+        clauses.append("ts_last >= ?")
+        params.append(q.since)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params

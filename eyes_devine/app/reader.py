@@ -1,0 +1,57 @@
+"""`eyes-devine read`: a capture file through the same stages as live capture, printed as it is read."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from eyes_devine.app.pipeline import FileResult, Stages, read_capture
+from eyes_devine.enrich.annotator import Annotator
+from eyes_devine.records import Flow
+from eyes_devine.sinks import Record, SinkCounters
+from eyes_devine.views.console import make_console
+from eyes_devine.views.exchanges import ExchangeLines
+from eyes_devine.views.flows_table import flows_table
+from eyes_devine.views.progress import file_progress
+from eyes_devine.views.stdout import print_records, stdout_text
+
+
+@dataclass
+class _Flows:
+    """Flow summaries collected while reading, printed in order of their start at the end."""
+
+    found: list[Flow]
+    name: str = "flows"
+
+    def accept(self, record: Record) -> None:
+        if type(record) is Flow:
+            self.found.append(record)
+
+    def flush(self, timeout: float) -> bool:
+        return True
+
+    def close(self, timeout: float) -> None:
+        """Nothing to deliver until the end of the file."""
+
+    def counters(self) -> SinkCounters:
+        return SinkCounters(len(self.found), len(self.found), 0)
+
+
+def read_file(path: str, ports: tuple[int, ...], annotator: Annotator, as_json: bool, flows: bool,
+              progress: bool, colour: bool) -> FileResult:
+    """Print the file's exchanges (or, with ``flows``, its flows) on stdout as they complete.
+
+    Raises CaptureFileError, UnsupportedLinkType, or ReaderGone when stdout's reader went away.
+    """
+    with stdout_text() as out:
+        collected = _Flows([])
+        stages = Stages([collected] if flows else [ExchangeLines(out, as_json, colour)], annotator)
+        stderr = make_console(stderr=True)
+        if progress and stderr.is_terminal:
+            with file_progress(stderr, os.path.basename(path)) as advance:
+                result = read_capture(path, ports, stages, advance, flows=flows)
+        else:
+            result = read_capture(path, ports, stages, flows=flows)
+    if flows:
+        print_records(sorted(collected.found, key=lambda flow: flow.ts_first), as_json, flows_table)
+    return result

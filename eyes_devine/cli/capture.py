@@ -1,0 +1,213 @@
+"""The commands that look at traffic: `interfaces`, `read`, `run`, `watch`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from eyes_devine.app.discovery import UnknownInterfaceError
+from eyes_devine.app.profiles import ProfileError
+from eyes_devine.cli.group import main
+from eyes_devine.cli.options import (
+    ENVIRONMENT_HELP,
+    EXIT_FAILURE,
+    EXIT_OK,
+    account_for,
+    all_traffic_option,
+    annotator_for,
+    build_settings,
+    capture_options,
+    docker_options,
+    fail,
+    security_options,
+    store_options,
+    user_option,
+)
+from eyes_devine.config import Settings
+
+
+@main.command(epilog=ENVIRONMENT_HELP)
+@capture_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
+def interfaces(as_json: bool, **flags: Any) -> None:
+    """List interfaces, what would be captured and why, and whether capture can work here.
+
+    Checks privileges, libpcap, the BPF filter and the Docker Engine, and says
+    how to fix what is missing. Exits 0 even when something is missing.
+    """
+    from eyes_devine.app.diagnostics import gather
+    from eyes_devine.views.console import make_console
+    from eyes_devine.views.interfaces import render_report
+
+    settings = build_settings(**flags)
+    try:
+        report = gather(settings)
+    except (ProfileError, UnknownInterfaceError) as error:
+        fail(str(error))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        render_report(make_console(), report.to_dict())
+
+
+@main.command(epilog=ENVIRONMENT_HELP)
+@click.argument("capture_file", metavar="FILE")
+@click.option("--ports", metavar="LIST",
+              help="TCP ports carrying HTTP; other TCP is skipped and counted [EYES_DEVINE_PORTS].")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, one exchange per line, instead of the table.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@click.option("--flows", "flows_only", is_flag=True,
+              help="Print the file's flows (every TCP, UDP and ICMP conversation, classified) instead of its "
+                   "exchanges.")
+@security_options
+def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows_only: bool, **flags: Any) -> None:
+    """Read a pcap or pcapng FILE and print its HTTP exchanges.
+
+    The same engine as live capture: TCP reassembly (reordering, retransmission,
+    loss) and HTTP/1.x pairing (keep-alive, pipelining, chunked, 1xx, HEAD).
+    Credentials in headers and query strings are never printed. A summary of
+    counters goes to stderr. A damaged or truncated file prints what was
+    readable, then the error, and exits 1.
+    """
+    from eyes_devine.adapters.pcapfile import CaptureFileError
+    from eyes_devine.app.reader import read_file
+    from eyes_devine.core.decode import UnsupportedLinkType
+    from eyes_devine.views.stdout import ReaderGone
+    from eyes_devine.views.summary import summary_line
+
+    settings = build_settings(ports=ports, **flags)
+    try:
+        result = read_file(capture_file, settings.ports, annotator_for(settings), as_json, flows_only,
+                           progress=not quiet, colour=sys.stdout.isatty())
+    except CaptureFileError as error:
+        fail(str(error), EXIT_FAILURE)
+    except UnsupportedLinkType as error:
+        fail(f"{capture_file}: {error}", EXIT_FAILURE)
+    except ReaderGone:
+        sys.exit(EXIT_OK)  # the reader went away (| head): stop quietly, as tcpdump does
+    if not quiet:
+        click.echo(summary_line(capture_file, result.frames, result.counters, result.flow_summaries,
+                                result.seconds), err=True)
+    if result.error is not None:
+        fail(str(result.error), EXIT_FAILURE)
+
+
+@main.command(epilog=ENVIRONMENT_HELP + "\n\n\b\nExit codes:\n  0  stopped by SIGTERM or SIGINT, "
+              "everything stored\n  1  capture or the database failed\n  2  bad flag, variable or interface")
+@capture_options
+@docker_options
+@store_options
+@click.option("--keep", type=int, metavar="N", help="Exchanges kept per container [EYES_DEVINE_KEEP; default 1000].")
+@click.option("--batch-size", type=int, metavar="N",
+              help="Most exchanges per SQLite transaction [EYES_DEVINE_BATCH_SIZE; default 500].")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines on stderr [EYES_DEVINE_LOG_FORMAT].")
+@click.option("--stats-interval", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              metavar="SECONDS", help="Seconds between counter lines in the log.")
+@click.option("--json", "as_json", is_flag=True, help="Also print every exchange on stdout as JSON Lines.")
+@all_traffic_option
+@user_option
+@security_options
+def run(stats_interval: float, as_json: bool, user: str | None, **flags: Any) -> None:
+    """Capture, attribute and store HTTP exchanges until SIGTERM or SIGINT (the headless service).
+
+    Captures on the discovered Docker interfaces (or -i / NETWORK_INTERFACES),
+    names the containers at both ends through the Docker API, and keeps the
+    last --keep exchanges per container in SQLite for `eyes-devine requests`.
+    Logs to stderr: what is captured and with which filter, Docker status,
+    a line per batch stored and counters every --stats-interval seconds.
+    """
+    import asyncio
+
+    from eyes_devine.app.logs import ServiceLog
+    from eyes_devine.app.service import ServiceOptions, serve
+
+    settings = build_settings(**flags)
+    account = account_for(user)
+    selected, hint = _capture_interfaces(settings)
+    log = ServiceLog(sys.stderr, settings.log_format)
+    if hint:
+        log.warning(hint)
+    options = ServiceOptions(interfaces=selected, stats_interval=stats_interval, account=account,
+                             annotator=annotator_for(settings, log.warning),
+                             json_fd=sys.stdout.fileno() if as_json else None)
+    sys.exit(asyncio.run(serve(settings, options, log)))
+
+
+@main.command(epilog=ENVIRONMENT_HELP)
+@capture_options
+@docker_options
+@store_options
+@click.option("--keep", type=int, metavar="N", help="Exchanges kept per container [EYES_DEVINE_KEEP; default 1000].")
+@click.option("--attach", is_flag=True,
+              help="Show what a running `eyes-devine run` stores in --db; needs no capture privileges.")
+@click.option("-c", "--container", metavar="NAME|ID", help="Only exchanges served or sent by this container.")
+@click.option("--flows", "flows_view", is_flag=True,
+              help="Show recent flows (DNS, TLS, SSH, ICMP, ...) instead of the latest exchanges; implies "
+                   "--all-traffic when capturing.")
+@all_traffic_option
+@user_option
+@security_options
+def watch(attach: bool, container: str | None, user: str | None, flows_view: bool, **flags: Any) -> None:
+    """The live per-container table: requests, rates, status classes, latency, the latest exchanges.
+
+    Standalone it captures like `run` (same interfaces, filter and database, so
+    `requests` sees what it saw); with --attach it follows a running `run`'s
+    database instead. -i and --ports narrow what is shown in either mode.
+    --flows shows recent flows in the lower table. Ctrl-C leaves it.
+    """
+    import asyncio
+
+    from eyes_devine.app.watch import WatchFilter, watch_attached, watch_capturing
+    from eyes_devine.views.console import make_console
+    from eyes_devine.views.live import LiveScreen
+    from eyes_devine.views.screen import frame_screen
+
+    if flows_view and not attach:
+        flags["all_traffic"] = True
+    settings = build_settings(**flags)
+    explicit_ports = settings.ports_source != "default"
+    view_filter = WatchFilter(container, settings.ports if explicit_ports else (), settings.interfaces or ())
+    account = account_for(user)
+    if not attach:
+        interfaces, _hint = _capture_interfaces(settings)
+    console = make_console()
+    current: list[Any] = []
+
+    def draw(width: int, height: int) -> Any:
+        return frame_screen(current[0], width, height) if current else ""
+
+    with LiveScreen(console, draw) as live:
+        def show(frame: Any) -> None:
+            current[:] = [frame]
+            live.tick()
+
+        try:
+            if attach:
+                code, error = asyncio.run(watch_attached(settings, view_filter, show, flows_view))
+            else:
+                code, error = asyncio.run(watch_capturing(settings, interfaces, view_filter, show, account,
+                                                          annotator_for(settings), flows_view))
+        except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
+            code, error = EXIT_OK, None
+    if error:
+        fail(error, code or EXIT_FAILURE)
+    sys.exit(code)
+
+
+def _capture_interfaces(settings: Settings) -> tuple[tuple[str, ...], str | None]:
+    """The interfaces `run` and `watch` capture, as `interfaces` would select them, with the fallback's hint.
+
+    Bad input or nothing to capture: one line and an exit.
+    """
+    from eyes_devine.app.diagnostics import FilterError, capture_selection
+
+    try:
+        found = capture_selection(settings)
+    except (ProfileError, UnknownInterfaceError, FilterError) as error:
+        fail(str(error))
+    if not found.selected:
+        fail(found.hint or "no interface to capture; set NETWORK_INTERFACES", EXIT_FAILURE)
+    return found.selected, found.hint

@@ -1,0 +1,129 @@
+"""What every command shares: one-line failures, Settings from flags and environment, the common flags."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from eyes_devine.config import ENVIRONMENT_VARIABLES, ConfigError, Settings
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+ENVIRONMENT_HELP = "\b\nEnvironment:\n" + "\n".join(
+    f"  {name:<23} {text}" for name, text in ENVIRONMENT_VARIABLES.items()
+)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """One clear line on stderr and a non-zero exit: the only way commands report bad input."""
+    click.echo(f"eyes-devine: {message}", err=True)
+    sys.exit(code)
+
+
+def capture_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags every capturing or diagnosing command shares."""
+    command = click.option(
+        "--profile", "profile_path", metavar="FILE",
+        help="Interface profile TOML replacing the built-in one for this OS [EYES_DEVINE_PROFILE].",
+    )(command)
+    command = click.option(
+        "--filter", "capture_filter", metavar="BPF",
+        help="Full BPF filter replacing the port filter, tcpdump syntax [CAPTURE_FILTER].",
+    )(command)
+    command = click.option(
+        "--ports", metavar="LIST",
+        help="Comma-separated TCP ports carrying HTTP [EYES_DEVINE_PORTS; default 80,8080,8000,3000,5000].",
+    )(command)
+    command = click.option(
+        "-i", "--interface", "interfaces", multiple=True, metavar="NAME",
+        help="Interface to capture; repeat for more. Overrides discovery [NETWORK_INTERFACES=a,b].",
+    )(command)
+    return command
+
+
+def build_settings(**flags: Any) -> Settings:
+    """Settings from the flags given and the environment; a bad value is one line and exit 2."""
+    flags = {name: value for name, value in flags.items() if value is not None}
+    is_root = os.geteuid() == 0 if hasattr(os, "geteuid") else False
+    try:
+        return Settings.build(os.environ, is_root=is_root, **flags)
+    except ConfigError as error:
+        fail(str(error))
+
+
+def docker_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags of the commands that attribute exchanges to containers."""
+    return click.option(
+        "--no-follow-docker-ports", "follow_docker_ports", is_flag=True, default=True, flag_value=False,
+        help="Capture only --ports; by default ports containers expose or publish join the filter as they start.",
+    )(command)
+
+
+def user_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "-u", "--user", metavar="NAME",
+        help="Open the capture sockets as root, then become NAME (groups, gid, uid, no_new_privs), "
+             "as tcpdump -Z does.",
+    )(command)
+
+
+def account_for(user: str | None) -> Any:
+    """The account behind --user, checked before anything starts: bad input is one line and exit 2."""
+    if user is None:
+        return None
+    from eyes_devine.adapters.host import PrivilegeDropError, forbid_new_privileges, resolve_account
+
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        fail("--user needs eyes-devine to start as root (it drops to the user after opening the capture)")
+    try:
+        account = resolve_account(user)
+        forbid_new_privileges()  # here, on the main thread, before any other thread exists
+    except PrivilegeDropError as error:
+        fail(str(error))
+    return account
+
+
+def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """GeoIP and IP reputation: where public peers are, and whether they are known to be hostile."""
+    command = click.option(
+        "--blocklist", "blocklists", multiple=True, metavar="FILE",
+        help="IP/CIDR blocklist (plain, FireHOL or Spamhaus DROP) added to the built-in one; repeatable "
+             "[EYES_DEVINE_BLOCKLISTS=a,b].",
+    )(command)
+    return click.option(
+        "--geoip", "geoip_path", metavar="FILE",
+        help="MaxMind .mmdb (GeoLite2 City or Country) for country, city and coordinates of public peers "
+             "[EYES_DEVINE_GEOIP].",
+    )(command)
+
+
+def annotator_for(settings: Settings, log: Callable[[str], None] = lambda line: None) -> Any:
+    """Rules, GeoIP and reputation as configured; an unusable file is one line and exit 2."""
+    from eyes_devine.enrich.annotator import SecurityConfigError, build_annotator
+
+    try:
+        return build_annotator(settings, log)
+    except SecurityConfigError as error:
+        fail(str(error))
+
+
+def all_traffic_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--all-traffic", is_flag=True, default=None,
+        help="Also summarise every TCP, UDP and ICMP flow per container (DNS, TLS with SNI, SSH, FTP, HTTP, ICMP) "
+             "for `eyes-devine flows`; captures every IP packet, HTTP is still parsed on the HTTP ports.",
+    )(command)
+
+
+def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--db", "db_path", metavar="FILE",
+        help="SQLite database [EYES_DEVINE_DB; default ~/.local/share/eyes-devine/exchanges.db, "
+             "as root /var/lib/eyes-devine/exchanges.db].",
+    )(command)

@@ -1,0 +1,144 @@
+"""The commands that read what `run` stored: `requests`, `alerts`, `flows`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+
+from eyes_devine.cli.group import main
+from eyes_devine.cli.options import ENVIRONMENT_HELP, EXIT_FAILURE, EXIT_OK, build_settings, fail, store_options
+from eyes_devine.config import Settings
+from eyes_devine.enrich.rules import RULE_IDS
+
+
+@main.command(epilog=ENVIRONMENT_HELP)
+@store_options
+@click.option("-c", "--container", metavar="NAME|ID", help="Served or sent by this container (name, or id prefix).")
+@click.option("--status", metavar="CODE|Nxx", help="Only this status (404) or class (5xx).")
+@click.option("--method", metavar="METHOD", help="Only this request method (any case).")
+@click.option("--path-contains", metavar="TEXT", help="Only request-targets containing TEXT.")
+@click.option("--since", metavar="AGE|TIME", help="Only newer than an age (90s, 10m, 2h, 1d) or an ISO-8601 time.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="The newest N matching exchanges.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines with the exchange keys instead of the table.")
+def requests(as_json: bool, limit: int, since: str | None, status: str | None, **flags: Any) -> None:
+    """Show the exchanges `eyes-devine run` stored, oldest of the selection first.
+
+    Opens the database read-only, so it works while `run` is writing.
+    """
+    import time
+
+    from eyes_devine.adapters.store.query import Query
+    from eyes_devine.config import parse_since, parse_status
+
+    db_path = flags.pop("db_path")
+    settings = build_settings(db_path=db_path)
+    try:
+        query = Query(
+            container=flags["container"], method=flags["method"], path_contains=flags["path_contains"], limit=limit,
+            status=parse_status(status) if status else None,
+            since=parse_since(since, time.time()) if since else None,
+        )
+    except ValueError as error:
+        fail(str(error))
+
+    from eyes_devine.views.requests_table import requests_table
+
+    _show_stored(settings, lambda store: store.query(query), as_json, requests_table, "no stored exchanges match")
+
+
+@main.command(epilog=ENVIRONMENT_HELP)
+@store_options
+@click.option("-c", "--container", metavar="NAME|ID", help="Served or sent by this container (name, or id prefix).")
+@click.option("--rule", type=click.Choice(RULE_IDS), metavar="ID", help="Only exchanges that matched this rule.")
+@click.option("--since", metavar="AGE|TIME", help="Only newer than an age (90s, 10m, 2h, 1d) or an ISO-8601 time.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="The newest N matching exchanges.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines with the exchange keys instead of the table.")
+def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, container: str | None,
+           db_path: str | None) -> None:
+    """Show the stored exchanges that matched a suspicious-request rule, oldest of the selection first.
+
+    \b
+    Rules: path-traversal, sql-injection, xss (in the percent-decoded target),
+    sensitive-path (/.env, /.git/, /wp-admin, /phpmyadmin, ...),
+    scanner-user-agent (sqlmap, nikto, masscan, zgrab, ...),
+    burst-4xx (20 or more 4xx answers to one client within 10 s).
+    """
+    import time
+
+    from eyes_devine.adapters.store.query import Query
+    from eyes_devine.config import parse_since
+    from eyes_devine.views.alerts_table import alerts_table
+
+    settings = build_settings(db_path=db_path)
+    try:
+        query = Query(container=container, alerted=True, rule=rule, limit=limit,
+                      since=parse_since(since, time.time()) if since else None)
+    except ValueError as error:
+        fail(str(error))
+    _show_stored(settings, lambda store: store.query(query), as_json, alerts_table,
+                 "no stored exchanges matched a rule")
+
+
+def _show_stored(settings: Settings, ask: Callable[[Any], Awaitable[list[Any]]], as_json: bool,
+                 table: Callable[[list[Any], float], Any], nothing: str) -> None:
+    """Print what ``ask`` finds in the database, opened read-only, oldest first: JSON Lines, or ``table``.
+
+    A missing or damaged database: one line and exit 1.
+    """
+    from eyes_devine.adapters.store.sqlite import StoreError
+    from eyes_devine.app.stored import fetch
+    from eyes_devine.views.stdout import ReaderGone, print_records
+
+    try:
+        found = fetch(settings, ask)
+    except StoreError as error:
+        fail(str(error), EXIT_FAILURE)
+    if not found and not as_json:
+        click.echo(nothing, err=True)
+        return
+    try:
+        print_records(found, as_json, table)
+    except ReaderGone:
+        sys.exit(EXIT_OK)
+
+
+@main.command(epilog=ENVIRONMENT_HELP)
+@store_options
+@click.option("-c", "--container", metavar="NAME|ID", help="Served or started by this container (name, or id prefix).")
+@click.option("--protocol", metavar="NAME",
+              help="Only this protocol: dns, tls, ssh, ftp, http, tcp, udp, icmp or icmpv6.")
+@click.option("--since", metavar="AGE|TIME", help="Only active after an age (90s, 10m, 2h, 1d) or an ISO-8601 time.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="The N flows that ended last.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines with the flow keys instead of the table.")
+def flows(as_json: bool, limit: int, since: str | None, protocol: str | None, container: str | None,
+          db_path: str | None) -> None:
+    """Show the flows `eyes-devine run --all-traffic` stored, oldest of the selection first.
+
+    A flow is one TCP, UDP or ICMP conversation: its ends, what it carried (by
+    payload signature, else by port), the TLS server name, packets and bytes
+    each way. Opens the database read-only, so it works while `run` writes.
+    """
+    import time
+
+    from eyes_devine.adapters.store.query import FlowQuery
+    from eyes_devine.config import parse_since
+    from eyes_devine.core.flows import PROTOCOLS
+    from eyes_devine.views.flows_table import flows_table
+
+    settings = build_settings(db_path=db_path)
+    if protocol is not None and protocol.lower() not in PROTOCOLS:
+        fail(f"--protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    try:
+        query = FlowQuery(container=container, protocol=protocol, limit=limit,
+                          since=parse_since(since, time.time()) if since else None)
+    except ValueError as error:
+        fail(str(error))
+
+    _show_stored(settings, lambda store: store.query_flows(query), as_json, flows_table,
+                 "no stored flows match (flows are stored by `eyes-devine run --all-traffic`)")

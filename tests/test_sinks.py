@@ -1,0 +1,55 @@
+"""The queued sink: the engine thread never waits, and every record is either delivered or counted as dropped."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from eyes_devine.sinks import QueuedSink
+from tests.support.records import make
+
+
+def test_records_are_delivered_in_order_on_the_sinks_own_thread():
+    seen: list[tuple[str, str]] = []
+
+    def deliver(batch: list) -> int:
+        seen.extend((threading.current_thread().name, x.target) for x in batch)
+        return len(batch)
+
+    sink = QueuedSink("test", deliver)
+    for i in range(500):
+        sink.accept(make(i))
+    assert sink.flush(5)
+    sink.close(5)
+    assert [target for _, target in seen] == [f"/items/{i}" for i in range(500)]
+    assert {name for name, _ in seen} == {"eyes-devine-test"}
+    assert sink.counters() == (500, 500, 0)
+
+
+def test_a_blocked_delivery_never_blocks_accept_and_what_it_held_is_counted_at_close():
+    release = threading.Event()
+
+    def stuck(batch: list) -> int:
+        release.wait()
+        return len(batch)
+
+    sink = QueuedSink("stuck", stuck, max_queued=100)
+    started = time.perf_counter()
+    for i in range(1000):
+        sink.accept(make(i))
+    assert time.perf_counter() - started < 0.5, "accept waited for the stuck delivery"
+    sink.close(0.2)
+    accepted, written, dropped = sink.counters()
+    assert accepted == 1000 and written == 0 and dropped == 1000
+    release.set()
+    time.sleep(0.1)
+    assert sink.counters() == (1000, 0, 1000), "a late delivery does not count twice"
+
+
+def test_what_deliver_refuses_counts_as_dropped_and_wants_filters_without_counting():
+    sink = QueuedSink("half", lambda batch: len(batch) // 2, wants=lambda x: x.status == 200, batch_size=10)
+    for i in range(40):
+        sink.accept(make(i, status=200 if i % 2 else 404))
+    sink.close(5)
+    accepted, written, dropped = sink.counters()
+    assert accepted == 20 and written + dropped == 20 and dropped > 0
