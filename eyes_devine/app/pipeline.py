@@ -45,15 +45,18 @@ class Stages:
 
     Runs on the engine thread (or the reading loop).  The container map is
     changed by the Docker watcher's thread, so lookups take ``lock``.
+    :meth:`exchange` is made once for the stages present: `read` calls it for
+    every request.
     """
 
     def __init__(self, sinks: Sequence[Sink], annotator: Annotator | None = None,
                  containers: ContainerMap | None = None, lock: threading.Lock | None = None) -> None:
         self.sinks = tuple(sinks)
         self._accepts = tuple(sink.accept for sink in self.sinks)
-        self._annotate = annotator
+        self._annotator = annotator
         self._containers = containers
         self._lock = lock or threading.Lock()
+        self.exchange: Callable[[Exchange], None] = self._exchange_stages()
 
     def attribute(self, record: Exchange | Flow) -> Exchange | Flow:
         if self._containers is None:
@@ -61,21 +64,29 @@ class Stages:
         with self._lock:
             return self._containers.attribute(record)
 
-    def exchange(self, x: Exchange) -> None:
-        if self._containers is not None:
-            with self._lock:
-                x = self._containers.attribute(x)
-        if self._annotate is not None:
-            x = self._annotate(x)
-        for accept in self._accepts:
-            accept(x)
+    def _exchange_stages(self) -> Callable[[Exchange], None]:
+        annotate, accepts = self._annotator, self._accepts
+        if self._containers is None and annotate is not None and len(accepts) == 1:
+            [accept] = accepts
+
+            def annotated(x: Exchange) -> None:
+                accept(annotate(x))
+
+            return annotated
+
+        def every_stage(x: Exchange) -> None:
+            x = self.attribute(x)  # type: ignore[assignment]
+            if annotate is not None:
+                x = annotate(x)
+            for accept in accepts:
+                accept(x)
+
+        return every_stage
 
     def flow(self, flow: Flow) -> None:
-        if self._containers is not None:
-            with self._lock:
-                flow = self._containers.attribute(flow)
-        if self._annotate is not None:
-            flow = self._annotate.annotate_flow(flow)
+        flow = self.attribute(flow)  # type: ignore[assignment]
+        if self._annotator is not None:
+            flow = self._annotator.annotate_flow(flow)
         for accept in self._accepts:
             accept(flow)
 

@@ -85,11 +85,11 @@ class Engine:
 
     def _ingest(self, segment: Segment) -> None:
         ports = self._ports
-        if ports is not None and segment.src_port not in ports and segment.dst_port not in ports:
+        if ports is not None and segment[4] not in ports and segment[5] not in ports:  # src_port, dst_port
             self.counters.off_port_segments += 1
             return
         self.flows.ingest(segment)
-        ts = self.last_ts = segment.ts
+        ts = self.last_ts = segment[0]  # ts
         if ts >= self._next_expiry:
             self.tick(ts)
 

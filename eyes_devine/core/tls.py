@@ -72,3 +72,36 @@ def _host_name(extension: bytes) -> str | None:
             return None
         pos += size
     return None
+
+
+MAX_TLS_RECORD = 5 + 16384 + 2048
+"""Most ClientHello bytes collected to read the SNI."""
+
+
+class HelloCollector:
+    """Gathers a client stream's first TLS record across segments until its ClientHello is whole."""
+
+    __slots__ = ("pending", "is_tls")
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.is_tls = False
+        """The first record's header was seen to be a TLS handshake with a ClientHello."""
+
+    def add(self, payload: bytes) -> bool | None:
+        """True once the ClientHello is whole (or as long as we collect), False while more is wanted, None when
+        the stream is not TLS after all."""
+        buf = self.pending + payload
+        self.pending = buf
+        if len(buf) < 6:
+            return False
+        if not looks_like_tls(buf):
+            return None
+        self.is_tls = True
+        return len(buf) >= min(record_length(buf), MAX_TLS_RECORD)
+
+    def server_name(self) -> str | None:
+        """The SNI of what was collected, which is then let go."""
+        name = parse_client_hello_sni(self.pending)
+        self.pending = b""
+        return name

@@ -5,7 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eyes_devine.core.http.connection import MAX_QUEUED, MAX_VALUE, HttpConnection
+from eyes_devine.core.http.connection import HttpConnection
+from eyes_devine.core.http.pairing import MAX_QUEUED
+from eyes_devine.core.http.request import MAX_VALUE
 from eyes_devine.core.tcp import Endpoints
 from eyes_devine.records import EngineCounters, Exchange
 from tests.support.tls import client_hello

@@ -1,0 +1,51 @@
+"""The few header fields an exchange keeps, found without lower-casing every header name.
+
+Only Host, User-Agent, Content-Type, Content-Length and Transfer-Encoding
+values are looked at; credential headers are never stored.  Text is decoded as
+UTF-8 (invalid bytes replaced) and cut to :data:`MAX_VALUE` characters.
+"""
+
+from __future__ import annotations
+
+HOST, USER_AGENT, CONTENT_TYPE, CONTENT_LENGTH, TRANSFER_ENCODING = 1, 2, 3, 4, 5
+MAX_VALUE = 1024
+"""Longest header value kept (characters of the raw bytes)."""
+
+
+def _header_codes() -> dict[bytes, int]:
+    """Header name -> code, for the usual spellings; other spellings go through lower()."""
+    codes: dict[bytes, int] = {}
+    for name, code in (
+        (b"host", HOST),
+        (b"user-agent", USER_AGENT),
+        (b"content-type", CONTENT_TYPE),
+        (b"content-length", CONTENT_LENGTH),
+        (b"transfer-encoding", TRANSFER_ENCODING),
+        # Frequent names of the same lengths, so they skip the lower() fallback.
+        (b"date", 0),
+        (b"vary", 0),
+        (b"etag", 0),
+        (b"connection", 0),
+        (b"keep-alive", 0),
+        (b"set-cookie", 0),
+        (b"x-request-id", 0),
+    ):
+        for variant in (name, name.title(), name.capitalize(), name.upper()):
+            codes[variant] = code
+    return codes
+
+
+HEADER_CODES = _header_codes()
+"""Usual spellings -> code; the callbacks look here first (a call per header costs too much on the hot path)."""
+_HEADER_LENGTHS = frozenset(len(name) for name, code in HEADER_CODES.items() if code)
+
+
+def other_spelling(name: bytes) -> int:
+    """The code of a header name not in :data:`HEADER_CODES` as spelled, else 0."""
+    if len(name) not in _HEADER_LENGTHS:
+        return 0
+    return HEADER_CODES.get(name.lower(), 0)
+
+
+def text(value: bytes) -> str:
+    return value[:MAX_VALUE].decode("utf-8", "replace")

@@ -1,0 +1,404 @@
+"""The client's byte stream: requests parsed with llhttp (httptools), queued for pairing as they begin.
+
+The side is in one :class:`Mode` at a time.  It starts in ``FIRST``: a stream
+starting with a TLS ClientHello is collected (``TLS``) until its SNI is read,
+anything else is parsed (``PARSE``).  After lost or unreadable bytes it skips to
+the next complete request line (``RESYNC``).  After an Upgrade or CONNECT
+request, what follows depends on the response, so the bytes are held
+(``HOLD``) until the connection says to go on.  ``OFF`` ignores everything.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
+
+from eyes_devine.core.http.headers import (
+    CONTENT_LENGTH,
+    CONTENT_TYPE,
+    HEADER_CODES,
+    HOST,
+    USER_AGENT,
+    other_spelling,
+    text,
+)
+from eyes_devine.core.http.pairing import MAX_QUEUED, Request, flag
+from eyes_devine.core.http.resync import METHODS, REQUEST_LINE, Scanner
+from eyes_devine.core.redact import redact_target
+from eyes_devine.core.tls import HelloCollector
+
+if TYPE_CHECKING:
+    from eyes_devine.core.http.connection import HttpConnection
+
+MAX_VALUE = 1024
+"""Longest target kept (characters of the raw bytes)."""
+MAX_HELD = 65536
+"""Client bytes held while an Upgrade/CONNECT request waits for its verdict."""
+MAX_FALSE_STARTS = 16
+"""Request lines that may fail to parse before any request did, before a stream is judged not HTTP."""
+MAX_SERVER_NAMES = 100
+"""Length bound of ``EngineCounters.tls_server_names``."""
+VERSIONS = frozenset({"1.0", "1.1"})
+
+
+class Mode(IntEnum):
+    FIRST = 0
+    PARSE = 1
+    RESYNC = 2
+    HOLD = 3
+    TLS = 4
+    OFF = 5
+
+
+_FIRST, _PARSE, _RESYNC, _HOLD, _TLS, _OFF = Mode  # module names: the hot path compares by identity
+
+
+def new_request_parser(protocol: object) -> HttpRequestParser:
+    parser = HttpRequestParser(protocol)
+    # A monitor must follow what servers accept, not enforce the RFC: CL+TE is
+    # flagged as smuggling instead of stopping the parse.
+    parser.set_dangerous_leniencies(lenient_headers=True, lenient_chunked_length=True, lenient_keep_alive=True)
+    return parser
+
+
+class RequestSide:
+    """Requests from one connection's client; llhttp calls the ``on_*`` methods while parsing."""
+
+    def __init__(self, conn: HttpConnection) -> None:
+        self._conn = conn
+        self._pairing = conn.pairing
+        self._counters = conn.counters
+        self.mode = _FIRST
+        self._parser: HttpRequestParser | None = None
+        self._ts = 0.0  # of the bytes being parsed, read by the callbacks
+        self.current: Request | None = None
+        """The request being parsed."""
+        self.last: Request | None = None
+        self._url = b""
+        self._host: bytes | None = None
+        self._user_agent: bytes | None = None
+        self._content_type: bytes | None = None
+        self._content_length: bytes | None = None
+        self._transfer_encoding: bytes | None = None
+        self.seen = False  # a request's headers were parsed: this is HTTP
+        self._false_starts = 0
+        self._feeds = 0
+        self._ended_in = -1  # the segment in which the last request ended
+        self._scanner = Scanner(REQUEST_LINE)
+        self._held: bytearray | None = None
+        self._held_ts = 0.0
+        self.hold_request: Request | None = None
+        """The Upgrade or CONNECT request whose response decides what the held bytes are."""
+        self.heads = 0
+        """HEAD requests not yet answered: the response side feeds in pieces meanwhile."""
+        self._hello = HelloCollector()
+
+    # -- what the connection calls --------------------------------------------------------
+
+    def data(self, payload: bytes, ts: float) -> None:
+        mode = self.mode
+        if mode is _PARSE:
+            self.feed(payload, ts)
+        elif mode is _OFF or not payload:
+            return
+        elif mode is _FIRST:
+            if payload[0] == 0x16:  # never the start of an HTTP request; TLS handshake record?
+                self.mode = _TLS
+                self._collect_tls(payload)
+                return
+            self.mode = _PARSE
+            self._parser = new_request_parser(self)
+            self.feed(payload, ts)
+        elif mode is _RESYNC:
+            self._resync(payload, ts)
+        elif mode is _HOLD:
+            held = self._held
+            if held is not None:
+                if len(held) + len(payload) > MAX_HELD:
+                    self._held = None
+                else:
+                    held += payload
+        else:
+            self._collect_tls(payload)
+
+    def gap(self, missing: int, ts: float) -> None:
+        mode = self.mode
+        pairing = self._pairing
+        if mode is _FIRST:
+            self.mode = _RESYNC
+            pairing.requests_lost(missing, pairing.sure_lost_request(ts))  # a first byte starts a request
+            return
+        if mode is _HOLD:
+            self._held = None
+            return
+        if mode is _RESYNC:
+            self._scanner.reset()
+            pairing.requests_lost(missing)
+            return
+        if mode is not _PARSE:
+            return
+        req = self.current
+        if req is not None:
+            flag(req, "gap")
+            remaining = self._body_remaining(req)
+            if remaining > 0:
+                fill = min(missing, remaining)
+                self._conn.feed_zeros(self.feed, fill, ts)
+                missing -= fill
+                if not missing:
+                    return
+            self._cut()
+            pairing.requests_lost(missing, in_request=True)
+        else:
+            # Between requests a client sends nothing else: the hole began a request.
+            pairing.requests_lost(missing, pairing.sure_lost_request(ts))
+        if self.mode is _PARSE:
+            self.mode = _RESYNC
+            self._scanner.reset()
+
+    def finish_tls(self) -> bool:
+        """The connection ended: a ClientHello still being collected is judged.  False when there was none."""
+        if self.mode is not _TLS:
+            return False
+        self._finish_tls()
+        return True
+
+    def cut_unfinished(self) -> None:
+        """The connection ended: a request still being parsed is reported as it stands."""
+        if self.current is not None:
+            flag(self.current, "truncated")
+            self._cut()
+
+    def finish_early(self, req: Request) -> None:
+        """``req`` is answered before its headers were all seen: fill in what its request line said."""
+        if not req.method and req is self.current and self._url:
+            self._finish_request(req)
+
+    def resume(self) -> None:
+        """The held-for request was answered without switching protocols: parse what the client sent after it."""
+        self.hold_request = None
+        if self.mode is not _HOLD:
+            return
+        held = self._held
+        self._held = None
+        self.mode = _RESYNC
+        self._scanner.reset()
+        if held is None:  # overflowed or hit by a gap
+            self._pairing.requests_lost(0)
+        elif held:
+            self._resync(bytes(held), self._held_ts)
+
+    def forget(self) -> None:
+        """The stream is not HTTP after all: the bytes that looked like a request start were not one."""
+        self.current = self.last = None
+        self.heads = 0
+        self._held = None
+
+    def stop(self) -> None:
+        self.mode = _OFF
+        self._held = None
+
+    def release(self) -> None:
+        """Parsers point back at this side: break the cycle when the connection ends."""
+        self._parser = None
+        self.last = None
+
+    # -- llhttp's callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        last = self.last
+        if last is not None and not last.done:
+            req = Request(self._ts, last)
+            if self._ended_in == self._feeds:
+                # Two requests in one segment: no response can have come in between.
+                self._pairing.pipelining = True
+        else:
+            req = Request(self._ts, None)
+        self.last = self.current = req
+        self._url = b""
+        self._host = self._user_agent = self._content_type = self._content_length = self._transfer_encoding = None
+        pairing = self._pairing
+        pairing.request_messages += 1
+        queue = pairing.queue
+        queue.append(req)  # Pairing.enqueue, inlined: once per request
+        if len(queue) > MAX_QUEUED:
+            pairing.evict()
+
+    def on_url(self, url: bytes) -> None:
+        if len(self._url) <= MAX_VALUE:
+            self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        code = HEADER_CODES.get(name)
+        if code is None:
+            code = other_spelling(name)
+        if not code:
+            return
+        if code == HOST:
+            self._host = value
+        elif code == USER_AGENT:
+            self._user_agent = value
+        elif code == CONTENT_TYPE:
+            self._content_type = value
+        elif code == CONTENT_LENGTH:
+            self._content_length = value
+        else:
+            self._transfer_encoding = value
+
+    def on_headers_complete(self) -> None:
+        req = self.current
+        assert req is not None
+        self._finish_request(req)
+        if self._transfer_encoding is not None and self._content_length is not None:
+            flag(req, "smuggling_suspect")
+        self.seen = True
+
+    def on_body(self, body: bytes) -> None:
+        self.current.body += len(body)  # type: ignore[union-attr]
+
+    def on_message_complete(self) -> None:
+        self.current = None
+        self._ended_in = self._feeds
+
+    # -- parsing --------------------------------------------------------------------------
+
+    def feed(self, chunk: bytes | memoryview, ts: float) -> None:
+        """Parse in-order bytes (in ``PARSE`` mode)."""
+        self._ts = ts
+        self._pairing.request_bytes += len(chunk)
+        self._feeds += 1
+        self._pairing.orphans = 0
+        try:
+            self._parser.feed_data(chunk)  # type: ignore[union-attr]
+        except HttpParserUpgrade as upgrade:
+            self._hold(bytes(chunk[upgrade.args[0]:]), ts)
+        except HttpParserError as error:
+            self._failed(error, chunk, ts)
+
+    def _finish_request(self, req: Request) -> None:
+        """Fill the request record from what was parsed (request line known)."""
+        parser = self._parser
+        assert parser is not None
+        method = parser.get_method()
+        req.method = METHODS.get(method) or method.decode("latin-1")
+        version = parser.get_http_version()
+        req.version = version if version in VERSIONS else ""
+        url = self._url
+        if len(url) > MAX_VALUE:
+            url = url[:MAX_VALUE]
+            flag(req, "truncated")
+        req.target = redact_target(url.decode("utf-8", "replace"))
+        if self._host is not None:
+            req.host = text(self._host)
+        if self._user_agent is not None:
+            req.user_agent = text(self._user_agent)
+        if self._content_type is not None:
+            req.content_type = text(self._content_type)
+        if req.method == "HEAD":
+            self.heads += 1
+
+    def _body_remaining(self, req: Request) -> int:
+        """Body bytes still due for a Content-Length request whose headers are parsed, else 0."""
+        if not req.method or self._transfer_encoding is not None or self._content_length is None:
+            return 0
+        try:
+            return int(self._content_length) - req.body
+        except ValueError:
+            return 0
+
+    def _cut(self) -> None:
+        """The request being parsed will not be seen whole."""
+        req = self.current
+        if req is None:
+            return
+        self.current = None
+        if req.done:
+            return
+        if self._url:
+            if not req.method:
+                self._finish_request(req)
+            flag(req, "truncated")
+            return
+        # Not even its request line: it cannot be reported, but its response may come.
+        queue = self._pairing.queue
+        if queue and queue[-1] is req:
+            queue.pop()
+            req.lost = req.done = True
+            self._pairing.requests_lost(0, req.ts)
+
+    def _failed(self, error: HttpParserError, chunk: bytes | memoryview, ts: float) -> None:
+        if not self.seen and (not self._url or self._parser.get_http_version() not in VERSIONS):  # type: ignore[union-attr]
+            # No request line parsed yet.  A connection picked up mid-message still shows one
+            # later in the segment; anything else is not HTTP.  The search starts past the
+            # first byte: a request line right there is the one that just failed, and
+            # retrying it would never end.
+            match = REQUEST_LINE.search(chunk, 1)
+            self._false_starts += 1
+            if match is None or self._false_starts > MAX_FALSE_STARTS:
+                self._conn.not_http()
+                return
+            self._cut()
+            self.mode = _RESYNC
+            self._scanner.reset()
+            self._resync(bytes(chunk[match.start():]), ts)
+            return
+        self._counters.http_parse_errors += 1
+        req = self.current
+        if req is not None:
+            flag(req, "parse_error")
+            reason = str(error)
+            if "Content-Length" in reason or "Transfer-Encoding" in reason:
+                flag(req, "smuggling_suspect")
+            self._cut()
+        # Whatever followed the error in this segment is skipped and may hold requests.
+        self._pairing.requests_lost(0)
+        self.mode = _RESYNC
+        self._scanner.reset()
+
+    def _resync(self, payload: bytes, ts: float) -> None:
+        rest, start_ts, skipped, after_other = self._scanner.scan(payload, ts)
+        self._pairing.skipped_request_bytes(skipped)
+        if rest is not None:
+            if after_other:
+                # The tail of one request and the start of the next in one segment.
+                self._pairing.pipelining = True
+            self.mode = _PARSE
+            self._parser = new_request_parser(self)
+            self.feed(rest, start_ts)
+
+    def _hold(self, rest: bytes, ts: float) -> None:
+        """An Upgrade/CONNECT request was parsed: what follows depends on the response."""
+        self.mode = _HOLD
+        self._held = bytearray(rest)
+        self._held_ts = ts
+        req = self.hold_request = self.last
+        if req is None or req.done:
+            self.resume()
+
+    # -- TLS and non-HTTP -----------------------------------------------------------------
+
+    def _collect_tls(self, payload: bytes) -> None:
+        hello = self._hello
+        counted = hello.is_tls
+        whole = hello.add(payload)
+        if whole is None:
+            self._conn.not_http()
+            return
+        if hello.is_tls and not counted:
+            self._counters.tls_streams += 1
+        if whole:
+            self._finish_tls()
+
+    def _finish_tls(self) -> None:
+        hello = self._hello
+        if not hello.is_tls:
+            if hello.pending:
+                self._conn.not_http()
+            return
+        self._conn.go_off()
+        name = hello.server_name()
+        names = self._counters.tls_server_names
+        if name is not None and len(names) < MAX_SERVER_NAMES and name not in names:
+            names.append(name)

@@ -1,0 +1,320 @@
+"""The server's byte stream: responses parsed with llhttp (httptools), each paired with a request at its status line.
+
+1xx responses (except 101) keep the pairing and wait for the final one.  An
+exchange is emitted when its final response completes (responses delimited by
+the connection closing, when it closes).
+
+Pieces.  llhttp cannot be told that a response answers HEAD, nor that a 2xx
+answers CONNECT, and a refused Upgrade must let the client's held bytes be
+parsed before the next response is paired.  So while such a request is
+outstanding, response bytes are fed in pieces that end right after each
+``CRLFCRLF`` and at the end of a Content-Length body: every message then ends
+at the end of a piece, and what the connection does about it (a fresh parser
+after a HEAD response's headers, going off for a tunnel, resuming the client)
+happens between pieces, never inside a callback.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
+
+from eyes_devine.core.http.headers import CONTENT_LENGTH, CONTENT_TYPE, HEADER_CODES, TRANSFER_ENCODING, other_spelling
+from eyes_devine.core.http.pairing import Request, flag
+from eyes_devine.core.http.request import Mode
+from eyes_devine.core.http.resync import STATUS_LINE, Scanner
+
+if TYPE_CHECKING:
+    from eyes_devine.core.http.connection import HttpConnection
+
+_FIRST, _PARSE, _RESYNC, _OFF = Mode.FIRST, Mode.PARSE, Mode.RESYNC, Mode.OFF
+
+
+def new_response_parser(protocol: object) -> HttpResponseParser:
+    parser = HttpResponseParser(protocol)
+    parser.set_dangerous_leniencies(lenient_headers=True, lenient_chunked_length=True, lenient_keep_alive=True)
+    return parser
+
+
+class ResponseSide:
+    """Responses from one connection's server; llhttp calls the ``on_*`` methods while parsing."""
+
+    def __init__(self, conn: HttpConnection) -> None:
+        self._conn = conn
+        self._requests = conn.requests
+        self._pairing = conn.pairing
+        self._counters = conn.counters
+        self.mode = _FIRST
+        self._parser: HttpResponseParser | None = None
+        self.ts = 0.0
+        """Timestamp of the bytes being parsed, read by the callbacks."""
+        self.answering: Request | None = None
+        """The request the response in progress answers."""
+        self._orphan = False
+        """The response in progress answers nothing we saw."""
+        self.active = False
+        """A response message is in progress."""
+        self._started = 0.0
+        self._status = 0
+        self._reason = b""
+        self._content_type: bytes | None = None
+        self._content_length: bytes | None = None
+        self._transfer_encoding: bytes | None = None
+        self._body = 0
+        self._headers_done = False
+        self._informational = False
+        """The message in progress is a 1xx."""
+        self.seen = False
+        self.garbage = False
+        """The server's first bytes were not HTTP."""
+        self._restart = False
+        """A HEAD response's headers are done: a fresh parser takes the next piece."""
+        self._tail = b""
+        """Last bytes fed while feeding in pieces, to find a CRLFCRLF split across segments."""
+        self._scanner = Scanner(STATUS_LINE)
+
+    # -- what the connection calls --------------------------------------------------------
+
+    def data(self, payload: bytes, ts: float) -> None:
+        mode = self.mode
+        if mode is _PARSE:
+            self.feed(payload, ts)
+        elif mode is _OFF or not payload:
+            return
+        elif mode is _FIRST:
+            self.mode = _PARSE
+            self._parser = new_response_parser(self)
+            self.feed(payload, ts)
+        else:
+            self._resync(payload, ts)
+
+    def gap(self, missing: int, ts: float) -> None:
+        mode = self.mode
+        if mode is _FIRST or mode is _RESYNC:
+            self._start_resync(missing, mode is _FIRST)  # a first byte starts a response
+            return
+        if mode is not _PARSE:
+            return
+        req = self.answering
+        if req is not None:
+            flag(req, "gap")
+        if self.active and self._headers_done and not self._informational:
+            if self._body_until_close():
+                self._body += missing
+                return
+            remaining = self._body_remaining()
+            if remaining > 0:
+                fill = min(missing, remaining)
+                self._conn.feed_zeros(self.feed, fill, ts)
+                missing -= fill
+                if not missing:
+                    return
+        # Between responses a server sends nothing else: a hole there began a response;
+        # so did one that cut a response before its status line.
+        began = not self.active or not self._status
+        self.cut()
+        self._start_resync(missing, began)
+
+    def close(self) -> None:
+        """The connection ended: a response delimited by the close is complete, any other is cut."""
+        if (self.active and self.mode is _PARSE and self._headers_done and not self._informational
+                and self._body_until_close()):
+            self.on_message_complete()
+        else:
+            self.cut()
+
+    def cut(self) -> None:
+        """The response in progress will not be seen whole: report what is known."""
+        req = self.answering
+        active = self.active
+        self.active = self._orphan = False
+        if req is None:
+            return
+        self.answering = None
+        status = self._status
+        if active and (status >= 200 or status == 101):
+            flag(req, "truncated")
+            req.lost = True  # when its response really ended is unknown
+            self._conn.emit(req, status, self._reason, self._started, self._content_type, self._body)
+        else:
+            # Its final response has not started: let the next pairing decide.
+            self._pairing.queue.appendleft(req)
+
+    def heads_done(self) -> None:
+        """No HEAD request is outstanding any more: the piece tail is not needed."""
+        self._tail = b""
+
+    def stop(self) -> None:
+        self.mode = _OFF
+
+    def release(self) -> None:
+        self._parser = None
+
+    # -- llhttp's callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._started = self.ts
+        self._status = 0
+        self._reason = b""
+        self._content_type = self._content_length = self._transfer_encoding = None
+        self._body = 0
+        self._headers_done = self._informational = False
+        self.active = True
+        self._pairing.response_messages += 1
+
+    def on_status(self, reason: bytes) -> None:
+        if not self._status:
+            self._status_line()
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        code = HEADER_CODES.get(name)
+        if code is None:
+            code = other_spelling(name)
+        if code == CONTENT_TYPE:
+            self._content_type = value
+        elif code == CONTENT_LENGTH:
+            self._content_length = value
+        elif code == TRANSFER_ENCODING:
+            self._transfer_encoding = value
+
+    def on_headers_complete(self) -> None:
+        if self._conn.off:
+            return  # a tunnel's bytes, parsed on past the response that opened it
+        if not self._status:
+            self._status_line()
+        self._headers_done = self.seen = True
+        status = self._status
+        if status < 200 and status != 101:
+            self._informational = True
+            return
+        req = self.answering
+        if status == 101 or (req is not None and req.method == "CONNECT" and status < 300):
+            self._conn.go_off()
+            if req is not None:
+                self.answering = None
+                flag(req, "upgrade" if status == 101 else "tunnel")
+                self._conn.emit(req, status, self._reason, self._started, self._content_type, 0)
+            return
+        if req is not None and req.method == "HEAD":
+            self.answering = None
+            self.active = False
+            self._conn.emit(req, status, self._reason, self._started, self._content_type, 0)
+            self._restart = True
+
+    def on_body(self, body: bytes) -> None:
+        self._body += len(body)
+
+    def on_message_complete(self) -> None:
+        if not self.active:
+            return  # a HEAD response, emitted when its headers were done
+        self.active = False
+        if self._informational:
+            return
+        req = self.answering
+        if req is None:
+            self._orphan = False
+            return
+        self.answering = None
+        self._conn.emit(req, self._status, self._reason, self._started, self._content_type, self._body)
+
+    # -- parsing --------------------------------------------------------------------------
+
+    def _status_line(self) -> None:
+        """The status line is parsed: this is when a response is paired."""
+        self._status = self._parser.get_status_code()  # type: ignore[union-attr]
+        if self.answering is None and not self._orphan and not self._conn.off:
+            self.answering = self._pairing.pair(self._started)
+            self._orphan = self.answering is None
+
+    def feed(self, chunk: bytes | memoryview, ts: float) -> None:
+        """Parse in-order bytes (in ``PARSE`` mode)."""
+        self.ts = ts
+        requests = self._requests
+        if requests.heads or requests.hold_request is not None:  # inlined HttpConnection.in_pieces: per segment
+            self._feed_pieces(chunk)
+            return
+        self._pairing.response_bytes += len(chunk)
+        try:
+            self._parser.feed_data(chunk)  # type: ignore[union-attr]
+        except (HttpParserError, HttpParserUpgrade) as error:
+            self._failed(error)
+
+    def _feed_pieces(self, chunk: bytes | memoryview) -> None:
+        """Feed so every message ends at the end of a piece (see the module doc)."""
+        tail = self._tail
+        buf = tail + bytes(chunk)
+        shift = len(tail)
+        size = len(buf) - shift
+        view = memoryview(buf)[shift:]
+        start = 0
+        pos = buf.find(b"\r\n\r\n")
+        while start < size and self.mode is _PARSE:
+            end = size if pos < 0 else pos + 4 - shift
+            remaining = self._body_remaining() if self.active and self._headers_done else 0
+            if 0 < remaining < end - start:
+                end = start + remaining
+            self._pairing.response_bytes += end - start
+            try:
+                self._parser.feed_data(view[start:end])  # type: ignore[union-attr]
+            except (HttpParserError, HttpParserUpgrade) as error:
+                self._failed(error)
+            start = end
+            if self._restart:
+                self._restart = False
+                self._parser = new_response_parser(self)
+            self._conn.between_pieces()
+            while 0 <= pos and pos + 4 - shift <= start:
+                pos = buf.find(b"\r\n\r\n", pos + 1)
+        self._tail = buf[-3:]
+
+    def _failed(self, error: Exception) -> None:
+        """llhttp stopped on bytes it cannot read."""
+        conn = self._conn
+        if conn.off:
+            return
+        if isinstance(error, HttpParserUpgrade):
+            conn.go_off()
+            return
+        if self.seen or conn.requests.seen:
+            self._counters.http_parse_errors += 1
+            req = self.answering
+            if req is None:
+                req = self._pairing.head_request()
+            if req is not None:
+                flag(req, "parse_error")
+        else:
+            # A connection picked up mid-response looks like this too: let the client decide.
+            self.garbage = True
+        began = not self.active or not self._status  # the bad bytes started a response
+        self.cut()
+        self._start_resync(0, began)
+
+    def _body_until_close(self) -> bool:
+        te = self._transfer_encoding
+        if te is None:
+            return self._content_length is None
+        return b"chunked" not in te.lower()
+
+    def _body_remaining(self) -> int:
+        if self._transfer_encoding is not None or self._content_length is None:
+            return 0
+        try:
+            return int(self._content_length) - self._body
+        except ValueError:
+            return 0
+
+    def _start_resync(self, missing: int, began: bool) -> None:
+        self.mode = _RESYNC
+        self._scanner.reset()
+        self._tail = b""
+        self._pairing.responses_lost(missing, began)
+
+    def _resync(self, payload: bytes, ts: float) -> None:
+        rest, start_ts, skipped, _ = self._scanner.scan(payload, ts)
+        self._pairing.lost_bytes += skipped
+        if rest is not None:
+            self.mode = _PARSE
+            self._parser = new_response_parser(self)
+            self.feed(rest, start_ts)
