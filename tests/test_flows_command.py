@@ -24,18 +24,11 @@ from eyes_devine.app.board import Board
 from eyes_devine.config import Settings, bpf_filter
 from eyes_devine.records import Flow
 from eyes_devine.views.screen import Status, screen
-from tests.support.records import WEB, WORKER, with_fields
+from tests.support.records import WEB, WORKER, flow
 
 EYES_DEVINE = [sys.executable, "-m", "eyes_devine"]
 T0 = 1_800_000_000.0
 MAC = "02:00:00:00:00:01"
-
-
-def flow(index: int, protocol: str = "dns", ts: float = T0, **fields: object) -> Flow:
-    transport = "udp" if protocol in ("dns", "udp") else "icmp" if protocol == "icmp" else "tcp"
-    base = Flow(ts, ts + 0.5, "br0", transport, protocol, "10.0.0.3", 40000 + index, "10.0.0.2",
-                {"dns": 53, "tls": 443, "ssh": 22, "icmp": 0}.get(protocol, 9000), 1, 60, 1, 90)
-    return with_fields(base, **fields)  # type: ignore[return-value]
 
 
 @pytest.fixture

@@ -41,3 +41,10 @@ def test_ruff_bans_a_library_outside_its_adapter(tmp_path):
     result = subprocess.run([str(BIN / "ruff"), "check", "--no-cache", str(stray)], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "TID251" in result.stdout, result.stdout
+
+
+def test_the_json_view_and_the_records_load_no_capture_or_parser_library():
+    probe = ("import sys, eyes_devine.views.jsonl, eyes_devine.records, eyes_devine.sinks; "
+             "print(sorted(m for m in ('scapy', 'httptools', 'docker', 'aiosqlite', 'rich') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -65,25 +65,25 @@ class UnsupportedLinkType(ValueError):
     """The capture's link type is not one we can decode."""
 
 
-_ETHERTYPE_IPV4 = 0x0800
-_ETHERTYPE_IPV6 = 0x86DD
-_VLAN_TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
-_AF_INET = 2
-_AF_INET6 = frozenset((10, 23, 24, 28, 30))
+ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_IPV6 = 0x86DD
+VLAN_TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
+AF_INET = 2
+AF_INET6 = frozenset((10, 23, 24, 28, 30))
 """Linux, Windows, NetBSD/OpenBSD, FreeBSD, macOS."""
-_IPV6_SKIPPABLE = frozenset((0, 43, 60))
+IPV6_SKIPPABLE = frozenset((0, 43, 60))
 """Hop-by-hop, routing and destination options: length in 8-byte units after the first 8."""
 _IPPROTO_TCP = IPPROTO_TCP
-_IPPROTO_FRAGMENT = 44
-_IPPROTO_AH = 51
+IPPROTO_FRAGMENT = 44
+IPPROTO_AH = 51
 
 _IPV4_FIELDS = "BxH2xHxB2x4s4s"
 """version/IHL, total length, flags/fragment offset, protocol, source, destination."""
-_IPV4 = struct.Struct("!" + _IPV4_FIELDS)
-_IPV6 = struct.Struct("!IHBx16s16s")
+IPV4 = struct.Struct("!" + _IPV4_FIELDS)
+IPV6 = struct.Struct("!IHBx16s16s")
 _TCP = struct.Struct("!HHIIBBH")
 """ports, seq, ack, data offset byte, flags, window."""
-_PORTS = struct.Struct("!HH")
+PORTS = struct.Struct("!HH")
 _new = tuple.__new__
 """Builds a Segment from a tuple of its fields without the named tuple's Python-level constructor (half the
 cost, once per packet)."""
@@ -95,7 +95,9 @@ def decoder_for(linktype: int, counters: EngineCounters, observe: Observe | None
     With ``observe``, every TCP, UDP and ICMP packet is also shown to it (see the module docstring).
     """
     if observe is not None:
-        return _observing(counters, _ip_locator(linktype), observe)
+        from eyes_devine.core.observe import observing_decoder  # imports this module: not at the top
+
+        return observing_decoder(linktype, counters, observe)
     if linktype == LINKTYPE_ETHERNET:
         return _framed(counters, "12xH", 14, _ethernet_general)
     if linktype == LINKTYPE_LINUX_SLL:
@@ -110,10 +112,10 @@ def decoder_for(linktype: int, counters: EngineCounters, observe: Observe | None
         return _guarded(counters, _ipv6_at_0)
     if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
         return _guarded(counters, _loopback)
-    raise _unsupported(linktype)
+    raise unsupported(linktype)
 
 
-def _unsupported(linktype: int) -> UnsupportedLinkType:
+def unsupported(linktype: int) -> UnsupportedLinkType:
     return UnsupportedLinkType(
         f"unsupported link type {linktype}: eyes-devine decodes Ethernet (1), Linux cooked SLL (113) "
         "and SLL2 (276), raw IP (12, 14, 101, 228, 229) and BSD loopback (0, 108)"
@@ -136,7 +138,7 @@ def _framed(counters: EngineCounters, link_fields: str, ip_off: int, general: _G
         try:
             ethertype, vihl, total, frag, proto, src, dst = unpack_head(frame, 0)
             if (
-                ethertype == _ETHERTYPE_IPV4
+                ethertype == ETHERTYPE_IPV4
                 and vihl == 0x45
                 and proto == _IPPROTO_TCP
                 and not frag & 0x3FFF
@@ -158,7 +160,7 @@ def _framed(counters: EngineCounters, link_fields: str, ip_off: int, general: _G
 
 def _raw(counters: EngineCounters, general: _General) -> Decode:
     """A decoder for frames that start with the IP header, with the IPv4/TCP fast path inlined."""
-    unpack_ip = _IPV4.unpack_from
+    unpack_ip = IPV4.unpack_from
     unpack_tcp = _TCP.unpack_from
 
     def decode(frame: bytes, ts: float, interface: str) -> Segment | None:
@@ -216,12 +218,12 @@ def _by_ethertype(
     frame: bytes, ethertype: int, off: int, ts: float, interface: str, counters: EngineCounters
 ) -> Segment | None:
     """Dispatch on an EtherType whose payload starts at ``off``, skipping (stacked) VLAN tags."""
-    while ethertype in _VLAN_TPIDS:
+    while ethertype in VLAN_TPIDS:
         ethertype = (frame[off + 2] << 8) | frame[off + 3]
         off += 4
-    if ethertype == _ETHERTYPE_IPV4:
+    if ethertype == ETHERTYPE_IPV4:
         return _ipv4(frame, off, ts, interface, counters)
-    if ethertype == _ETHERTYPE_IPV6:
+    if ethertype == ETHERTYPE_IPV6:
         return _ipv6(frame, off, ts, interface, counters)
     counters.undecodable += 1
     return None
@@ -232,9 +234,9 @@ def _loopback(frame: bytes, ts: float, interface: str, counters: EngineCounters)
     family = int.from_bytes(frame[:4], "little")
     if family > 0xFF:
         family = int.from_bytes(frame[:4], "big")
-    if family == _AF_INET:
+    if family == AF_INET:
         return _ipv4(frame, 4, ts, interface, counters)
-    if family in _AF_INET6:
+    if family in AF_INET6:
         return _ipv6(frame, 4, ts, interface, counters)
     counters.undecodable += 1
     return None
@@ -259,7 +261,7 @@ def _ipv6_at_0(frame: bytes, ts: float, interface: str, counters: EngineCounters
 
 
 def _ipv4(frame: bytes, off: int, ts: float, interface: str, counters: EngineCounters) -> Segment | None:
-    vihl, total, frag, proto, src, dst = _IPV4.unpack_from(frame, off)
+    vihl, total, frag, proto, src, dst = IPV4.unpack_from(frame, off)
     header = (vihl & 0x0F) << 2
     available = len(frame) - off
     if total == 0:
@@ -273,25 +275,25 @@ def _ipv4(frame: bytes, off: int, ts: float, interface: str, counters: EngineCou
     if proto != _IPPROTO_TCP:
         counters.undecodable += 1
         return None
-    return _tcp(frame, off + header, off + total, src, dst, ts, interface, counters)
+    return tcp_segment(frame, off + header, off + total, src, dst, ts, interface, counters)
 
 
 def _ipv6(frame: bytes, off: int, ts: float, interface: str, counters: EngineCounters) -> Segment | None:
-    version_class_flow, length, next_header, src, dst = _IPV6.unpack_from(frame, off)
+    version_class_flow, length, next_header, src, dst = IPV6.unpack_from(frame, off)
     pos = off + 40
     end = pos + length if length else len(frame)
     if version_class_flow >> 28 != 6 or end > len(frame):
         counters.undecodable += 1
         return None
     while next_header != _IPPROTO_TCP:
-        if next_header in _IPV6_SKIPPABLE:
+        if next_header in IPV6_SKIPPABLE:
             next_header, pos = frame[pos], pos + ((frame[pos + 1] + 1) << 3)
-        elif next_header == _IPPROTO_FRAGMENT:
+        elif next_header == IPPROTO_FRAGMENT:
             if ((frame[pos + 2] << 8) | frame[pos + 3]) & 0xFFF9:
                 counters.ip_fragments += 1
                 return None
             next_header, pos = frame[pos], pos + 8  # an atomic fragment is a whole packet
-        elif next_header == _IPPROTO_AH:
+        elif next_header == IPPROTO_AH:
             next_header, pos = frame[pos], pos + ((frame[pos + 1] + 2) << 2)
         else:
             counters.undecodable += 1
@@ -299,55 +301,10 @@ def _ipv6(frame: bytes, off: int, ts: float, interface: str, counters: EngineCou
         if pos > end:
             counters.undecodable += 1
             return None
-    return _tcp(frame, pos, end, src, dst, ts, interface, counters)
+    return tcp_segment(frame, pos, end, src, dst, ts, interface, counters)
 
 
-_Packet = tuple[int, bytes, bytes, int, int]
-"""An IP packet's transport protocol, source, destination, and where its transport header starts and it ends."""
-
-
-def _ipv4_packet(frame: bytes, off: int, counters: EngineCounters) -> _Packet | None:
-    """:func:`_ipv4` for the observing path, for any transport (kept apart: the TCP-only path builds no tuple)."""
-    vihl, total, frag, proto, src, dst = _IPV4.unpack_from(frame, off)
-    header = (vihl & 0x0F) << 2
-    available = len(frame) - off
-    if total == 0:
-        total = available
-    if vihl >> 4 != 4 or header < 20 or not header <= total <= available:
-        counters.undecodable += 1
-        return None
-    if frag & 0x3FFF:
-        counters.ip_fragments += 1
-        return None
-    return proto, src, dst, off + header, off + total
-
-
-def _ipv6_packet(frame: bytes, off: int, counters: EngineCounters) -> _Packet | None:
-    """:func:`_ipv6` for the observing path, for any transport: the header chain walked as there."""
-    version_class_flow, length, next_header, src, dst = _IPV6.unpack_from(frame, off)
-    pos = off + 40
-    end = pos + length if length else len(frame)
-    if version_class_flow >> 28 != 6 or end > len(frame):
-        counters.undecodable += 1
-        return None
-    while True:
-        if next_header in _IPV6_SKIPPABLE:
-            next_header, pos = frame[pos], pos + ((frame[pos + 1] + 1) << 3)
-        elif next_header == _IPPROTO_FRAGMENT:
-            if ((frame[pos + 2] << 8) | frame[pos + 3]) & 0xFFF9:
-                counters.ip_fragments += 1
-                return None
-            next_header, pos = frame[pos], pos + 8  # an atomic fragment is a whole packet
-        elif next_header == _IPPROTO_AH:
-            next_header, pos = frame[pos], pos + ((frame[pos + 1] + 2) << 2)
-        else:
-            return next_header, src, dst, pos, end
-        if pos > end:
-            counters.undecodable += 1
-            return None
-
-
-def _tcp(
+def tcp_segment(
     frame: bytes, off: int, end: int, src: bytes, dst: bytes, ts: float, interface: str, counters: EngineCounters
 ) -> Segment | None:
     """The TCP header at ``off``; ``end`` (within the frame) is where the IP packet ends."""
@@ -360,82 +317,3 @@ def _tcp(
         counters.undecodable += 1
         return None
     return _new(Segment, (ts, interface, src, dst, sport, dport, seq, ack, flags, window, frame[start:end]))
-
-
-# The observing path (flow summaries): every frame through the general path, every transport shown.
-
-_Locate = Callable[[bytes], int]
-"""Where a frame's IP header starts, or -1 when the frame carries no IP."""
-
-
-def _ip_locator(linktype: int) -> _Locate:
-    if linktype == LINKTYPE_ETHERNET:
-        return lambda frame: _after_ethertype(frame, (frame[12] << 8) | frame[13], 14)
-    if linktype == LINKTYPE_LINUX_SLL:
-        return lambda frame: _after_ethertype(frame, (frame[14] << 8) | frame[15], 16)
-    if linktype == LINKTYPE_LINUX_SLL2:
-        return lambda frame: _after_ethertype(frame, (frame[0] << 8) | frame[1], 20)
-    if linktype in (LINKTYPE_RAW, LINKTYPE_DLT_RAW12, LINKTYPE_DLT_RAW14):
-        return lambda frame: 0
-    if linktype == LINKTYPE_IPV4:  # the link type fixes the version, as for the plain decoder
-        return lambda frame: 0 if frame[0] >> 4 == 4 else -1
-    if linktype == LINKTYPE_IPV6:
-        return lambda frame: 0 if frame[0] >> 4 == 6 else -1
-    if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
-        return _after_loopback
-    raise _unsupported(linktype)
-
-
-def _after_ethertype(frame: bytes, ethertype: int, off: int) -> int:
-    while ethertype in _VLAN_TPIDS:
-        ethertype = (frame[off + 2] << 8) | frame[off + 3]
-        off += 4
-    return off if ethertype in (_ETHERTYPE_IPV4, _ETHERTYPE_IPV6) else -1
-
-
-def _after_loopback(frame: bytes) -> int:
-    family = int.from_bytes(frame[:4], "little")
-    if family > 0xFF:
-        family = int.from_bytes(frame[:4], "big")
-    return 4 if family == _AF_INET or family in _AF_INET6 else -1
-
-
-def _observing(counters: EngineCounters, locate: _Locate, observe: Observe) -> Decode:
-    """A decoder showing every TCP, UDP and ICMP packet to ``observe`` and returning TCP segments as usual."""
-    unpack_ports = _PORTS.unpack_from
-
-    def decode(frame: bytes, ts: float, interface: str) -> Segment | None:
-        counters.packets += 1
-        counters.bytes += len(frame)
-        try:
-            off = locate(frame)
-            version = frame[off] >> 4 if off >= 0 else 0
-            if version == 4:
-                packet = _ipv4_packet(frame, off, counters)
-            elif version == 6:
-                packet = _ipv6_packet(frame, off, counters)
-            else:
-                counters.undecodable += 1
-                return None
-            if packet is None:
-                return None
-            proto, src, dst, start, end = packet
-            if proto == IPPROTO_TCP:
-                segment = _tcp(frame, start, end, src, dst, ts, interface, counters)
-                if segment is not None:
-                    observe(ts, interface, proto, src, dst, segment.src_port, segment.dst_port, segment.flags,
-                            end - off, segment.payload)
-                return segment
-            counters.undecodable += 1  # as without an observer: "not TCP"
-            if proto == IPPROTO_UDP:
-                if end - start >= 8:
-                    sport, dport = unpack_ports(frame, start)
-                    observe(ts, interface, proto, src, dst, sport, dport, 0, end - off, frame[start + 8 : end])
-            elif proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
-                observe(ts, interface, proto, src, dst, 0, 0, 0, end - off, frame[start:end])
-            return None
-        except (struct.error, IndexError):
-            counters.undecodable += 1
-            return None
-
-    return decode

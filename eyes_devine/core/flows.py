@@ -29,15 +29,15 @@ over several segments is gathered (up to one TLS record) until its SNI is read.
 
 from __future__ import annotations
 
-import re
 import socket
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
 
+from eyes_devine.core.classify import dns_question, tcp_signature
 from eyes_devine.core.decode import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
-from eyes_devine.core.tls import looks_like_tls, parse_client_hello_sni, record_length
+from eyes_devine.core.tls import parse_client_hello_sni, record_length
 from eyes_devine.records import ACK, FIN, RST, SYN, Flow
 
 
@@ -85,14 +85,6 @@ _ICMP_KINDS = {
                      134: "neighbor-discovery", 135: "neighbor-discovery", 136: "neighbor-discovery",
                      137: "neighbor-discovery"},
 }
-_HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ",
-                 b"PRI * HTTP/2")
-_FTP_COMMANDS = (b"USER ", b"AUTH ", b"FEAT", b"SYST", b"OPTS ")
-_DNS_OPCODES = frozenset((0, 1, 2, 4, 5))
-_DNS_CLASSES = frozenset((1, 3, 4, 254, 255))
-_LABEL = re.compile(rb"[\x21-\x7e]+")
-_PRINTABLE = re.compile(rb"[\x20-\x7e]*")
-_DETAIL_MAX = 80
 
 _Key = tuple[int, bytes, bytes, int, int]
 """(IP protocol, source, destination, source port, destination port) of one direction."""
@@ -343,12 +335,12 @@ class FlowTracker:
         flow.looked[side] = True
         proto = flow.proto
         if proto == IPPROTO_TCP:
-            label, detail = _tcp_signature(payload, side == 0, flow.server_port)
+            label, detail = tcp_signature(payload, side == 0, flow.server_port)
             if label == "tls" and side == 0:
                 flow.sni = parse_client_hello_sni(payload)
                 self._hold(flow, payload)
         elif proto == IPPROTO_UDP:
-            question = _dns_question(payload, flow.server_port)
+            question = dns_question(payload, flow.server_port)
             label, detail = ("dns", question or None) if question is not None else (None, None)
         else:
             label, detail = TRANSPORTS[proto], _ICMP_KINDS[proto].get(payload[0], f"type {payload[0]}")
@@ -358,74 +350,6 @@ class FlowTracker:
             flow.label = label
         if detail and (flow.detail is None or (label == "ssh" and side == 1)):  # the server's SSH banner wins
             flow.detail = detail
-
-
-def _tcp_signature(payload: bytes, from_client: bool, server_port: int) -> tuple[str | None, str | None]:
-    if payload.startswith(b"SSH-"):
-        return "ssh", _first_line(payload)
-    if from_client:
-        if looks_like_tls(payload):
-            return "tls", None
-        if payload.startswith(_HTTP_METHODS):
-            return "http", None
-        if server_port == 21 and payload.startswith(_FTP_COMMANDS):
-            return "ftp", None
-        return None, None
-    if payload.startswith((b"220 ", b"220-")) and (server_port == 21 or b"ftp" in payload[:200].lower()):
-        return "ftp", _first_line(payload)
-    if payload.startswith(b"HTTP/1."):
-        return "http", None
-    if len(payload) >= 6 and payload[0] == 0x16 and payload[1] == 0x03 and payload[5] == 0x02:  # ServerHello
-        return "tls", None
-    return None, None
-
-
-def _first_line(payload: bytes) -> str | None:
-    line = payload[:_DETAIL_MAX].split(b"\r", 1)[0].split(b"\n", 1)[0]
-    match = _PRINTABLE.match(line)
-    text = match.group().decode("ascii").strip() if match else ""
-    return text or None
-
-
-def _dns_question(payload: bytes, server_port: int) -> str | None:
-    """The first question's name ("" for the root) when ``payload`` is a sane DNS message, else None.
-
-    Sane: a known opcode, plausible counts, and a question of printable labels
-    with a known class, ending inside the payload.  A message without a
-    question (some mDNS answers) only counts on a DNS port.
-    """
-    if len(payload) < 12:
-        return None
-    if (payload[2] >> 3) & 0x0F not in _DNS_OPCODES:
-        return None
-    questions = payload[4] << 8 | payload[5]
-    answers = (payload[6] << 8 | payload[7], payload[8] << 8 | payload[9], payload[10] << 8 | payload[11])
-    if questions > 8 or max(answers) > 256:
-        return None
-    if questions == 0:
-        return "" if server_port in (53, 5353) and sum(answers) else None
-    labels: list[bytes] = []
-    pos = 12
-    while True:
-        if pos >= len(payload):
-            return None
-        size = payload[pos]
-        if size == 0:
-            pos += 1
-            break
-        if size & 0xC0 == 0xC0:  # a compression pointer ends the name
-            pos += 2
-            break
-        if size > 63 or pos + 1 + size > len(payload):
-            return None
-        label = payload[pos + 1 : pos + 1 + size]
-        if not _LABEL.fullmatch(label):
-            return None
-        labels.append(label)
-        pos += 1 + size
-    if pos + 4 > len(payload) or ((payload[pos + 2] << 8 | payload[pos + 3]) & 0x7FFF) not in _DNS_CLASSES:
-        return None
-    return b".".join(labels).decode("ascii")[:_DETAIL_MAX]
 
 
 def _text(address: bytes) -> str:

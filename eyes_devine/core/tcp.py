@@ -1,4 +1,4 @@
-"""Connection tracking and per-direction TCP reassembly, without I/O.
+"""Connection tracking for TCP reassembly, without I/O.
 
 A :class:`FlowTable` takes :class:`~eyes_devine.records.Segment` records in capture
 order and drives one :class:`~eyes_devine.records.StreamHandler` per connection
@@ -18,29 +18,8 @@ direction seen first mid-stream starts at its first data (or FIN) segment;
 anything seen later with an earlier sequence number is treated as an old
 retransmission.  Bare ACKs and RSTs for unknown connections create nothing.
 
-Gap policy.  Out-of-order data is held (first data wins where segments overlap;
-``overlap_conflicts`` counts segments whose overlapping bytes differ).  A hole
-in front of held data (or in front of a FIN) is declared lost, with
-``handler.gap`` before the bytes after it, as soon as one of these holds:
-
-* the peer has acknowledged beyond the start of the hole: the receiver has
-  those bytes, so no retransmission will come and the capture lost them.  The
-  gap covers the hole up to the acknowledged point, and the held data after it
-  is delivered at once.  This is checked whenever data is held and whenever
-  the peer's ACK moves, in either order, so on a keep-alive connection whose
-  response lost a segment the gap is declared, and the next response
-  delivered, as soon as the client's ACK for that next response is seen (or
-  at once, if the client had already acknowledged past the hole);
-* the direction holds more than ``max_buffered_bytes``: the hole is skipped
-  to the first held byte so the stream makes progress (``buffer_evictions``
-  counts these forced skips; no held data is dropped);
-* the connection ends (RST, restart by a new SYN, idle timeout, eviction,
-  :meth:`FlowTable.close_all`).
-
-A hole with nothing after it (the tail of a stream lost) is never declared: no
-byte follows it, and ``closed`` tells the handler the stream ended.  Holes only
-ever hold back their own direction; the other direction is delivered as it
-arrives.
+Each direction's reassembly (what is held, when a hole is declared lost) is
+:mod:`eyes_devine.core.reassembly`'s.
 
 A connection ends when both FINs have been reached in sequence, or on RST: the
 handler gets what is deliverable, gaps for the rest, then ``closed`` once.  Its
@@ -52,12 +31,12 @@ on the same endpoints starts a new one at any time.
 from __future__ import annotations
 
 import socket
-from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
+from eyes_devine.core.reassembly import HALF, MASK, Direction
 from eyes_devine.records import ACK, FIN, RST, SYN, EngineCounters, Segment
 
 
@@ -87,8 +66,7 @@ class StreamHandler(Protocol):
     def closed(self, ts: float) -> None: ...
 
 
-_MASK = 0xFFFFFFFF
-_HALF = 0x80000000
+_MASK, _HALF = MASK, HALF
 _REQUEUE_EVERY = 1.0
 """Seconds of capture time between refreshes of one flow's place in the LRU order."""
 _EXPIRE_EVERY = 1.0
@@ -126,54 +104,10 @@ class _Flow:
         self.keys = keys
         self.last_seen = ts
         self.requeue_at = ts + _REQUEUE_EVERY
-        self.client = _Half(self, True)
-        self.server = _Half(self, False)
+        self.client = Direction(self, True)
+        self.server = Direction(self, False)
         self.client.peer = self.server
         self.server.peer = self.client
-
-
-class _Half:
-    """The bytes one endpoint sends.
-
-    Offsets (``nxt``, ``fin``, ``starts``) are unwrapped sequence numbers: congruent
-    to the wire value modulo 2**32, growing past 2**32 instead of wrapping.
-    """
-
-    __slots__ = (
-        "flow",
-        "peer",
-        "from_client",
-        "nxt",
-        "isn",
-        "acked",
-        "fin",
-        "done",
-        "slow",
-        "starts",
-        "chunks",
-        "held_bytes",
-    )
-
-    def __init__(self, flow: _Flow, from_client: bool) -> None:
-        self.flow = flow
-        self.peer: _Half
-        self.from_client = from_client
-        self.nxt: int | None = None
-        """Offset of the next byte to deliver; None until the direction's start is known."""
-        self.isn: int | None = None
-        """Sequence number of this side's SYN without ACK, to tell a retransmitted SYN from a new connection."""
-        self.acked: int | None = None
-        """Latest acknowledgement number the peer sent for this direction (wire value)."""
-        self.fin: int | None = None
-        """Offset of the FIN once seen."""
-        self.done = False
-        """The FIN has been reached in sequence."""
-        self.slow = True
-        """The fast path must not be used: start unknown, data held or a FIN waiting."""
-        self.starts: list[int] = []
-        """Offsets of held out-of-order chunks: sorted, disjoint, all beyond ``nxt``."""
-        self.chunks: list[bytes] = []
-        self.held_bytes = 0
 
 
 class _Unborn:
@@ -237,7 +171,7 @@ class FlowTable:
         self._counters = counters
         self._server_ports = frozenset(server_ports)
         self._limits = limits
-        self._halves: dict[_Key, _Half] = {}
+        self._halves: dict[_Key, Direction] = {}
         self._lru: OrderedDict[_Flow, None] = OrderedDict()
         """Live flows, least recently active first (to within ``_REQUEUE_EVERY``)."""
         self._tombstones: OrderedDict[_Key, tuple[float, int | None]] = OrderedDict()
@@ -362,12 +296,12 @@ class FlowTable:
         while len(tombstones) > 2 * self._limits.max_flows:
             tombstones.popitem(last=False)
         for half in (flow.client, flow.server):
-            self._resolve(half, ts, force=True)
+            half.resolve(ts, self._counters, self._limits.max_buffered_bytes, force=True)
         flow.handler.closed(ts)
 
     # -- reassembly ----------------------------------------------------------
 
-    def _segment(self, half: _Half, segment: Segment) -> None:
+    def _segment(self, half: Direction, segment: Segment) -> None:
         """Everything the fast path does not handle."""
         flags = segment.flags
         flow = half.flow
@@ -394,120 +328,20 @@ class FlowTable:
         if nxt is not None:
             off = nxt + ((seq - nxt + _HALF) & _MASK) - _HALF
             if payload:
-                self._hold(half, off, payload)
+                half.hold(off, payload, self._counters)
             if flags & FIN and half.fin is None and off + len(payload) >= nxt:
                 half.fin = off + len(payload)
-            self._resolve(half, ts)
+            half.resolve(ts, self._counters, self._limits.max_buffered_bytes)
         if flags & ACK:
             peer = half.peer
             peer.acked = segment.ack
             if peer.slow:
-                self._resolve(peer, ts)
+                peer.resolve(ts, self._counters, self._limits.max_buffered_bytes)
         if half.done and half.peer.done:
             self._close(flow, ts, tombstone=True)
 
-    def _settle(self, half: _Half, ts: float) -> None:
+    def _settle(self, half: Direction, ts: float) -> None:
         """The peer's acknowledgement of ``half`` moved while ``half`` waits on a hole."""
-        self._resolve(half, ts)
+        half.resolve(ts, self._counters, self._limits.max_buffered_bytes)
         if half.done and half.peer.done:
             self._close(half.flow, ts, tombstone=True)
-
-    def _hold(self, half: _Half, off: int, payload: bytes) -> None:
-        """Add a segment's bytes beyond ``nxt`` to the held chunks; bytes already held win."""
-        nxt = half.nxt
-        end = off + len(payload)
-        if end <= nxt:
-            self._counters.retransmitted_segments += 1
-            return
-        if off < nxt:
-            payload = payload[nxt - off :]
-            off = nxt
-        starts, chunks = half.starts, half.chunks
-        if not starts:
-            starts.append(off)
-            chunks.append(payload)
-            half.held_bytes += end - off
-            return
-        pieces: list[tuple[int, bytes]] = []
-        conflict = False
-        pos = off
-        i = bisect_right(starts, off) - 1
-        if i >= 0:
-            held_end = starts[i] + len(chunks[i])
-            if held_end > off:
-                pos = min(held_end, end)
-                conflict = chunks[i][off - starts[i] : pos - starts[i]] != payload[: pos - off]
-        j = i + 1
-        while pos < end and j < len(starts) and starts[j] < end:
-            start, chunk = starts[j], chunks[j]
-            if start > pos:
-                pieces.append((pos, payload[pos - off : start - off]))
-            pos = min(start + len(chunk), end)
-            if chunk[: pos - start] != payload[start - off : pos - off]:
-                conflict = True
-            j += 1
-        if pos < end:
-            pieces.append((pos, payload[pos - off :]))
-        if conflict:
-            self._counters.overlap_conflicts += 1
-        if not pieces:
-            self._counters.retransmitted_segments += 1
-            return
-        for start, chunk in pieces:
-            k = bisect_right(starts, start)
-            starts.insert(k, start)
-            chunks.insert(k, chunk)
-            half.held_bytes += len(chunk)
-
-    def _resolve(self, half: _Half, ts: float, force: bool = False) -> None:
-        """Deliver what is contiguous; declare holes the gap policy (or ``force``) says are lost."""
-        nxt = half.nxt
-        if nxt is None:
-            return
-        starts, chunks = half.starts, half.chunks
-        handler = half.flow.handler
-        from_client = half.from_client
-        counters = self._counters
-        while True:
-            while starts and starts[0] == nxt:
-                del starts[0]
-                chunk = chunks.pop(0)
-                half.held_bytes -= len(chunk)
-                nxt += len(chunk)
-                half.nxt = nxt
-                handler.data(from_client, chunk, ts)
-            fin = None if half.done else half.fin
-            if fin is not None and nxt >= fin:
-                # The FIN is reached; anything held beyond it is bogus and goes with it.
-                half.done = True
-                nxt = max(nxt, fin + 1)
-                fin = None
-                starts.clear()
-                chunks.clear()
-                half.held_bytes = 0
-            if starts:
-                stop = starts[0]
-            elif fin is not None:
-                stop = fin
-            else:
-                break
-            if force:
-                upto = stop
-            else:
-                acked = half.acked
-                upto = nxt if acked is None else nxt + ((acked - nxt + _HALF) & _MASK) - _HALF
-                if upto > nxt:
-                    upto = min(upto, stop)
-                elif half.held_bytes > self._limits.max_buffered_bytes:
-                    counters.buffer_evictions += 1
-                    upto = stop
-                else:
-                    break
-            missing = upto - nxt
-            counters.gaps += 1
-            counters.bytes_missing += missing
-            nxt = upto
-            half.nxt = nxt
-            handler.gap(from_client, missing, ts)
-        half.nxt = nxt
-        half.slow = bool(starts) or fin is not None

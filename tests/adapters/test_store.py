@@ -20,11 +20,12 @@ import pytest
 
 from eyes_devine.adapters.store.memory import RingBuffers
 from eyes_devine.adapters.store.query import Query
-from eyes_devine.adapters.store.sqlite import MIGRATIONS, SCHEMA_VERSION, StoreError, open_store
+from eyes_devine.adapters.store.schema import MIGRATIONS, SCHEMA_VERSION
+from eyes_devine.adapters.store.sqlite import StoreError, open_store
 from eyes_devine.adapters.store.writer import StoreWriter
 from eyes_devine.config import parse_since, parse_status
 from eyes_devine.records import EXCHANGE_FIELDS, UNATTRIBUTED, Exchange, bucket_of
-from tests.support.records import API, T0, WEB, WORKER, make
+from tests.support.records import API, T0, WEB, WORKER, flow, make
 
 MAKE_EXCHANGE = """
 from tests.support.records import make as make_exchange
@@ -445,8 +446,6 @@ def test_close_writes_everything_still_queued(tmp_path):
 
 
 def test_exchanges_and_flows_share_one_writer_and_are_counted_apart(tmp_path):
-    from tests.test_flows_command import flow
-
     db = tmp_path / "x.db"
     writer = StoreWriter(db, 1000)
     writer.start()

@@ -61,6 +61,13 @@ def make(i: int, **changes: object) -> Exchange:
     return with_fields(x, **changes)  # type: ignore[return-value]
 
 
+def flow(index: int, protocol: str = "dns", ts: float = 1_800_000_000.0, **fields: object) -> Flow:
+    transport = "udp" if protocol in ("dns", "udp") else "icmp" if protocol == "icmp" else "tcp"
+    base = Flow(ts, ts + 0.5, "br0", transport, protocol, "10.0.0.3", 40000 + index, "10.0.0.2",
+                {"dns": 53, "tls": 443, "ssh": 22, "icmp": 0}.get(protocol, 9000), 1, 60, 1, 90)
+    return with_fields(base, **fields)  # type: ignore[return-value]
+
+
 class Collected:
     """A sink that keeps every record it is given, for tests: ``exchanges`` and ``flows`` in arrival order."""
 

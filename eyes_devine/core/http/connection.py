@@ -47,7 +47,8 @@ from collections.abc import Callable
 
 from eyes_devine.core.http.headers import MAX_VALUE
 from eyes_devine.core.http.pairing import Pairing, Request, flag
-from eyes_devine.core.http.request import Mode, RequestSide
+from eyes_devine.core.http.parsers import Mode
+from eyes_devine.core.http.request import RequestSide
 from eyes_devine.core.http.response import ResponseSide
 from eyes_devine.core.tcp import Endpoints
 from eyes_devine.records import NO_ATTRIBUTION, NO_PEER, EngineCounters, Exchange

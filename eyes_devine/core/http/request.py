@@ -10,7 +10,6 @@ request, what follows depends on the response, so the bytes are held
 
 from __future__ import annotations
 
-from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
@@ -25,6 +24,7 @@ from eyes_devine.core.http.headers import (
     text,
 )
 from eyes_devine.core.http.pairing import MAX_QUEUED, Request, flag
+from eyes_devine.core.http.parsers import Mode, new_request_parser
 from eyes_devine.core.http.resync import METHODS, REQUEST_LINE, Scanner
 from eyes_devine.core.redact import redact_target
 from eyes_devine.core.tls import HelloCollector
@@ -41,26 +41,7 @@ MAX_FALSE_STARTS = 16
 MAX_SERVER_NAMES = 100
 """Length bound of ``EngineCounters.tls_server_names``."""
 VERSIONS = frozenset({"1.0", "1.1"})
-
-
-class Mode(IntEnum):
-    FIRST = 0
-    PARSE = 1
-    RESYNC = 2
-    HOLD = 3
-    TLS = 4
-    OFF = 5
-
-
 _FIRST, _PARSE, _RESYNC, _HOLD, _TLS, _OFF = Mode  # module names: the hot path compares by identity
-
-
-def new_request_parser(protocol: object) -> HttpRequestParser:
-    parser = HttpRequestParser(protocol)
-    # A monitor must follow what servers accept, not enforce the RFC: CL+TE is
-    # flagged as smuggling instead of stopping the parse.
-    parser.set_dangerous_leniencies(lenient_headers=True, lenient_chunked_length=True, lenient_keep_alive=True)
-    return parser
 
 
 class RequestSide:

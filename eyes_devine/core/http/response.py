@@ -22,19 +22,13 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from eyes_devine.core.http.headers import CONTENT_LENGTH, CONTENT_TYPE, HEADER_CODES, TRANSFER_ENCODING, other_spelling
 from eyes_devine.core.http.pairing import Request, flag
-from eyes_devine.core.http.request import Mode
+from eyes_devine.core.http.parsers import Mode, new_response_parser
 from eyes_devine.core.http.resync import STATUS_LINE, Scanner
 
 if TYPE_CHECKING:
     from eyes_devine.core.http.connection import HttpConnection
 
 _FIRST, _PARSE, _RESYNC, _OFF = Mode.FIRST, Mode.PARSE, Mode.RESYNC, Mode.OFF
-
-
-def new_response_parser(protocol: object) -> HttpResponseParser:
-    parser = HttpResponseParser(protocol)
-    parser.set_dangerous_leniencies(lenient_headers=True, lenient_chunked_length=True, lenient_keep_alive=True)
-    return parser
 
 
 class ResponseSide:

@@ -1,0 +1,85 @@
+"""The database schema as a chain of migrations: version N+1 is version N plus one entry, never edited."""
+
+from __future__ import annotations
+
+# The schema: each entry brings the database from version N to N+1 and is never
+# edited once released; add a new entry instead.  Columns mirror Exchange, with
+# flags space-joined (they are identifiers from a fixed vocabulary) and a bucket
+# column so trimming and reloading walk one index.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE exchanges (
+            id INTEGER PRIMARY KEY,
+            bucket TEXT NOT NULL,
+            ts REAL NOT NULL,
+            interface TEXT NOT NULL,
+            client_ip TEXT NOT NULL,
+            client_port INTEGER NOT NULL,
+            server_ip TEXT NOT NULL,
+            server_port INTEGER NOT NULL,
+            method TEXT NOT NULL,
+            target TEXT NOT NULL,
+            host TEXT,
+            http_version TEXT NOT NULL,
+            status INTEGER,
+            reason TEXT,
+            latency_ms REAL,
+            request_bytes INTEGER NOT NULL,
+            response_bytes INTEGER NOT NULL,
+            user_agent TEXT,
+            content_type TEXT,
+            flags TEXT NOT NULL,
+            container TEXT,
+            client_container TEXT,
+            container_id TEXT,
+            client_container_id TEXT
+        )""",
+        "CREATE INDEX exchanges_bucket_id ON exchanges (bucket, id)",
+        "CREATE INDEX exchanges_ts ON exchanges (ts)",
+    ),
+    (
+        # Security monitoring: rule ids (space-joined like flags), and where the public end is and how it is rated.
+        "ALTER TABLE exchanges ADD COLUMN alerts TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE exchanges ADD COLUMN country TEXT",
+        "ALTER TABLE exchanges ADD COLUMN city TEXT",
+        "ALTER TABLE exchanges ADD COLUMN latitude REAL",
+        "ALTER TABLE exchanges ADD COLUMN longitude REAL",
+        "ALTER TABLE exchanges ADD COLUMN reputation TEXT",
+        "CREATE INDEX exchanges_alerted ON exchanges (ts) WHERE alerts != ''",
+    ),
+    (
+        # Flows beyond HTTP (--all-traffic): columns mirror eyes_devine.core.flows.Flow; bucketed like exchanges.
+        """CREATE TABLE flows (
+            id INTEGER PRIMARY KEY,
+            bucket TEXT NOT NULL,
+            ts_first REAL NOT NULL,
+            ts_last REAL NOT NULL,
+            interface TEXT NOT NULL,
+            transport TEXT NOT NULL,
+            protocol TEXT NOT NULL,
+            client_ip TEXT NOT NULL,
+            client_port INTEGER NOT NULL,
+            server_ip TEXT NOT NULL,
+            server_port INTEGER NOT NULL,
+            client_packets INTEGER NOT NULL,
+            client_bytes INTEGER NOT NULL,
+            server_packets INTEGER NOT NULL,
+            server_bytes INTEGER NOT NULL,
+            sni TEXT,
+            detail TEXT,
+            ended TEXT NOT NULL,
+            container TEXT,
+            client_container TEXT,
+            container_id TEXT,
+            client_container_id TEXT,
+            country TEXT,
+            city TEXT,
+            latitude REAL,
+            longitude REAL,
+            reputation TEXT
+        )""",
+        "CREATE INDEX flows_bucket_id ON flows (bucket, id)",
+        "CREATE INDEX flows_ts_last ON flows (ts_last)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
