@@ -6,6 +6,7 @@ tests can build Settings from a plain dict.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -15,6 +16,11 @@ from datetime import datetime
 DEFAULT_PORTS: tuple[int, ...] = (80, 8080, 8000, 3000, 5000)
 DEFAULT_KEEP = 1000
 DEFAULT_BATCH_SIZE = 500
+DEFAULT_MAX_HEADER_BYTES = 65536
+"""As nginx, Node and Go allow by default."""
+KEEP_BOUNDS = (1, 10_000_000)
+BATCH_BOUNDS = (1, 100_000)
+HEADER_BOUNDS = (1024, 16 << 20)
 ABUSEIPDB_URL = "https://api.abuseipdb.com/api/v2/check"
 
 DOCKER_ENVIRONMENT = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
@@ -28,6 +34,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "EYES_DEVINE_DB": "the SQLite database `run` writes and `requests` reads (same as --db)",
     "EYES_DEVINE_KEEP": "exchanges kept per container, in memory and on disk (same as --keep; default 1000)",
     "EYES_DEVINE_BATCH_SIZE": "most exchanges written to SQLite in one transaction (same as --batch-size; default 500)",
+    "EYES_DEVINE_MAX_HEADER_BYTES": "most bytes of one HTTP message head (same as --max-header-bytes; default 65536)",
     "EYES_DEVINE_LOG_FORMAT": "`run` log lines: text or json (same as --log-format)",
     "EYES_DEVINE_GEOIP": "a MaxMind .mmdb (GeoLite2 City or Country): where public peers are (same as --geoip)",
     "EYES_DEVINE_BLOCKLISTS": "comma-separated IP blocklist files added to the built-in list (same as --blocklist)",
@@ -62,6 +69,8 @@ class Settings:
     keep: int = DEFAULT_KEEP
     """Exchanges kept per container (and in the unattributed bucket)."""
     batch_size: int = DEFAULT_BATCH_SIZE
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    """Most bytes of one HTTP message head; past it the message is flagged ``oversized``."""
     log_format: str = "text"
     geoip_path: str | None = None
     """A MaxMind-format database for the country, city and coordinates of public peers."""
@@ -85,6 +94,7 @@ class Settings:
         db_path: str | None = None,
         keep: int | None = None,
         batch_size: int | None = None,
+        max_header_bytes: int | None = None,
         log_format: str | None = None,
         is_root: bool = False,
         geoip_path: str | None = None,
@@ -116,9 +126,13 @@ class Settings:
             docker_environment={key: environ[key] for key in DOCKER_ENVIRONMENT if key in environ},
             follow_docker_ports=follow_docker_ports,
             db_path=db_path or environ.get("EYES_DEVINE_DB") or default_db_path(environ, is_root),
-            keep=_positive(keep, environ.get("EYES_DEVINE_KEEP"), "--keep", "EYES_DEVINE_KEEP", DEFAULT_KEEP),
-            batch_size=_positive(batch_size, environ.get("EYES_DEVINE_BATCH_SIZE"), "--batch-size",
-                                 "EYES_DEVINE_BATCH_SIZE", DEFAULT_BATCH_SIZE),
+            keep=_bounded(keep, environ.get("EYES_DEVINE_KEEP"), "--keep", "EYES_DEVINE_KEEP", DEFAULT_KEEP,
+                          KEEP_BOUNDS),
+            batch_size=_bounded(batch_size, environ.get("EYES_DEVINE_BATCH_SIZE"), "--batch-size",
+                                "EYES_DEVINE_BATCH_SIZE", DEFAULT_BATCH_SIZE, BATCH_BOUNDS),
+            max_header_bytes=_bounded(max_header_bytes, environ.get("EYES_DEVINE_MAX_HEADER_BYTES"),
+                                      "--max-header-bytes", "EYES_DEVINE_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES,
+                                      HEADER_BOUNDS),
             log_format=_log_format(log_format or environ.get("EYES_DEVINE_LOG_FORMAT") or "text"),
             geoip_path=geoip_path or environ.get("EYES_DEVINE_GEOIP") or None,
             blocklists=tuple(blocklists) or tuple(
@@ -144,16 +158,35 @@ def default_db_path(environ: Mapping[str, str], is_root: bool) -> str:
     return os.path.join(home, ".local", "share", "eyes-devine", "exchanges.db")
 
 
-def _positive(flag: int | None, variable: str | None, flag_name: str, variable_name: str, default: int) -> int:
+_WHOLE = re.compile(r"[0-9]{1,15}")
+"""ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses."""
+
+
+def _bounded(flag: int | None, variable: str | None, flag_name: str, variable_name: str, default: int,
+             bounds: tuple[int, int]) -> int:
+    """A whole number from a flag or a variable, within ``bounds``: a number too big for the database or the
+    memory is bad input, said at once (exit 2), not an error on every batch later."""
     if flag is not None:
         value, source = str(flag), flag_name
     elif variable and variable.strip():
         value, source = variable.strip(), variable_name
     else:
         return default
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{source}: {value!r} is not a positive whole number")
+    low, high = bounds
+    if not _WHOLE.fullmatch(value) or not low <= int(value) <= high:
+        raise ConfigError(f"{source}: {value!r} is not a whole number from {low:,} to {high:,}")
     return int(value)
+
+
+def parse_seconds(value: str, what: str, low: float = 0.1, high: float = 86400.0) -> float:
+    """A number of seconds a person typed: finite, within bounds (nan and inf are not a number of seconds)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or not low <= seconds <= high:
+        raise ConfigError(f"{what}: {value!r} is not a number of seconds from {low:g} to {high:g}")
+    return seconds
 
 
 def _log_format(value: str) -> str:
@@ -176,7 +209,7 @@ def parse_ports(value: str, what: str) -> tuple[int, ...]:
         item = item.strip()
         if not item:
             continue
-        if not item.isdigit() or not 1 <= int(item) <= 65535:
+        if not _WHOLE.fullmatch(item) or not 1 <= int(item) <= 65535:
             raise ConfigError(f"{what}: {item!r} is not a TCP port (1-65535); example: {what}=80,8080")
         if int(item) not in ports:
             ports.append(int(item))

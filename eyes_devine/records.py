@@ -274,6 +274,9 @@ class EngineCounters:
     tls_server_names: list[str] = field(default_factory=list)
     """SNI names seen on HTTP ports (bounded, first ones kept)."""
     http_parse_errors: int = 0
+    """Heads llhttp refused (read leniently instead, or skipped) and bodies it could not delimit."""
+    oversized_heads: int = 0
+    """Message heads that grew past ``max_header_bytes`` (the message is flagged ``oversized``)."""
     unpaired_responses: int = 0
     """Responses dropped because no request seen could have caused them (after capture loss)."""
 

@@ -26,6 +26,7 @@ from eyes_devine.adapters.pcapfile import CaptureFile, CaptureFileError
 from eyes_devine.config import Settings, bpf_filter, port_filter
 from eyes_devine.core.engine import Engine
 from eyes_devine.core.flows import FlowTracker
+from eyes_devine.core.http.framing import HttpLimits
 from eyes_devine.enrich.annotator import Annotator
 from eyes_devine.enrich.attribution import ContainerMap
 from eyes_devine.records import EngineCounters, Exchange, Flow
@@ -103,12 +104,13 @@ class FileResult:
 
 
 def read_capture(path: str, ports: tuple[int, ...], stages: Stages,
-                 progress: Callable[[int, int], None] | None = None, flows: bool = False) -> FileResult:
+                 progress: Callable[[int, int], None] | None = None, flows: bool = False,
+                 http_limits: HttpLimits | None = None) -> FileResult:
     """Run a capture file through the engine into ``stages``; with ``flows`` every TCP, UDP and ICMP flow is
     summarised too.  Raises CaptureFileError if the file cannot be opened at all, UnsupportedLinkType if its
     frames are of a kind we cannot decode."""
     started = time.perf_counter()
-    engine = Engine(stages.exchange, ports, only_server_ports=True,
+    engine = Engine(stages.exchange, ports, only_server_ports=True, http_limits=http_limits,
                     tracker=FlowTracker(stages.flow) if flows else None)
     interface = os.path.basename(path)
     current_linktype = None
@@ -143,8 +145,9 @@ class LivePipeline:
     """
 
     def __init__(self, interfaces: tuple[str, ...], bpf: str, ports: tuple[int, ...], stages: Stages,
-                 flows: bool = False, active_flows: int = 0) -> None:
-        self.engine = Engine(stages.exchange, ports, tracker=FlowTracker(stages.flow) if flows else None)
+                 flows: bool = False, active_flows: int = 0, http_limits: HttpLimits | None = None) -> None:
+        self.engine = Engine(stages.exchange, ports, http_limits=http_limits,
+                             tracker=FlowTracker(stages.flow) if flows else None)
         self._stages = stages
         self._active_flows = active_flows
         # SimpleQueue is the cheapest thread hand-off in CPython; its bound is enforced by hand.
@@ -265,7 +268,8 @@ class Monitor:
         from eyes_devine.adapters.docker import DockerWatcher
 
         self.live = LivePipeline(interfaces, bpf_filter(settings), settings.ports, self.stages,
-                                 flows=settings.all_traffic, active_flows=active_flows)
+                                 flows=settings.all_traffic, active_flows=active_flows,
+                                 http_limits=HttpLimits(settings.max_header_bytes))
         self.docker = DockerWatcher(settings.docker_environment, self._update, self.containers, log,
                                     on_change=self._follow_ports)
         self._log = log

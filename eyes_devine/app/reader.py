@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from eyes_devine.app.pipeline import FileResult, Stages, read_capture
+from eyes_devine.core.http.framing import HttpLimits
 from eyes_devine.enrich.annotator import Annotator
 from eyes_devine.records import Flow
 from eyes_devine.sinks import Record, SinkCounters
@@ -38,7 +39,7 @@ class _Flows:
 
 
 def read_file(path: str, ports: tuple[int, ...], annotator: Annotator, as_json: bool, flows: bool,
-              progress: bool, colour: bool) -> FileResult:
+              progress: bool, colour: bool, http_limits: HttpLimits | None = None) -> FileResult:
     """Print the file's exchanges (or, with ``flows``, its flows) on stdout as they complete.
 
     Raises CaptureFileError, UnsupportedLinkType, or ReaderGone when stdout's reader went away.
@@ -49,9 +50,9 @@ def read_file(path: str, ports: tuple[int, ...], annotator: Annotator, as_json: 
         stderr = make_console(stderr=True)
         if progress and stderr.is_terminal:
             with file_progress(stderr, os.path.basename(path)) as advance:
-                result = read_capture(path, ports, stages, advance, flows=flows)
+                result = read_capture(path, ports, stages, advance, flows=flows, http_limits=http_limits)
         else:
-            result = read_capture(path, ports, stages, flows=flows)
+            result = read_capture(path, ports, stages, flows=flows, http_limits=http_limits)
     if flows:
         print_records(sorted(collected.found, key=lambda flow: flow.ts_first), as_json, flows_table)
     return result

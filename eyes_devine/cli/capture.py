@@ -22,6 +22,8 @@ from eyes_devine.cli.options import (
     capture_options,
     docker_options,
     fail,
+    parsing_options,
+    seconds,
     security_options,
     store_options,
     user_option,
@@ -63,6 +65,7 @@ def interfaces(as_json: bool, **flags: Any) -> None:
               help="Print the file's flows (every TCP, UDP and ICMP conversation, classified) instead of its "
                    "exchanges.")
 @security_options
+@parsing_options
 def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows_only: bool, **flags: Any) -> None:
     """Read a pcap or pcapng FILE and print its HTTP exchanges.
 
@@ -75,13 +78,15 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
     from eyes_devine.adapters.pcapfile import CaptureFileError
     from eyes_devine.app.reader import read_file
     from eyes_devine.core.decode import UnsupportedLinkType
+    from eyes_devine.core.http.framing import HttpLimits
     from eyes_devine.views.stdout import ReaderGone
     from eyes_devine.views.summary import summary_line
 
     settings = build_settings(ports=ports, **flags)
     try:
         result = read_file(capture_file, settings.ports, annotator_for(settings), as_json, flows_only,
-                           progress=not quiet, colour=sys.stdout.isatty())
+                           progress=not quiet, colour=sys.stdout.isatty(),
+                           http_limits=HttpLimits(settings.max_header_bytes))
     except CaptureFileError as error:
         fail(str(error), EXIT_FAILURE)
     except UnsupportedLinkType as error:
@@ -104,13 +109,14 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
 @click.option("--batch-size", type=int, metavar="N",
               help="Most exchanges per SQLite transaction [EYES_DEVINE_BATCH_SIZE; default 500].")
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines on stderr [EYES_DEVINE_LOG_FORMAT].")
-@click.option("--stats-interval", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              metavar="SECONDS", help="Seconds between counter lines in the log.")
+@click.option("--stats-interval", default="30", show_default=True, metavar="SECONDS",
+              help="Seconds between counter lines in the log (0.1 to 86400).")
 @click.option("--json", "as_json", is_flag=True, help="Also print every exchange on stdout as JSON Lines.")
 @all_traffic_option
 @user_option
 @security_options
-def run(stats_interval: float, as_json: bool, user: str | None, **flags: Any) -> None:
+@parsing_options
+def run(stats_interval: str, as_json: bool, user: str | None, **flags: Any) -> None:
     """Capture, attribute and store HTTP exchanges until SIGTERM or SIGINT (the headless service).
 
     Captures on the discovered Docker interfaces (or -i / NETWORK_INTERFACES),
@@ -130,7 +136,8 @@ def run(stats_interval: float, as_json: bool, user: str | None, **flags: Any) ->
     log = ServiceLog(sys.stderr, settings.log_format)
     if hint:
         log.warning(hint)
-    options = ServiceOptions(interfaces=selected, stats_interval=stats_interval, account=account,
+    options = ServiceOptions(interfaces=selected, stats_interval=seconds(stats_interval, "--stats-interval"),
+                             account=account,
                              annotator=annotator_for(settings, log.warning),
                              json_fd=sys.stdout.fileno() if as_json else None)
     sys.exit(asyncio.run(serve(settings, options, log)))
@@ -150,6 +157,7 @@ def run(stats_interval: float, as_json: bool, user: str | None, **flags: Any) ->
 @all_traffic_option
 @user_option
 @security_options
+@parsing_options
 def watch(attach: bool, container: str | None, user: str | None, flows_view: bool, **flags: Any) -> None:
     """The live per-container table: requests, rates, status classes, latency, the latest exchanges.
 

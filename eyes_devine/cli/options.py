@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 import click
 
-from eyes_devine.config import ENVIRONMENT_VARIABLES, ConfigError, Settings
+from eyes_devine.config import ENVIRONMENT_VARIABLES, ConfigError, Settings, parse_seconds
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -119,6 +119,23 @@ def all_traffic_option(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Also summarise every TCP, UDP and ICMP flow per container (DNS, TLS with SNI, SSH, FTP, HTTP, ICMP) "
              "for `eyes-devine flows`; captures every IP packet, HTTP is still parsed on the HTTP ports.",
     )(command)
+
+
+def parsing_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Bounds of HTTP parsing, for the commands that parse traffic."""
+    return click.option(
+        "--max-header-bytes", type=int, metavar="N",
+        help="Most bytes of one HTTP message head; a longer one is flagged oversized and skipped "
+             "[EYES_DEVINE_MAX_HEADER_BYTES; default 65536].",
+    )(command)
+
+
+def seconds(value: str, what: str) -> float:
+    """A number of seconds from a flag; anything else is one line and exit 2."""
+    try:
+        return parse_seconds(value, what)
+    except ConfigError as error:
+        fail(str(error))
 
 
 def store_options(command: Callable[..., Any]) -> Callable[..., Any]:

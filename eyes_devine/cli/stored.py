@@ -21,7 +21,7 @@ from eyes_devine.enrich.rules import RULE_IDS
 @click.option("--method", metavar="METHOD", help="Only this request method (any case).")
 @click.option("--path-contains", metavar="TEXT", help="Only request-targets containing TEXT.")
 @click.option("--since", metavar="AGE|TIME", help="Only newer than an age (90s, 10m, 2h, 1d) or an ISO-8601 time.")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("-n", "--limit", type=click.IntRange(min=1, max=1_000_000), default=100, show_default=True,
               help="The newest N matching exchanges.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines with the exchange keys instead of the table.")
 def requests(as_json: bool, limit: int, since: str | None, status: str | None, **flags: Any) -> None:
@@ -55,7 +55,7 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
 @click.option("-c", "--container", metavar="NAME|ID", help="Served or sent by this container (name, or id prefix).")
 @click.option("--rule", type=click.Choice(RULE_IDS), metavar="ID", help="Only exchanges that matched this rule.")
 @click.option("--since", metavar="AGE|TIME", help="Only newer than an age (90s, 10m, 2h, 1d) or an ISO-8601 time.")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("-n", "--limit", type=click.IntRange(min=1, max=1_000_000), default=100, show_default=True,
               help="The newest N matching exchanges.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines with the exchange keys instead of the table.")
 def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, container: str | None,
@@ -113,7 +113,7 @@ def _show_stored(settings: Settings, ask: Callable[[Any], Awaitable[list[Any]]],
 @click.option("--protocol", metavar="NAME",
               help="Only this protocol: dns, tls, ssh, ftp, http, tcp, udp, icmp or icmpv6.")
 @click.option("--since", metavar="AGE|TIME", help="Only active after an age (90s, 10m, 2h, 1d) or an ISO-8601 time.")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("-n", "--limit", type=click.IntRange(min=1, max=1_000_000), default=100, show_default=True,
               help="The N flows that ended last.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines with the flow keys instead of the table.")
 def flows(as_json: bool, limit: int, since: str | None, protocol: str | None, container: str | None,

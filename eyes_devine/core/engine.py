@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection
 from eyes_devine.core.decode import Decode, decoder_for
 from eyes_devine.core.flows import FlowTracker
 from eyes_devine.core.http.connection import HttpConnection
+from eyes_devine.core.http.framing import HttpLimits
 from eyes_devine.core.tcp import FlowTable, TcpLimits
 from eyes_devine.records import EngineCounters, Exchange, Segment
 
@@ -33,17 +34,19 @@ class Engine:
         *,
         only_server_ports: bool = False,
         limits: TcpLimits | None = None,
+        http_limits: HttpLimits | None = None,
         tracker: FlowTracker | None = None,
     ) -> None:
         """``only_server_ports`` drops TCP on other ports, as the BPF filter does for live capture; a ``tracker``
         implies it, since its capture filter lets every port through."""
+        http = http_limits or HttpLimits()
         self.counters = EngineCounters()
         counters = self.counters
         self._decoders: dict[int, Decode] = {}
         self.tracker = tracker
         self._ports = frozenset(server_ports) if only_server_ports or tracker is not None else None
         self.flows = FlowTable(
-            lambda endpoints, ts: HttpConnection(endpoints, emit, counters),
+            lambda endpoints, ts: HttpConnection(endpoints, emit, counters, http),
             counters,
             frozenset(server_ports),
             limits or TcpLimits(),

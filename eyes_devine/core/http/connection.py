@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from eyes_devine.core.http.framing import HttpLimits
 from eyes_devine.core.http.headers import MAX_VALUE
 from eyes_devine.core.http.pairing import Pairing, Request, flag
 from eyes_devine.core.http.parsers import Mode
@@ -54,6 +55,7 @@ from eyes_devine.core.tcp import Endpoints
 from eyes_devine.records import NO_ATTRIBUTION, NO_PEER, EngineCounters, Exchange
 
 _ZEROS = memoryview(bytes(65536))
+DEFAULT_LIMITS = HttpLimits()
 _new = tuple.__new__
 _PARSE = Mode.PARSE
 """Builds an Exchange from all its fields without the named tuple's Python-level constructor (once per request)."""
@@ -62,8 +64,10 @@ _PARSE = Mode.PARSE
 class HttpConnection:
     """Turns one TCP connection's byte streams into :class:`Exchange` records (a ``StreamHandler``)."""
 
-    def __init__(self, endpoints: Endpoints, emit: Callable[[Exchange], None], counters: EngineCounters) -> None:
+    def __init__(self, endpoints: Endpoints, emit: Callable[[Exchange], None], counters: EngineCounters,
+                 limits: HttpLimits = DEFAULT_LIMITS) -> None:
         self._endpoints = endpoints
+        self.limits = limits
         self._emit = emit
         self.counters = counters
         self.off = False
@@ -164,10 +168,8 @@ class HttpConnection:
         if not req.method:
             requests.finish_early(req)
         req.done = True
-        if req.method == "HEAD":
-            requests.heads -= 1
-            if not requests.heads:
-                self.responses.heads_done()
+        if req.special:
+            requests.special -= 1
         flags = req.flags
         prev = req.prev
         if prev is not None:
@@ -209,7 +211,7 @@ class HttpConnection:
             ))
         )
         if req is requests.hold_request:
-            self._resume = True
+            self._resume = self.responses._between = True
 
     def _unanswered(self, req: Request) -> None:
         """The pairing gave ``req`` up: it is reported without a response."""

@@ -1,8 +1,10 @@
-"""The few header fields an exchange keeps, found without lower-casing every header name.
+"""The few header fields an exchange keeps: Host, User-Agent, Content-Type, and the two that frame a body.
 
-Only Host, User-Agent, Content-Type, Content-Length and Transfer-Encoding
-values are looked at; credential headers are never stored.  Text is decoded as
-UTF-8 (invalid bytes replaced) and cut to :data:`MAX_VALUE` characters.
+llhttp hands each header to the sides' ``on_header`` callbacks, which find the
+name without lower-casing every one (:data:`HEADER_CODES`).  A head llhttp
+rejects is read with :func:`request_fields` and :func:`response_fields` instead.
+Credential headers are never stored.  Text is decoded as UTF-8 (invalid bytes
+replaced) and cut to :data:`MAX_VALUE` characters.
 """
 
 from __future__ import annotations
@@ -45,6 +47,33 @@ def other_spelling(name: bytes) -> int:
     if len(name) not in _HEADER_LENGTHS:
         return 0
     return HEADER_CODES.get(name.lower(), 0)
+
+
+_BLANKS = b" \t\r"  # around a value read from a rejected head
+
+
+def _field(lower: bytes, head: bytes, needle: bytes) -> bytes | None:
+    at = lower.find(needle)
+    if at < 0:
+        return None
+    start = at + len(needle)
+    stop = lower.find(b"\n", start)
+    return head[start:stop if stop >= 0 else len(head)].strip(_BLANKS)
+
+
+def request_fields(head: bytes) -> tuple[bytes | None, bytes | None, bytes | None, bytes | None, bytes | None]:
+    """(Host, User-Agent, Content-Type, Content-Length, Transfer-Encoding) of a whole request head."""
+    lower = head.lower()
+    return (_field(lower, head, b"\nhost:"), _field(lower, head, b"\nuser-agent:"),
+            _field(lower, head, b"\ncontent-type:"), _field(lower, head, b"\ncontent-length:"),
+            _field(lower, head, b"\ntransfer-encoding:"))
+
+
+def response_fields(head: bytes) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """(Content-Type, Content-Length, Transfer-Encoding) of a whole response head."""
+    lower = head.lower()
+    return (_field(lower, head, b"\ncontent-type:"), _field(lower, head, b"\ncontent-length:"),
+            _field(lower, head, b"\ntransfer-encoding:"))
 
 
 def text(value: bytes) -> str:

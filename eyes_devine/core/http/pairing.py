@@ -48,7 +48,7 @@ class Request:
     """One request, from its first byte until its exchange is emitted."""
 
     __slots__ = ("ts", "prev", "method", "target", "host", "version", "user_agent", "content_type", "body", "flags",
-                 "lost", "done", "resp_end")
+                 "lost", "done", "resp_end", "special")
 
     def __init__(self, ts: float, prev: Request | None) -> None:
         self.ts = ts
@@ -64,6 +64,7 @@ class Request:
         self.lost = False  # its response was lost or cut: when it ended is unknown
         self.done = False  # emitted
         self.resp_end: float | None = None
+        self.special = False  # HEAD, CONNECT or Upgrade: its response must be given to llhttp in parts
 
 
 class LostRequests:

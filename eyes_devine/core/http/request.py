@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
+from eyes_devine.core.http.framing import LenientHead, read_request_head, target_text
 from eyes_devine.core.http.headers import (
     CONTENT_LENGTH,
     CONTENT_TYPE,
@@ -26,6 +27,7 @@ from eyes_devine.core.http.headers import (
 from eyes_devine.core.http.pairing import MAX_QUEUED, Request, flag
 from eyes_devine.core.http.parsers import Mode, new_request_parser
 from eyes_devine.core.http.resync import METHODS, REQUEST_LINE, Scanner
+from eyes_devine.core.http.stream import MessageStream
 from eyes_devine.core.redact import redact_target
 from eyes_devine.core.tls import HelloCollector
 
@@ -44,10 +46,16 @@ VERSIONS = frozenset({"1.0", "1.1"})
 _FIRST, _PARSE, _RESYNC, _HOLD, _TLS, _OFF = Mode  # module names: the hot path compares by identity
 
 
-class RequestSide:
+class RequestSide(MessageStream):
     """Requests from one connection's client; llhttp calls the ``on_*`` methods while parsing."""
 
+    __slots__ = ("_conn", "_pairing", "_counters", "mode", "_parser", "_ts", "current", "last", "_url", "_host",
+                 "_user_agent", "_content_type", "_content_length", "_transfer_encoding", "seen", "_false_starts",
+                 "_feeds", "_ended_in", "_scanner", "_held", "_held_ts", "hold_request", "_hello", "special",
+                 "_replaying")
+
     def __init__(self, conn: HttpConnection) -> None:
+        self._init_stream(conn.limits.max_header_bytes)
         self._conn = conn
         self._pairing = conn.pairing
         self._counters = conn.counters
@@ -72,9 +80,11 @@ class RequestSide:
         self._held_ts = 0.0
         self.hold_request: Request | None = None
         """The Upgrade or CONNECT request whose response decides what the held bytes are."""
-        self.heads = 0
-        """HEAD requests not yet answered: the response side feeds in pieces meanwhile."""
         self._hello = HelloCollector()
+        self.special = 0
+        """Requests not yet answered whose response llhttp cannot frame alone (HEAD, CONNECT, Upgrade)."""
+        self._replaying: Request | None = None
+        """The request whose framing a clean head is telling llhttp, after a lenient reading."""
 
     # -- what the connection calls --------------------------------------------------------
 
@@ -95,12 +105,7 @@ class RequestSide:
         elif mode is _RESYNC:
             self._resync(payload, ts)
         elif mode is _HOLD:
-            held = self._held
-            if held is not None:
-                if len(held) + len(payload) > MAX_HELD:
-                    self._held = None
-                else:
-                    held += payload
+            self._keep(payload)
         else:
             self._collect_tls(payload)
 
@@ -132,12 +137,12 @@ class RequestSide:
                     return
             self._cut()
             pairing.requests_lost(missing, in_request=True)
+            self._reset_head()
         else:
             # Between requests a client sends nothing else: the hole began a request.
             pairing.requests_lost(missing, pairing.sure_lost_request(ts))
         if self.mode is _PARSE:
-            self.mode = _RESYNC
-            self._scanner.reset()
+            self._start_resync()
 
     def finish_tls(self) -> bool:
         """The connection ended: a ClientHello still being collected is judged.  False when there was none."""
@@ -154,7 +159,11 @@ class RequestSide:
 
     def finish_early(self, req: Request) -> None:
         """``req`` is answered before its headers were all seen: fill in what its request line said."""
-        if not req.method and req is self.current and self._url:
+        if req is not self.current:
+            return
+        if self._head_buffer:
+            self._read_partial_head(req)
+        elif self._url:
             self._finish_request(req)
 
     def resume(self) -> None:
@@ -174,7 +183,6 @@ class RequestSide:
     def forget(self) -> None:
         """The stream is not HTTP after all: the bytes that looked like a request start were not one."""
         self.current = self.last = None
-        self.heads = 0
         self._held = None
 
     def stop(self) -> None:
@@ -189,6 +197,11 @@ class RequestSide:
     # -- llhttp's callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._url = b""
+        if self._replaying is not None:  # a clean head for a request already queued (its fields read leniently)
+            self.current = self._replaying
+            return
+        self._host = self._user_agent = self._content_type = self._content_length = self._transfer_encoding = None
         last = self.last
         if last is not None and not last.done:
             req = Request(self._ts, last)
@@ -198,8 +211,6 @@ class RequestSide:
         else:
             req = Request(self._ts, None)
         self.last = self.current = req
-        self._url = b""
-        self._host = self._user_agent = self._content_type = self._content_length = self._transfer_encoding = None
         pairing = self._pairing
         pairing.request_messages += 1
         queue = pairing.queue
@@ -235,6 +246,7 @@ class RequestSide:
         if self._transfer_encoding is not None and self._content_length is not None:
             flag(req, "smuggling_suspect")
         self.seen = True
+        self._in_head = False
 
     def on_body(self, body: bytes) -> None:
         self.current.body += len(body)  # type: ignore[union-attr]
@@ -242,21 +254,28 @@ class RequestSide:
     def on_message_complete(self) -> None:
         self.current = None
         self._ended_in = self._feeds
+        self._in_head = True
 
     # -- parsing --------------------------------------------------------------------------
 
     def feed(self, chunk: bytes | memoryview, ts: float) -> None:
         """Parse in-order bytes (in ``PARSE`` mode)."""
         self._ts = ts
-        self._pairing.request_bytes += len(chunk)
+        pairing = self._pairing
+        pairing.request_bytes += len(chunk)
         self._feeds += 1
-        self._pairing.orphans = 0
-        try:
-            self._parser.feed_data(chunk)  # type: ignore[union-attr]
-        except HttpParserUpgrade as upgrade:
-            self._hold(bytes(chunk[upgrade.args[0]:]), ts)
-        except HttpParserError as error:
-            self._failed(error, chunk, ts)
+        pairing.orphans = 0
+        if self._in_head and not self._head_buffer and chunk.find(b"\r\n\r\n") + 4 == len(chunk):
+            # The usual segment, one whole head and nothing else: MessageStream._whole, inlined.  What llhttp
+            # refuses in it is in that head.
+            try:
+                self._parser.feed_data(chunk)  # type: ignore[union-attr]
+            except HttpParserUpgrade as upgrade:
+                self._on_upgrade(chunk[upgrade.args[0]:])
+            except HttpParserError as error:
+                self._on_failure(error, bytes(chunk), True, chunk, 0, len(chunk))
+            return
+        self._cut_stream(chunk)
 
     def _finish_request(self, req: Request) -> None:
         """Fill the request record from what was parsed (request line known)."""
@@ -270,15 +289,15 @@ class RequestSide:
         if len(url) > MAX_VALUE:
             url = url[:MAX_VALUE]
             flag(req, "truncated")
-        req.target = redact_target(url.decode("utf-8", "replace"))
+        req.target = redact_target(url.decode("utf-8", "eyes-devine-percent"))  # framing.target_text, inlined
         if self._host is not None:
-            req.host = text(self._host)
+            req.host = self._host[:MAX_VALUE].decode("utf-8", "replace")
         if self._user_agent is not None:
-            req.user_agent = text(self._user_agent)
+            req.user_agent = self._user_agent[:MAX_VALUE].decode("utf-8", "replace")
         if self._content_type is not None:
-            req.content_type = text(self._content_type)
+            req.content_type = self._content_type[:MAX_VALUE].decode("utf-8", "replace")
         if req.method == "HEAD":
-            self.heads += 1
+            self._mark_special(req)
 
     def _body_remaining(self, req: Request) -> int:
         """Body bytes still due for a Content-Length request whose headers are parsed, else 0."""
@@ -297,7 +316,9 @@ class RequestSide:
         self.current = None
         if req.done:
             return
-        if self._url:
+        if not req.method and self._head_buffer:
+            self._read_partial_head(req)
+        if req.method or self._url:
             if not req.method:
                 self._finish_request(req)
             flag(req, "truncated")
@@ -309,34 +330,146 @@ class RequestSide:
             req.lost = req.done = True
             self._pairing.requests_lost(0, req.ts)
 
-    def _failed(self, error: HttpParserError, chunk: bytes | memoryview, ts: float) -> None:
+    def _on_failure(self, error: HttpParserError, head: bytes | None, whole: bool, chunk: bytes | memoryview,
+                    begin: int, end: int) -> int:
+        if head is not None and not _framing_error(error):
+            if whole:
+                read = read_request_head(head)
+                if read is not None and (read.version in VERSIONS or read.method in METHODS):
+                    self._read_leniently(read)
+                    return end
+            elif head.partition(b" ")[0] in METHODS:
+                self._wait_for_head()  # a known method: most likely a request with a byte llhttp refuses
+                return end
         if not self.seen and (not self._url or self._parser.get_http_version() not in VERSIONS):  # type: ignore[union-attr]
             # No request line parsed yet.  A connection picked up mid-message still shows one
             # later in the segment; anything else is not HTTP.  The search starts past the
-            # first byte: a request line right there is the one that just failed, and
-            # retrying it would never end.
-            match = REQUEST_LINE.search(chunk, 1)
+            # first byte of the failed part: a request line right there is the one that just
+            # failed, and retrying it would never end.
+            match = REQUEST_LINE.search(chunk, begin + 1)  # type: ignore[call-overload]
             self._false_starts += 1
             if match is None or self._false_starts > MAX_FALSE_STARTS:
                 self._conn.not_http()
-                return
+                return len(chunk)
             self._cut()
-            self.mode = _RESYNC
-            self._scanner.reset()
-            self._resync(bytes(chunk[match.start():]), ts)
-            return
+            self._start_resync()
+            self._resync(bytes(chunk[match.start():]), self._ts)
+            return len(chunk)
         self._counters.http_parse_errors += 1
+        self._abandon(error)
+        return len(chunk)
+
+    def _abandon(self, error: HttpParserError) -> None:
+        """llhttp cannot go on after valid HTTP: the request so far is reported, and parsing resumes at the next
+        request line (whatever followed the error in this segment is skipped and may hold requests)."""
         req = self.current
         if req is not None:
             flag(req, "parse_error")
-            reason = str(error)
-            if "Content-Length" in reason or "Transfer-Encoding" in reason:
+            if _framing_error(error):
                 flag(req, "smuggling_suspect")
             self._cut()
-        # Whatever followed the error in this segment is skipped and may hold requests.
         self._pairing.requests_lost(0)
+        self._start_resync()
+
+    def _on_rejected_head(self, head: bytes) -> None:
+        read = read_request_head(head)
+        if read is None:
+            self._on_failure(HttpParserError("not a request line"), None, False, head, 0, len(head))
+        else:
+            self._read_leniently(read)
+
+    def _read_leniently(self, read: LenientHead) -> None:
+        """A head llhttp refused, read as a server reads it: still an exchange, flagged ``parse_error``.
+
+        llhttp then gets a clean head with the same framing, so the body is delimited as before
+        and the next message parses as usual.
+        """
+        self._counters.http_parse_errors += 1
+        req = self.current
+        if req is None:
+            self.on_message_begin()
+            req = self.current
+        assert req is not None
+        method = read.method if read.method in METHODS and read.method != b"CONNECT" else b"GET"
+        version = read.version if read.version in VERSIONS else "1.1"
+        clean = method + b" / HTTP/" + version.encode() + b"\r\n" + read.framing + b"\r\n"
+        self._parser = new_request_parser(self)
+        self._reset_head()
+        self._host, self._user_agent, self._content_type = read.host, read.user_agent, read.content_type
+        self._content_length, self._transfer_encoding = read.content_length, read.transfer_encoding
+        self._replaying = req
+        try:
+            self._parser.feed_data(clean)
+        except HttpParserError as error:  # framing llhttp refuses too (conflicting Content-Lengths)
+            self._replaying = None
+            self._fill(req, read)
+            self._abandon(error)
+            return
+        finally:
+            self._replaying = None
+        self._fill(req, read)
+        flag(req, "parse_error")
+
+    def _read_partial_head(self, req: Request) -> None:
+        """What the whole lines of a head cut short say (a line still arriving is not trusted)."""
+        buffer = self._head_buffer
+        lines = bytes(buffer[:buffer.rfind(b"\n") + 1])
+        read = read_request_head(lines) if lines else None
+        if read is not None:
+            self._fill(req, read)
+
+    def _mark_special(self, req: Request) -> None:
+        """HEAD, CONNECT and Upgrade requests: their responses need the response side's care."""
+        if not req.special:
+            req.special = True
+            self.special += 1
+
+    def _fill(self, req: Request, read: LenientHead) -> None:
+        """The request as its leniently read head says."""
+        req.method = METHODS.get(read.method) or read.method.decode("latin-1")
+        target = read.target
+        if len(target) > MAX_VALUE:
+            target = target[:MAX_VALUE]
+            flag(req, "truncated")
+        req.target = redact_target(target_text(target))
+        req.version = read.version if read.version in VERSIONS else ""
+        req.host = text(read.host) if read.host is not None else None
+        req.user_agent = text(read.user_agent) if read.user_agent is not None else None
+        req.content_type = text(read.content_type) if read.content_type is not None else None
+
+    def _oversized(self, head: bytes) -> None:
+        """The head grew past the limit: reported as it began, flagged ``oversized``; parsing resumes at the
+        next request line."""
+        self._counters.oversized_heads += 1
+        req = self.current
+        if req is None or (not self.seen and head.partition(b" ")[0] not in METHODS):
+            self._conn.not_http()
+            return
+        if not req.method:
+            read = read_request_head(head)
+            if read is not None:
+                self._fill(req, read)
+        flag(req, "oversized")
+        self._cut()
+        self._start_resync()
+
+    def _body_seen(self) -> int:
+        return self.current.body if self.current is not None else 0
+
+    def _messages_begun(self) -> int:
+        return self._pairing.request_messages
+
+    def _on_upgrade(self, rest: bytes | memoryview) -> None:
+        self._hold(bytes(rest), self._ts)
+
+    def _rest(self, rest: bytes | memoryview) -> None:
+        if self.mode is _HOLD:
+            self._keep(bytes(rest))
+
+    def _start_resync(self) -> None:
         self.mode = _RESYNC
         self._scanner.reset()
+        self._reset_head()
 
     def _resync(self, payload: bytes, ts: float) -> None:
         rest, start_ts, skipped, after_other = self._scanner.scan(payload, ts)
@@ -347,7 +480,17 @@ class RequestSide:
                 self._pairing.pipelining = True
             self.mode = _PARSE
             self._parser = new_request_parser(self)
+            self._reset_head()
             self.feed(rest, start_ts)
+
+    def _keep(self, payload: bytes) -> None:
+        """Bytes after an Upgrade/CONNECT request, until the response says what they are (bounded)."""
+        held = self._held
+        if held is not None:
+            if len(held) + len(payload) > MAX_HELD:
+                self._held = None
+            else:
+                held += payload
 
     def _hold(self, rest: bytes, ts: float) -> None:
         """An Upgrade/CONNECT request was parsed: what follows depends on the response."""
@@ -357,6 +500,8 @@ class RequestSide:
         req = self.hold_request = self.last
         if req is None or req.done:
             self.resume()
+        else:
+            self._mark_special(req)
 
     # -- TLS and non-HTTP -----------------------------------------------------------------
 
@@ -383,3 +528,10 @@ class RequestSide:
         names = self._counters.tls_server_names
         if name is not None and len(names) < MAX_SERVER_NAMES and name not in names:
             names.append(name)
+
+
+def _framing_error(error: HttpParserError) -> bool:
+    """Whether llhttp refused how the body is delimited: servers disagree there, which is what smuggling uses, so
+    such a head is not read leniently (a guess at the framing could hide the smuggled request)."""
+    reason = str(error)
+    return "Content-Length" in reason or "Transfer-Encoding" in reason

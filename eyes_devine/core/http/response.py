@@ -2,28 +2,26 @@
 
 1xx responses (except 101) keep the pairing and wait for the final one.  An
 exchange is emitted when its final response completes (responses delimited by
-the connection closing, when it closes).
-
-Pieces.  llhttp cannot be told that a response answers HEAD, nor that a 2xx
-answers CONNECT, and a refused Upgrade must let the client's held bytes be
-parsed before the next response is paired.  So while such a request is
-outstanding, response bytes are fed in pieces that end right after each
-``CRLFCRLF`` and at the end of a Content-Length body: every message then ends
-at the end of a piece, and what the connection does about it (a fresh parser
-after a HEAD response's headers, going off for a tunnel, resuming the client)
-happens between pieces, never inside a callback.
+the connection closing, when it closes).  llhttp cannot be told that a response
+answers HEAD, nor that a 2xx answers CONNECT: a HEAD response's exchange is
+emitted when its head is done and a fresh parser takes the next byte, and a
+tunnel turns the connection off.  Both happen between two parts of the stream
+(:mod:`.stream`), as does parsing the client's held bytes after a refused
+Upgrade, so the next response pairs with the requests they hold.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
+from httptools import HttpParserError, HttpResponseParser
 
+from eyes_devine.core.http.framing import LenientHead, looks_like_response, read_response_head
 from eyes_devine.core.http.headers import CONTENT_LENGTH, CONTENT_TYPE, HEADER_CODES, TRANSFER_ENCODING, other_spelling
 from eyes_devine.core.http.pairing import Request, flag
 from eyes_devine.core.http.parsers import Mode, new_response_parser
 from eyes_devine.core.http.resync import STATUS_LINE, Scanner
+from eyes_devine.core.http.stream import MessageStream
 
 if TYPE_CHECKING:
     from eyes_devine.core.http.connection import HttpConnection
@@ -31,10 +29,15 @@ if TYPE_CHECKING:
 _FIRST, _PARSE, _RESYNC, _OFF = Mode.FIRST, Mode.PARSE, Mode.RESYNC, Mode.OFF
 
 
-class ResponseSide:
+class ResponseSide(MessageStream):
     """Responses from one connection's server; llhttp calls the ``on_*`` methods while parsing."""
 
+    __slots__ = ("_conn", "_requests", "_pairing", "_counters", "mode", "_parser", "ts", "answering", "_orphan",
+                 "active", "_started", "_status", "_reason", "_content_type", "_content_length", "_transfer_encoding",
+                 "_body", "_head_complete", "_informational", "seen", "garbage", "_restart", "_replaying", "_scanner")
+
     def __init__(self, conn: HttpConnection) -> None:
+        self._init_stream(conn.limits.max_header_bytes)
         self._conn = conn
         self._requests = conn.requests
         self._pairing = conn.pairing
@@ -56,16 +59,16 @@ class ResponseSide:
         self._content_length: bytes | None = None
         self._transfer_encoding: bytes | None = None
         self._body = 0
-        self._headers_done = False
+        self._head_complete = False
         self._informational = False
         """The message in progress is a 1xx."""
         self.seen = False
         self.garbage = False
         """The server's first bytes were not HTTP."""
         self._restart = False
-        """A HEAD response's headers are done: a fresh parser takes the next piece."""
-        self._tail = b""
-        """Last bytes fed while feeding in pieces, to find a CRLFCRLF split across segments."""
+        """A HEAD response's head is done: a fresh parser takes the next byte."""
+        self._replaying: LenientHead | None = None
+        """The leniently read head whose status and framing a clean head is telling llhttp."""
         self._scanner = Scanner(STATUS_LINE)
 
     # -- what the connection calls --------------------------------------------------------
@@ -93,7 +96,7 @@ class ResponseSide:
         req = self.answering
         if req is not None:
             flag(req, "gap")
-        if self.active and self._headers_done and not self._informational:
+        if self.active and self._head_complete and not self._informational:
             if self._body_until_close():
                 self._body += missing
                 return
@@ -112,7 +115,7 @@ class ResponseSide:
 
     def close(self) -> None:
         """The connection ended: a response delimited by the close is complete, any other is cut."""
-        if (self.active and self.mode is _PARSE and self._headers_done and not self._informational
+        if (self.active and self.mode is _PARSE and self._head_complete and not self._informational
                 and self._body_until_close()):
             self.on_message_complete()
         else:
@@ -135,10 +138,6 @@ class ResponseSide:
             # Its final response has not started: let the next pairing decide.
             self._pairing.queue.appendleft(req)
 
-    def heads_done(self) -> None:
-        """No HEAD request is outstanding any more: the piece tail is not needed."""
-        self._tail = b""
-
     def stop(self) -> None:
         self.mode = _OFF
 
@@ -148,19 +147,22 @@ class ResponseSide:
     # -- llhttp's callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._started = self.ts
         self._status = 0
-        self._reason = b""
         self._content_type = self._content_length = self._transfer_encoding = None
         self._body = 0
-        self._headers_done = self._informational = False
+        self._head_complete = self._informational = False
+        if self._replaying is not None:
+            return  # a clean head for the response already begun: its start and reason stand
+        self._started = self.ts
+        self._reason = b""
         self.active = True
         self._pairing.response_messages += 1
 
     def on_status(self, reason: bytes) -> None:
         if not self._status:
             self._status_line()
-        self._reason += reason
+        if self._replaying is None:
+            self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
         code = HEADER_CODES.get(name)
@@ -178,7 +180,11 @@ class ResponseSide:
             return  # a tunnel's bytes, parsed on past the response that opened it
         if not self._status:
             self._status_line()
-        self._headers_done = self.seen = True
+        replaying = self._replaying
+        if replaying is not None:
+            self._content_type = replaying.content_type
+        self._head_complete = self.seen = True
+        self._in_head = False
         status = self._status
         if status < 200 and status != 101:
             self._informational = True
@@ -195,14 +201,15 @@ class ResponseSide:
             self.answering = None
             self.active = False
             self._conn.emit(req, status, self._reason, self._started, self._content_type, 0)
-            self._restart = True
+            self._restart = self._between = True
 
     def on_body(self, body: bytes) -> None:
         self._body += len(body)
 
     def on_message_complete(self) -> None:
+        self._in_head = True
         if not self.active:
-            return  # a HEAD response, emitted when its headers were done
+            return  # a HEAD response, emitted when its head was done
         self.active = False
         if self._informational:
             return
@@ -215,67 +222,52 @@ class ResponseSide:
 
     # -- parsing --------------------------------------------------------------------------
 
+    def feed(self, chunk: bytes | memoryview, ts: float) -> None:
+        """Parse in-order bytes (in ``PARSE`` mode)."""
+        self.ts = ts
+        self._pairing.response_bytes += len(chunk)
+        if self._in_head and not self._head_buffer:
+            # The usual segment: one whole response, given at once when no request awaits an answer llhttp
+            # cannot frame alone (HEAD, CONNECT, Upgrade) and nothing after the head can begin another response.
+            end = chunk.find(b"\r\n\r\n") + 4
+            if end == len(chunk) or (end > 3 and not self._requests.special and chunk.count(b"HTTP/1.") == 1):
+                self._whole(chunk, end)
+                return
+        self._cut_stream(chunk)
+
+    def _between_parts(self) -> None:
+        if self._restart:
+            self._restart = False
+            self._parser = new_response_parser(self)
+            self._reset_head()
+        self._conn.between_pieces()
+
     def _status_line(self) -> None:
         """The status line is parsed: this is when a response is paired."""
         self._status = self._parser.get_status_code()  # type: ignore[union-attr]
         if self.answering is None and not self._orphan and not self._conn.off:
             self.answering = self._pairing.pair(self._started)
             self._orphan = self.answering is None
+        if self._replaying is not None and self.answering is not None:
+            flag(self.answering, "parse_error")
 
-    def feed(self, chunk: bytes | memoryview, ts: float) -> None:
-        """Parse in-order bytes (in ``PARSE`` mode)."""
-        self.ts = ts
-        requests = self._requests
-        if requests.heads or requests.hold_request is not None:  # inlined HttpConnection.in_pieces: per segment
-            self._feed_pieces(chunk)
-            return
-        self._pairing.response_bytes += len(chunk)
-        try:
-            self._parser.feed_data(chunk)  # type: ignore[union-attr]
-        except (HttpParserError, HttpParserUpgrade) as error:
-            self._failed(error)
-
-    def _feed_pieces(self, chunk: bytes | memoryview) -> None:
-        """Feed so every message ends at the end of a piece (see the module doc)."""
-        tail = self._tail
-        buf = tail + bytes(chunk)
-        shift = len(tail)
-        size = len(buf) - shift
-        view = memoryview(buf)[shift:]
-        start = 0
-        pos = buf.find(b"\r\n\r\n")
-        while start < size and self.mode is _PARSE:
-            end = size if pos < 0 else pos + 4 - shift
-            remaining = self._body_remaining() if self.active and self._headers_done else 0
-            if 0 < remaining < end - start:
-                end = start + remaining
-            self._pairing.response_bytes += end - start
-            try:
-                self._parser.feed_data(view[start:end])  # type: ignore[union-attr]
-            except (HttpParserError, HttpParserUpgrade) as error:
-                self._failed(error)
-            start = end
-            if self._restart:
-                self._restart = False
-                self._parser = new_response_parser(self)
-            self._conn.between_pieces()
-            while 0 <= pos and pos + 4 - shift <= start:
-                pos = buf.find(b"\r\n\r\n", pos + 1)
-        self._tail = buf[-3:]
-
-    def _failed(self, error: Exception) -> None:
-        """llhttp stopped on bytes it cannot read."""
+    def _on_failure(self, error: HttpParserError, head: bytes | None, whole: bool, chunk: bytes | memoryview,
+                    begin: int, end: int) -> int:
         conn = self._conn
         if conn.off:
-            return
-        if isinstance(error, HttpParserUpgrade):
-            conn.go_off()
-            return
+            return len(chunk)
+        if head is not None and (self.seen or conn.requests.seen):
+            if whole:
+                read = read_response_head(head)
+                if read is not None:
+                    self._read_leniently(read)
+                    return end
+            elif looks_like_response(head):
+                self._wait_for_head()
+                return end
         if self.seen or conn.requests.seen:
             self._counters.http_parse_errors += 1
-            req = self.answering
-            if req is None:
-                req = self._pairing.head_request()
+            req = self.answering or self._pairing.head_request()
             if req is not None:
                 flag(req, "parse_error")
         else:
@@ -284,6 +276,52 @@ class ResponseSide:
         began = not self.active or not self._status  # the bad bytes started a response
         self.cut()
         self._start_resync(0, began)
+        return len(chunk)
+
+    def _on_rejected_head(self, head: bytes) -> None:
+        read = read_response_head(head)
+        if read is not None:
+            self._read_leniently(read)
+        else:
+            self._on_failure(HttpParserError("not a status line"), None, False, head, 0, len(head))
+
+    def _read_leniently(self, read: LenientHead) -> None:
+        """A head llhttp refused, read as a client reads it: its status pairs and its exchange is flagged
+        ``parse_error``; llhttp then gets a clean head with the same status and framing."""
+        self._counters.http_parse_errors += 1
+        if self.answering is not None:
+            flag(self.answering, "parse_error")
+        self._reason = read.reason
+        clean = b"HTTP/1.1 %d X\r\n" % read.status + read.framing + b"\r\n"
+        self._parser = new_response_parser(self)
+        self._reset_head()
+        self._replaying = read
+        try:
+            self._parser.feed_data(clean)
+        except HttpParserError as error:  # framing llhttp refuses too
+            self._replaying = None
+            self._on_failure(error, None, False, clean, 0, len(clean))
+        finally:
+            self._replaying = None
+
+    def _oversized(self, head: bytes) -> None:
+        """The head grew past the limit: its request is flagged ``oversized``; parsing resumes at the next
+        status line."""
+        self._counters.oversized_heads += 1
+        req = self.answering or self._pairing.head_request()
+        if req is not None:
+            flag(req, "oversized")
+        self.cut()
+        self._start_resync(0, True)
+
+    def _body_seen(self) -> int:
+        return self._body
+
+    def _messages_begun(self) -> int:
+        return self._pairing.response_messages
+
+    def _on_upgrade(self, rest: bytes | memoryview) -> None:
+        self._conn.go_off()
 
     def _body_until_close(self) -> bool:
         te = self._transfer_encoding
@@ -302,7 +340,7 @@ class ResponseSide:
     def _start_resync(self, missing: int, began: bool) -> None:
         self.mode = _RESYNC
         self._scanner.reset()
-        self._tail = b""
+        self._reset_head()
         self._pairing.responses_lost(missing, began)
 
     def _resync(self, payload: bytes, ts: float) -> None:
@@ -311,4 +349,5 @@ class ResponseSide:
         if rest is not None:
             self.mode = _PARSE
             self._parser = new_response_parser(self)
+            self._reset_head()
             self.feed(rest, start_ts)
