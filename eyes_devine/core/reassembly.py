@@ -3,8 +3,21 @@
 Offsets (``nxt``, ``fin``, ``starts``) are unwrapped sequence numbers: congruent
 to the wire value modulo 2**32, growing past 2**32 instead of wrapping.
 
-Gap policy.  Out-of-order data is held (first data wins where segments overlap;
-``overlap_conflicts`` counts segments whose overlapping bytes differ).  A hole
+Overlap policy: target-based, as the receiver is Linux.  Behind a Docker bridge
+the receiving end is always a Linux kernel, so where two copies of the same
+bytes differ, the bytes kept are the ones Linux hands the application (Suricata's
+``linux`` policy; Zeek and Suricata both reassemble by target OS because an
+attacker who sends different copies chooses what a first-wins or last-wins
+monitor sees).  Linux's out-of-order queue (``tcp_data_queue_ofo``) keeps, for
+each byte, the copy from the segment that *starts* lowest; of two segments
+starting at the same place the longer one, and the earlier one on a tie.
+In-order data goes to the application at once, so it beats whatever was held
+beyond it.  Bytes already delivered stay as they were.  Every segment whose
+copy of held bytes differs counts in ``overlap_conflicts``, and the handler's
+``overlap`` is called just before the first byte of the differing range is
+delivered, so the message holding it can be flagged ``overlap_conflict``.
+
+Gap policy.  A hole
 in front of held data (or in front of a FIN) is declared lost, with
 ``handler.gap`` before the bytes after it, as soon as one of these holds:
 
@@ -30,7 +43,7 @@ arrives.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from typing import Any
 
 from eyes_devine.records import EngineCounters
@@ -56,7 +69,9 @@ class Direction:
         "slow",
         "starts",
         "chunks",
+        "origins",
         "held_bytes",
+        "conflicts",
     )
 
     def __init__(self, flow: Any, from_client: bool) -> None:
@@ -78,55 +93,67 @@ class Direction:
         self.starts: list[int] = []
         """Offsets of held out-of-order chunks: sorted, disjoint, all beyond ``nxt``."""
         self.chunks: list[bytes] = []
+        self.origins: list[tuple[int, int]] = []
+        """(start, end) of the segment each held chunk's bytes came from: the overlap policy compares those."""
         self.held_bytes = 0
+        self.conflicts: list[int] = []
+        """Offsets, sorted, where held bytes differ from another copy: the handler hears of each on delivery."""
 
     def hold(self, off: int, payload: bytes, counters: EngineCounters) -> None:
-        """Add a segment's bytes beyond ``nxt`` to the held chunks; bytes already held win."""
-        half = self
-        nxt = half.nxt
+        """Add a segment's bytes beyond ``nxt`` to the held chunks, by the Linux overlap policy (module docstring)."""
+        nxt = self.nxt
         end = off + len(payload)
         if end <= nxt:
             counters.retransmitted_segments += 1
             return
-        if off < nxt:
-            payload = payload[nxt - off :]
-            off = nxt
-        starts, chunks = half.starts, half.chunks
-        if not starts:
-            starts.append(off)
-            chunks.append(payload)
-            half.held_bytes += end - off
+        origin = (off, end)
+        pos = max(off, nxt)
+        starts, chunks, origins = self.starts, self.chunks, self.origins
+        first = bisect_right(starts, pos) - 1
+        if first < 0 or starts[first] + len(chunks[first]) <= pos:
+            first += 1
+        last = first
+        while last < len(starts) and starts[last] < end:
+            last += 1
+        if first == last:  # nothing held in the way: the usual out-of-order segment
+            starts.insert(first, pos)
+            chunks.insert(first, payload[pos - off :] if pos > off else payload)
+            origins.insert(first, origin)
+            self.held_bytes += end - pos
             return
-        pieces: list[tuple[int, bytes]] = []
-        conflict = False
-        pos = off
-        i = bisect_right(starts, off) - 1
-        if i >= 0:
-            held_end = starts[i] + len(chunks[i])
-            if held_end > off:
-                pos = min(held_end, end)
-                conflict = chunks[i][off - starts[i] : pos - starts[i]] != payload[: pos - off]
-        j = i + 1
-        while pos < end and j < len(starts) and starts[j] < end:
-            start, chunk = starts[j], chunks[j]
-            if start > pos:
-                pieces.append((pos, payload[pos - off : start - off]))
-            pos = min(start + len(chunk), end)
-            if chunk[: pos - start] != payload[start - off : pos - off]:
-                conflict = True
-            j += 1
+        pieces: list[tuple[int, bytes, tuple[int, int]]] = []
+        conflict: int | None = None
+        fresh = 0
+        for k in range(first, last):
+            held_start, held, held_origin = starts[k], chunks[k], origins[k]
+            held_end = held_start + len(held)
+            if held_start > pos:
+                pieces.append((pos, payload[pos - off : held_start - off], origin))
+                fresh += held_start - pos
+            elif held_start < pos:
+                pieces.append((held_start, held[: pos - held_start], held_origin))
+            lap_start, lap_end = max(held_start, pos), min(held_end, end)
+            mine = payload[lap_start - off : lap_end - off]
+            theirs = held[lap_start - held_start : lap_end - held_start]
+            new_wins = off < held_origin[0] or (off == held_origin[0] and end > held_origin[1])
+            pieces.append((lap_start, mine, origin) if new_wins else (lap_start, theirs, held_origin))
+            if mine != theirs and conflict is None:
+                conflict = lap_start + _first_difference(mine, theirs)
+            if held_end > end:
+                pieces.append((end, held[end - held_start :], held_origin))
+            pos = lap_end
         if pos < end:
-            pieces.append((pos, payload[pos - off :]))
-        if conflict:
+            pieces.append((pos, payload[pos - off :], origin))
+            fresh += end - pos
+        self.held_bytes += sum(len(piece) for _, piece, _ in pieces) - sum(len(chunk) for chunk in chunks[first:last])
+        starts[first:last] = [piece_start for piece_start, _, _ in pieces]
+        chunks[first:last] = [piece for _, piece, _ in pieces]
+        origins[first:last] = [piece_origin for _, _, piece_origin in pieces]
+        if conflict is not None:
             counters.overlap_conflicts += 1
-        if not pieces:
+            insort(self.conflicts, conflict)
+        elif not fresh:
             counters.retransmitted_segments += 1
-            return
-        for start, chunk in pieces:
-            k = bisect_right(starts, start)
-            starts.insert(k, start)
-            chunks.insert(k, chunk)
-            half.held_bytes += len(chunk)
 
     def resolve(self, ts: float, counters: EngineCounters, max_buffered: int, force: bool = False) -> None:
         """Deliver what is contiguous; declare holes the gap policy (or ``force``) says are lost."""
@@ -140,8 +167,14 @@ class Direction:
         while True:
             while starts and starts[0] == nxt:
                 del starts[0]
+                del half.origins[0]
                 chunk = chunks.pop(0)
                 half.held_bytes -= len(chunk)
+                conflicts = half.conflicts
+                if conflicts and conflicts[0] < nxt + len(chunk):
+                    half._deliver_conflicted(chunk, ts)
+                    nxt = half.nxt
+                    continue
                 nxt += len(chunk)
                 half.nxt = nxt
                 handler.data(from_client, chunk, ts)
@@ -153,6 +186,8 @@ class Direction:
                 fin = None
                 starts.clear()
                 chunks.clear()
+                half.origins.clear()
+                half.conflicts.clear()
                 half.held_bytes = 0
             if starts:
                 stop = starts[0]
@@ -178,5 +213,34 @@ class Direction:
             nxt = upto
             half.nxt = nxt
             handler.gap(from_client, missing, ts)
+            while half.conflicts and half.conflicts[0] < nxt:  # in the hole: those bytes never arrive
+                del half.conflicts[0]
         half.nxt = nxt
         half.slow = bool(starts) or fin is not None
+
+    def _deliver_conflicted(self, chunk: bytes, ts: float) -> None:
+        """Deliver a chunk holding bytes whose copies differed, telling the handler just before the first of them."""
+        handler = self.flow.handler
+        from_client = self.from_client
+        nxt = self.nxt
+        assert nxt is not None
+        conflicts = self.conflicts
+        while conflicts and conflicts[0] < nxt + len(chunk):
+            cut = max(conflicts.pop(0) - nxt, 0)
+            if cut:
+                handler.data(from_client, chunk[:cut], ts)
+                chunk = chunk[cut:]
+                nxt += cut
+                self.nxt = nxt
+            handler.overlap(from_client, ts)
+        if chunk:
+            self.nxt = nxt + len(chunk)
+            handler.data(from_client, chunk, ts)
+
+
+def _first_difference(mine: bytes, theirs: bytes) -> int:
+    """Index of the first byte where two equal-length copies differ."""
+    for index, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+        if a != b:
+            return index
+    return len(mine)

@@ -56,12 +56,16 @@ class StreamHandler(Protocol):
 
     ``from_client`` tells the direction.  Bytes arrive in order, each byte once;
     where bytes were lost ``gap`` is called instead, with how many are missing,
-    before the bytes that follow the hole.
+    before the bytes that follow the hole; where the wire carried different
+    copies of the next bytes, ``overlap`` is called before them.
     """
 
     def data(self, from_client: bool, payload: bytes, ts: float) -> None: ...
 
     def gap(self, from_client: bool, missing: int, ts: float) -> None: ...
+
+    def overlap(self, from_client: bool, ts: float) -> None:
+        """The next byte delivered is one whose copies on the wire differed (the Linux receiver's copy)."""
 
     def closed(self, ts: float) -> None: ...
 
@@ -144,6 +148,9 @@ class _Unborn:
 
     def gap(self, from_client: bool, missing: int, ts: float) -> None:
         self._born().gap(from_client, missing, ts)
+
+    def overlap(self, from_client: bool, ts: float) -> None:
+        self._born().overlap(from_client, ts)
 
     def closed(self, ts: float) -> None:
         if self.flow.handler is not self:

@@ -107,6 +107,31 @@ def test_a_head_past_the_limit_is_flagged_oversized_and_parsing_resumes():
     assert counters.oversized_heads == 1
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-segment", "two-segments"])
+@pytest.mark.parametrize("side", ["request", "response"])
+def test_a_whole_head_past_the_limit_is_oversized_and_what_follows_it_parses(side, split):
+    """However the head arrives, the limit is the same; the next message in the same segment is not lost."""
+    counters = EngineCounters()
+    conn = Conn(counters)
+    conn.handler = HttpConnection(ENDPOINTS, conn.exchanges.append, counters, HttpLimits(max_header_bytes=2048))
+    big_request = b"GET /huge HTTP/1.1\r\nHost: svc\r\nX-Big: " + b"a" * 3000 + b"\r\n\r\n"
+    big_response = response(200, b"big", headers=b"X-Big: " + b"b" * 3000 + b"\r\n")
+    if side == "request":
+        stream, cut = big_request + b"GET /after HTTP/1.1\r\nHost: svc\r\n\r\n", 1500
+        conn.client(stream[:cut]).client(stream[cut:]) if split else conn.client(stream)
+        conn.server(response(431, b"", reason=b"Request Header Fields Too Large") + response(200, b"after"))
+        expected = [("/huge", 431, ("oversized", "truncated")), ("/after", 200, ("pipelined",))]
+    else:
+        conn.client(b"GET /huge HTTP/1.1\r\nHost: svc\r\n\r\nGET /after HTTP/1.1\r\nHost: svc\r\n\r\n")
+        stream, cut = big_response + response(200, b"after"), 1500
+        conn.server(stream[:cut]).server(stream[cut:]) if split else conn.server(stream)
+        # Where the oversized response really ended is unknown, so /after's being pipelined is too.
+        expected = [("/huge", 200, ("oversized", "truncated")), ("/after", 200, ())]
+    exchanges = conn.close()
+    assert [(x.target, x.status, x.flags) for x in exchanges] == expected
+    assert counters.oversized_heads == 1
+
+
 @pytest.mark.parametrize("piece", [1, 7, 1448])
 def test_a_head_in_many_segments_parses_as_in_one(piece):
     head = b"GET /pieces HTTP/1.1\r\nHost: svc\r\nUser-Agent: " + b"u" * 3000 + b"\r\n\r\n"

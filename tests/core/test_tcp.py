@@ -71,13 +71,53 @@ def test_duplicate_segments_are_delivered_once_and_counted() -> None:
     assert counters.overlap_conflicts == 0
 
 
-def test_overlapping_segments_keep_the_first_data_and_count_conflicts() -> None:
+def test_in_order_data_beats_held_data_as_linux_does() -> None:
+    """Linux hands in-order bytes to the application at once; a held out-of-order copy of them loses."""
     flows, recorders, counters = table()
     handshake(flows)
     flows.ingest(segment(True, C0, b"ab"))
     flows.ingest(segment(True, C0 + 4, b"EF"))
-    flows.ingest(segment(True, C0 + 2, b"cdXXgh"))  # covers the held "EF" with other bytes
-    assert recorders[0].stream(True) == b"abcdEFgh"
+    flows.ingest(segment(True, C0 + 2, b"cdXXgh"))  # covers the held "EF" with other bytes, starting lower
+    assert recorders[0].stream(True) == b"abcdXXgh"
+    events = recorders[0].events
+    before = b"".join(e[2] for e in events[: events.index(("overlap", True))] if e[0] == "data")
+    assert before == b"abcd"  # told just before the first byte whose copies differ
+    assert counters.overlap_conflicts == 1
+
+
+@pytest.mark.parametrize(
+    ("segments", "expected"),
+    [
+        # (offset, bytes) in arrival order after a delivered "a"; the first byte of the stream, "a", is sent at 0.
+        pytest.param([(2, b"CD"), (2, b"cd")], b"CD", id="same-start-same-length-first-wins"),
+        pytest.param([(2, b"CD"), (2, b"cde")], b"cde", id="same-start-longer-wins"),
+        pytest.param([(2, b"CDE"), (2, b"cd")], b"CDE", id="same-start-shorter-loses"),
+        pytest.param([(3, b"DE"), (2, b"cde")], b"cde", id="lower-start-wins"),
+        pytest.param([(2, b"CDE"), (3, b"de")], b"CDE", id="higher-start-loses"),
+        pytest.param([(2, b"CD"), (4, b"EF"), (3, b"dXfG")], b"CDXfG", id="loses-to-one-beats-the-other"),
+        pytest.param([(3, b"D"), (5, b"F"), (2, b"cdefg")], b"cdefg", id="lower-start-covers-several"),
+        pytest.param([(2, b"CDE"), (4, b"xy"), (3, b"dzz")], b"CDEz", id="held-pieces-keep-their-segment-start"),
+    ],
+)
+def test_overlapping_out_of_order_copies_follow_linux(segments: list[tuple[int, bytes]], expected: bytes) -> None:
+    """The copy Linux's out-of-order queue keeps: the segment starting lowest, then the longer one, then the first
+    (Suricata's ``linux`` policy).  The hole at offset 1 holds everything back until it is filled."""
+    flows, recorders, _ = table()
+    handshake(flows)
+    flows.ingest(segment(True, C0, b"a"))
+    for offset, payload in segments:
+        flows.ingest(segment(True, C0 + offset, payload))
+    flows.ingest(segment(True, C0 + 1, b"b"))
+    assert recorders[0].stream(True) == b"ab" + expected
+
+
+def test_a_conflict_behind_a_hole_is_reported_when_its_bytes_are_delivered() -> None:
+    flows, recorders, counters = table()
+    handshake(flows)
+    flows.ingest(segment(True, C0 + 4, b"EF"))
+    flows.ingest(segment(True, C0 + 3, b"dXf"))  # starts lower: its "Xf" wins
+    flows.close_all(9.0)
+    assert recorders[0].events[:4] == [("gap", True, 3), ("data", True, b"d"), ("overlap", True), ("data", True, b"Xf")]
     assert counters.overlap_conflicts == 1
 
 

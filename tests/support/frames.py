@@ -47,6 +47,9 @@ class Recorder:
     def gap(self, from_client: bool, missing: int, ts: float) -> None:
         self.events.append(("gap", from_client, missing))
 
+    def overlap(self, from_client: bool, ts: float) -> None:
+        self.events.append(("overlap", from_client))
+
     def closed(self, ts: float) -> None:
         self.events.append(("closed", ts))
 

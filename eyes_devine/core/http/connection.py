@@ -112,6 +112,14 @@ class HttpConnection:
             self.responses.gap(missing, ts)
             self.between_pieces()
 
+    def overlap(self, from_client: bool, ts: float) -> None:
+        if self.off or self._closed:
+            return
+        if from_client:
+            self.requests.overlap()
+        else:
+            self.responses.overlap()
+
     def closed(self, ts: float) -> None:
         if self._closed:
             return

@@ -52,7 +52,7 @@ class RequestSide(MessageStream):
     __slots__ = ("_conn", "_pairing", "_counters", "mode", "_parser", "_ts", "current", "last", "_url", "_host",
                  "_user_agent", "_content_type", "_content_length", "_transfer_encoding", "seen", "_false_starts",
                  "_feeds", "_ended_in", "_scanner", "_held", "_held_ts", "hold_request", "_hello", "special",
-                 "_replaying")
+                 "_replaying", "_overlap_next")
 
     def __init__(self, conn: HttpConnection) -> None:
         self._init_stream(conn.limits.max_header_bytes)
@@ -61,6 +61,8 @@ class RequestSide(MessageStream):
         self._counters = conn.counters
         self.mode = _FIRST
         self._parser: HttpRequestParser | None = None
+        self._overlap_next = False
+        """Differing copies were seen of the bytes the next request begins with."""
         self._ts = 0.0  # of the bytes being parsed, read by the callbacks
         self.current: Request | None = None
         """The request being parsed."""
@@ -108,6 +110,13 @@ class RequestSide(MessageStream):
             self._keep(payload)
         else:
             self._collect_tls(payload)
+
+    def overlap(self) -> None:
+        """The next bytes are the receiver's copy of bytes sent twice, differently: flag the request holding them."""
+        if self.current is not None:
+            flag(self.current, "overlap_conflict")
+        else:
+            self._overlap_next = True
 
     def gap(self, missing: int, ts: float) -> None:
         mode = self.mode
@@ -211,6 +220,9 @@ class RequestSide(MessageStream):
         else:
             req = Request(self._ts, None)
         self.last = self.current = req
+        if self._overlap_next:
+            self._overlap_next = False
+            flag(req, "overlap_conflict")
         pairing = self._pairing
         pairing.request_messages += 1
         queue = pairing.queue
@@ -265,7 +277,8 @@ class RequestSide(MessageStream):
         pairing.request_bytes += len(chunk)
         self._feeds += 1
         pairing.orphans = 0
-        if self._in_head and not self._head_buffer and chunk.find(b"\r\n\r\n") + 4 == len(chunk):
+        if (self._in_head and not self._head_buffer and chunk.find(b"\r\n\r\n") + 4 == len(chunk)
+                and len(chunk) <= self._max_head):
             # The usual segment, one whole head and nothing else: MessageStream._whole, inlined.  What llhttp
             # refuses in it is in that head.
             try:
@@ -441,14 +454,17 @@ class RequestSide(MessageStream):
         """The head grew past the limit: reported as it began, flagged ``oversized``; parsing resumes at the
         next request line."""
         self._counters.oversized_heads += 1
+        read = read_request_head(head)
         req = self.current
-        if req is None or (not self.seen and head.partition(b" ")[0] not in METHODS):
-            self._conn.not_http()
-            return
-        if not req.method:
-            read = read_request_head(head)
-            if read is not None:
-                self._fill(req, read)
+        if req is None:
+            if read is None or (not self.seen and read.method not in METHODS):
+                self._conn.not_http()
+                return
+            self.on_message_begin()  # llhttp was never given the head: the request begins here
+            req = self.current
+            assert req is not None
+        if not req.method and read is not None:
+            self._fill(req, read)
         flag(req, "oversized")
         self._cut()
         self._start_resync()
@@ -465,6 +481,8 @@ class RequestSide(MessageStream):
     def _rest(self, rest: bytes | memoryview) -> None:
         if self.mode is _HOLD:
             self._keep(bytes(rest))
+        elif self.mode is _RESYNC:
+            self._resync(bytes(rest), self._ts)
 
     def _start_resync(self) -> None:
         self.mode = _RESYNC

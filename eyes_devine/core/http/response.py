@@ -34,7 +34,8 @@ class ResponseSide(MessageStream):
 
     __slots__ = ("_conn", "_requests", "_pairing", "_counters", "mode", "_parser", "ts", "answering", "_orphan",
                  "active", "_started", "_status", "_reason", "_content_type", "_content_length", "_transfer_encoding",
-                 "_body", "_head_complete", "_informational", "seen", "garbage", "_restart", "_replaying", "_scanner")
+                 "_body", "_head_complete", "_informational", "seen", "garbage", "_restart", "_replaying", "_scanner",
+                 "_overlap_next")
 
     def __init__(self, conn: HttpConnection) -> None:
         self._init_stream(conn.limits.max_header_bytes)
@@ -44,6 +45,8 @@ class ResponseSide(MessageStream):
         self._counters = conn.counters
         self.mode = _FIRST
         self._parser: HttpResponseParser | None = None
+        self._overlap_next = False
+        """Differing copies were seen of the bytes the next response begins with."""
         self.ts = 0.0
         """Timestamp of the bytes being parsed, read by the callbacks."""
         self.answering: Request | None = None
@@ -230,7 +233,8 @@ class ResponseSide(MessageStream):
             # The usual segment: one whole response, given at once when no request awaits an answer llhttp
             # cannot frame alone (HEAD, CONNECT, Upgrade) and nothing after the head can begin another response.
             end = chunk.find(b"\r\n\r\n") + 4
-            if end == len(chunk) or (end > 3 and not self._requests.special and chunk.count(b"HTTP/1.") == 1):
+            if end <= self._max_head and (
+                    end == len(chunk) or (end > 3 and not self._requests.special and chunk.count(b"HTTP/1.") == 1)):
                 self._whole(chunk, end)
                 return
         self._cut_stream(chunk)
@@ -250,6 +254,16 @@ class ResponseSide(MessageStream):
             self._orphan = self.answering is None
         if self._replaying is not None and self.answering is not None:
             flag(self.answering, "parse_error")
+        if self._overlap_next and self.answering is not None:
+            self._overlap_next = False
+            flag(self.answering, "overlap_conflict")
+
+    def overlap(self) -> None:
+        """The next bytes are the receiver's copy of bytes sent twice, differently: flag the exchange holding them."""
+        if self.active and self.answering is not None:
+            flag(self.answering, "overlap_conflict")
+        else:
+            self._overlap_next = True
 
     def _on_failure(self, error: HttpParserError, head: bytes | None, whole: bool, chunk: bytes | memoryview,
                     begin: int, end: int) -> int:
@@ -308,6 +322,13 @@ class ResponseSide(MessageStream):
         """The head grew past the limit: its request is flagged ``oversized``; parsing resumes at the next
         status line."""
         self._counters.oversized_heads += 1
+        line_end = head.find(b"\n") + 1
+        if not self.active and line_end and looks_like_response(head):
+            # The head never reached llhttp (it came whole): its status line does, so the response pairs.
+            try:
+                self._parser.feed_data(head[:line_end])  # type: ignore[union-attr]
+            except HttpParserError:
+                pass  # a status line llhttp refuses: the request is flagged below and waits for the next one
         req = self.answering or self._pairing.head_request()
         if req is not None:
             flag(req, "oversized")
@@ -322,6 +343,10 @@ class ResponseSide(MessageStream):
 
     def _on_upgrade(self, rest: bytes | memoryview) -> None:
         self._conn.go_off()
+
+    def _rest(self, rest: bytes | memoryview) -> None:
+        if self.mode is _RESYNC:
+            self._resync(bytes(rest), self.ts)
 
     def _body_until_close(self) -> bool:
         te = self._transfer_encoding

@@ -102,7 +102,7 @@ class MessageStream:
             if self._in_head and not self._head_buffer:
                 # The usual case, inlined: a whole head at the start of what is left.
                 end = chunk.find(b"\r\n\r\n", start)  # type: ignore[union-attr]
-                if end >= 0:
+                if 0 <= end < start + self._max_head - 3:
                     end += 4
                     whole = chunk if start == 0 and end == size else chunk[start:end]
                     self._give(whole, whole)
@@ -126,6 +126,9 @@ class MessageStream:
         if not buffer:
             end = head_end(chunk, start)  # type: ignore[arg-type]
             if end >= 0:
+                if end - start > self._max_head:
+                    self._oversized(bytes(chunk[start : start + self._max_head]))
+                    return end
                 whole = chunk if start == 0 and end == len(chunk) else chunk[start:end]
                 self._give(whole, whole)
                 return end
@@ -135,6 +138,12 @@ class MessageStream:
         before = len(buffer)
         buffer += chunk[start:]
         end = head_end(buffer, searched)
+        if end > self._max_head:
+            head = bytes(buffer[: self._max_head])
+            buffer.clear()
+            self._head_given = 0
+            self._oversized(head)
+            return start + end - before
         if end >= 0:
             whole = bytes(buffer[:end])
             given = self._head_given
@@ -225,7 +234,8 @@ class MessageStream:
         raise NotImplementedError
 
     def _rest(self, rest: bytes | memoryview) -> None:
-        """Bytes left in a segment after the mode changed (held after an Upgrade; otherwise dropped)."""
+        """Bytes left in a segment after the mode changed: held after an Upgrade, searched for the next message
+        after an oversized head; otherwise dropped."""
 
     def _between_parts(self) -> None:
         """After each part: what a side does between two messages."""
