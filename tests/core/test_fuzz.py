@@ -1,5 +1,9 @@
 """Randomly mutated captures: no exception escapes the engine and nothing hangs.
 
+The seeds are the lab capture and the crafted hostile ones (odd bytes, overlapping
+copies).  Mutations include conflicting copies of a segment, and a small header
+limit is sometimes set, so the lenient, oversized and overlap paths are all fuzzed.
+
 The short run here is part of every test run.  A long one:
 
     EYES_DEVINE_FUZZ_RUNS=200000 sudo -E scripts/test.sh tests/core/test_fuzz.py -p no:timeout
@@ -16,6 +20,8 @@ import pytest
 
 from eyes_devine.adapters.pcapfile import CaptureFile, CaptureFileError
 from eyes_devine.core.engine import Engine
+from eyes_devine.core.http.framing import HttpLimits
+from tests.support.captures import PCAPS
 
 RUNS = int(os.environ.get("EYES_DEVINE_FUZZ_RUNS", "3000"))
 FIRST_SEED = int(os.environ.get("EYES_DEVINE_FUZZ_SEED", "0"))
@@ -49,6 +55,8 @@ def mutate_capture(frames: list, rng: random.Random) -> list:
         result.append((linktype, ts, frame))
         if rng.random() < 0.05:
             result.append((linktype, ts, frame))  # duplicated
+        elif rng.random() < 0.05 and len(frame) > 54:
+            result.append((linktype, ts, mutate_frame(frame, rng)))  # another copy, other bytes: an overlap
     if rng.random() < 0.5:
         for _ in range(rng.randint(1, 8)):  # swaps anywhere, causality or not
             a, b = rng.randrange(len(result)), rng.randrange(len(result))
@@ -57,17 +65,19 @@ def mutate_capture(frames: list, rng: random.Random) -> list:
 
 
 @pytest.fixture(scope="module")
-def frames(lab_http):
-    return list(CaptureFile(str(lab_http.path)))
+def captures(lab_http):
+    hostile = [list(CaptureFile(str(PCAPS / f"{name}.pcap"))) for name in ("odd-bytes", "overlap-decoy")]
+    return [list(CaptureFile(str(lab_http.path))), *hostile]
 
 
 @pytest.mark.timeout(600)
-def test_mutated_captures_never_raise(frames):
+def test_mutated_captures_never_raise(captures):
     for seed in range(FIRST_SEED, FIRST_SEED + RUNS):
         rng = random.Random(seed)
-        mutated = mutate_capture(frames, rng)
+        mutated = mutate_capture(rng.choice(captures), rng)
         ports = rng.choice([(80, 8080), (80,), ()])
-        engine = Engine(lambda exchange: None, ports)
+        limits = HttpLimits(max_header_bytes=rng.choice([65536, 1024, 64]))
+        engine = Engine(lambda exchange: None, ports, http_limits=limits)
         try:
             for linktype, ts, frame in mutated:
                 engine.feed(linktype, ts, frame, "fuzz")
