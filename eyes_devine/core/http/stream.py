@@ -145,7 +145,8 @@ class MessageStream:
             self._oversized(head)
             return start + end - before
         if end >= 0:
-            whole = bytes(buffer[:end])
+            with memoryview(buffer) as view:  # one copy, not two
+                whole = bytes(view[:end])
             given = self._head_given
             buffer.clear()
             self._head_given = 0
