@@ -118,10 +118,12 @@ def _after_ethertype(frame: bytes, ethertype: int, off: int) -> int:
 
 
 def _after_loopback(frame: bytes) -> int:
+    """As the plain decoder: the family names the IP version, and a packet of the other version is not read."""
     family = int.from_bytes(frame[:4], "little")
     if family > 0xFF:
         family = int.from_bytes(frame[:4], "big")
-    return 4 if family == AF_INET or family in AF_INET6 else -1
+    version = 4 if family == AF_INET else 6 if family in AF_INET6 else 0
+    return 4 if version and len(frame) > 4 and frame[4] >> 4 == version else -1
 
 
 def observing_decoder(linktype: int, counters: EngineCounters, observe: Observe) -> Decode:

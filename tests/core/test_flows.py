@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -337,6 +337,7 @@ class Seen(list):
     value=st.integers(min_value=0, max_value=255),
     cut=st.integers(min_value=0, max_value=160),
 )
+@example(linktype=0, ipv6=False, position=0, value=23, cut=0)  # Windows' AF_INET6 in front of an IPv4 packet
 def test_observing_agrees_with_the_plain_decoder_on_every_link_type_even_corrupted(
         linktype: int, ipv6: bool, position: int, value: int, cut: int) -> None:
     valid = valid_frame(linktype, ipv6)
