@@ -10,10 +10,9 @@ import time
 from collections.abc import Iterable
 
 from rich.table import Table
-from rich.text import Text
 
 from eyes_devine.records import Exchange
-from eyes_devine.views.cells import clock, cut, endpoint, owner, rules, short_target, status
+from eyes_devine.views.cells import clock, cut, endpoint, owner, plain, rules, short_target, status
 
 
 def alerts_table(exchanges: Iterable[Exchange], now: float) -> Table:
@@ -33,7 +32,7 @@ def alerts_table(exchanges: Iterable[Exchange], now: float) -> Table:
             owner(x.attribution),
             cut(x.attribution.client_container or endpoint(x.client_ip, x.client_port)),
             rules(x.alerts),
-            Text(x.method),
+            plain(x.method),
             cut(short_target(x.target)),
             status(x.status),
         )

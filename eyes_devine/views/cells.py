@@ -1,7 +1,10 @@
 """Cell formats every table shares: times, endpoints, latencies, statuses, owners, rule ids.
 
 Plain text helpers (used by the streaming `read` table too) and rich cells that
-cut themselves with an ellipsis rather than wrap.
+cut themselves with an ellipsis rather than wrap.  Every cell holding text from
+the network or from Docker goes through :func:`cut` or :func:`plain`, which escape
+what a terminal would act on (see :mod:`eyes_devine.views.safe`) and never read
+rich markup.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import time
 from rich.text import Text
 
 from eyes_devine.records import Attribution
+from eyes_devine.views.safe import safe
 
 STATUS_STYLES = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
 """Status classes as rich styles (the `read` table uses the same colours as escape codes)."""
@@ -39,7 +43,13 @@ def clock(ts: float, today: tuple[int, ...]) -> str:
 
 
 def cut(text: str, style: str = "") -> Text:
-    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+    """Outside text as a cell that ends in an ellipsis rather than wrapping."""
+    return Text(safe(text), style=style, no_wrap=True, overflow="ellipsis")
+
+
+def plain(text: str, style: str = "") -> Text:
+    """Outside text as a cell, escaped, never read as markup."""
+    return Text(safe(text), style=style)
 
 
 def owner(attribution: Attribution) -> Text:

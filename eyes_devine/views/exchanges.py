@@ -2,7 +2,8 @@
 
 A rich Table needs every row before it can draw; `read` on a large capture has
 hundreds of thousands, so rows are formatted here directly, with colour only
-on a terminal that wants it.
+on a terminal that wants it.  The method and the target are escaped as every
+table escapes outside text (:mod:`eyes_devine.views.safe`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from eyes_devine.records import Exchange
 from eyes_devine.sinks import Record, SinkCounters
 from eyes_devine.views.cells import endpoint, latency
 from eyes_devine.views.jsonl import json_line
+from eyes_devine.views.safe import safe
 
 STATUS_COLOURS = {2: "\x1b[32m", 3: "\x1b[36m", 4: "\x1b[33m", 5: "\x1b[31m"}
 RESET = "\x1b[0m"
@@ -38,12 +40,12 @@ class ExchangeTable:
             clock,
             endpoint(exchange.client_ip, exchange.client_port),
             endpoint(exchange.server_ip, exchange.server_port),
-            exchange.method[:7],
+            safe(exchange.method)[:7],
             status,
             latency(exchange.latency_ms),
             exchange.response_bytes,
         )
-        target = exchange.target
+        target = safe(exchange.target)
         if exchange.flags:
             target = f"{target} [{','.join(exchange.flags)}]"
         if len(target) > self.target_width:

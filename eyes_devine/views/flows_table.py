@@ -6,10 +6,9 @@ import time
 from collections.abc import Iterable
 
 from rich.table import Table
-from rich.text import Text
 
 from eyes_devine.records import Flow
-from eyes_devine.views.cells import clock, cut, endpoint, owner
+from eyes_devine.views.cells import clock, cut, endpoint, owner, plain
 
 PROTOCOL_STYLES = {"dns": "cyan", "tls": "green", "ssh": "magenta", "ftp": "yellow", "http": "blue"}
 
@@ -59,7 +58,7 @@ def flows_table(flows: Iterable[Flow], now: float) -> Table:
             *([owner(flow.attribution)] if owned else []),
             cut(flow.attribution.client_container or _peer(flow.client_ip, flow.client_port)),
             cut(_peer(flow.server_ip, flow.server_port)),
-            Text(flow.protocol, style=PROTOCOL_STYLES.get(flow.protocol, "")),
+            plain(flow.protocol, style=PROTOCOL_STYLES.get(flow.protocol, "")),
             cut(flow.sni or flow.detail or "", style="" if flow.sni else "dim"),
             f"{flow.client_packets}/{flow.server_packets}",
             f"{_size(flow.client_bytes)}/{_size(flow.server_bytes)}",

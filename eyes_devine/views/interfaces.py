@@ -1,10 +1,22 @@
-"""The table and diagnostics of `eyes-devine interfaces`, drawn from the same document `--json` prints."""
+"""The table and diagnostics of `eyes-devine interfaces`, drawn from the same document `--json` prints.
+
+Interface, network and container names, paths and Docker's errors come from
+outside, so every value is drawn as a :class:`~rich.text.Text` of its escaped
+form (:mod:`eyes_devine.views.safe`): never read as markup or emoji codes, and
+nothing in it acts on the terminal.
+"""
 
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+
+from eyes_devine.views.safe import safe
+
+
+def _shown(text: str, style: str = "") -> Text:
+    return Text(safe(text), style=style)
 
 
 def render_report(console: Console, report: dict) -> None:
@@ -22,19 +34,19 @@ def render_report(console: Console, report: dict) -> None:
             part for part in (f"on {row['master']}" if row["master"] else "",
                               f"to {row['container']}" if row["container"] else "") if part)
         table.add_row(
-            escape(row["name"]),
-            escape(row["label"]),
-            "up" if row["up"] else "[red]down[/red]",
-            escape("\n".join(row["addresses"])),
-            escape(link),
-            "[green]yes[/green]" if row["selected"] else "no",
-            escape(row["reason"]),
+            _shown(row["name"]),
+            _shown(row["label"]),
+            Text("up") if row["up"] else Text("down", style="red"),
+            Text("\n").join(_shown(address) for address in row["addresses"]),
+            _shown(link),
+            Text("yes", style="green") if row["selected"] else Text("no"),
+            _shown(row["reason"]),
         )
     console.print(table)
     diagnostics = report["diagnostics"]
     hint = diagnostics["selection"]["hint"]
     if hint:
-        console.print(f"[yellow]![/yellow] {escape(hint)}")
+        console.print(Text.assemble(("!", "yellow"), " ", _shown(hint)))
     console.print()
     capture = diagnostics["capture"]
     privileges = diagnostics["privileges"]
@@ -53,7 +65,7 @@ def render_report(console: Console, report: dict) -> None:
          if docker["reachable"] else str(docker["error"]), docker["reachable"]),
     ]
     for label, text, ok in lines:
-        mark = "[green]ok[/green]  " if ok else "[red]!![/red]  "
-        console.print(f"{mark}{label:<11} {escape(text)}")
+        mark = ("ok", "green") if ok else ("!!", "red")
+        console.print(Text.assemble(mark, f"  {label:<11} ", _shown(text)))
     verdict = "ready to capture" if capture["ready"] and diagnostics["selection"]["selected"] else "not ready"
-    console.print(f"\n[bold]{verdict}[/bold]")
+    console.print(Text(f"\n{verdict}", style="bold"))

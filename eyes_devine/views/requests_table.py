@@ -11,10 +11,20 @@ import time
 from collections.abc import Iterable
 
 from rich.table import Table
-from rich.text import Text
 
 from eyes_devine.records import Exchange
-from eyes_devine.views.cells import ALERT_STYLE, clock, cut, endpoint, latency, owner, rules, short_target, status
+from eyes_devine.views.cells import (
+    ALERT_STYLE,
+    clock,
+    cut,
+    endpoint,
+    latency,
+    owner,
+    plain,
+    rules,
+    short_target,
+    status,
+)
 
 
 def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
@@ -43,7 +53,7 @@ def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
             clock(x.ts, today),
             owner(x.attribution),
             cut(x.attribution.client_container or endpoint(x.client_ip, x.client_port)),
-            Text(x.method),
+            plain(x.method),
             cut(short_target(x.target), style=ALERT_STYLE if x.alerts else ""),
             status(x.status),
             latency(x.latency_ms),

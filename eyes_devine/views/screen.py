@@ -2,9 +2,11 @@
 
 Pure presentation: it draws a :class:`~eyes_devine.snapshots.Snapshot` and a
 :class:`~eyes_devine.snapshots.Status` handed over by the command, never touching capture or Docker,
-so rich's refresh thread only ever reads immutable data.  Columns are chosen by
-priority to fit the terminal's width: at 60 columns the name, the request count
-and the status counts remain.
+so rich's refresh thread only ever reads immutable data.  Names, compose
+labels, images, targets and problems come from Docker or the network, so they
+are escaped before they reach the terminal (:mod:`eyes_devine.views.safe`).
+Columns are chosen by priority to fit the terminal's width: at 60 columns the
+name, the request count and the status counts remain.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from eyes_devine.snapshots import ContainerRow, Snapshot, Status, WatchFrame
 from eyes_devine.views.cells import ALERT_STYLE, STATUS_STYLES, latency
 from eyes_devine.views.flows_table import flows_table
 from eyes_devine.views.requests_table import requests_table
+from eyes_devine.views.safe import safe
 
 
 def _age(seconds: float) -> str:
@@ -37,17 +40,17 @@ def _megabytes(count: int) -> str:
 def header(status: Status, snapshot: Snapshot) -> Text:
     text = Text()
     text.append("eyes-devine watch", style="bold")
-    text.append(f"  {status.source}")
+    text.append(f"  {safe(status.source)}")
     if status.packets is not None:
         text.append(f"  packets {status.packets:,}")
     if status.kernel_drops:
         text.append(f"  kernel drops {status.kernel_drops:,}", style="red")
     text.append(f"  exchanges {snapshot.total:,}")
     text.append("  Docker: ")
-    text.append(status.docker, style="green" if status.docker_ok else "yellow")
+    text.append(safe(status.docker), style="green" if status.docker_ok else "yellow")
     text.append(f"  cpu {status.cpu_percent:.0f}%  mem {_megabytes(status.rss_bytes)}")
     for problem in status.problems:
-        text.append(f"\n! {problem}", style="yellow")
+        text.append(f"\n! {safe(problem)}", style="yellow")
     return text
 
 
@@ -91,7 +94,7 @@ def _cell(name: str, row: ContainerRow, now: float) -> Text | str:
         label = row.name if row.key != UNATTRIBUTED else "(unattributed)"
         if row.service and row.service not in label:
             label += f" ({row.service})"
-        return Text(label, no_wrap=True, overflow="ellipsis", style="dim" if row.key == UNATTRIBUTED else "")
+        return Text(safe(label), no_wrap=True, overflow="ellipsis", style="dim" if row.key == UNATTRIBUTED else "")
     if name == "req":
         return f"{row.requests:,}"
     if name in ("2xx", "3xx", "4xx", "5xx"):
@@ -110,14 +113,14 @@ def _cell(name: str, row: ContainerRow, now: float) -> Text | str:
             return ""
         last = row.last
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{last.method} {last.target} ", style=ALERT_STYLE if last.alerts else "")
+        text.append(safe(f"{last.method} {last.target} "), style=ALERT_STYLE if last.alerts else "")
         text.append(str(last.status) if last.status is not None else "-",
                     style=STATUS_STYLES.get((last.status or 0) // 100, "dim"))
         return text
     if name == "age":
         return _age(now - row.last_seen)
     if name == "image":
-        return Text(row.image or "", no_wrap=True, overflow="ellipsis", style="dim")
+        return Text(safe(row.image or ""), no_wrap=True, overflow="ellipsis", style="dim")
     raise ValueError(name)
 
 
