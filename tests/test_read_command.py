@@ -151,3 +151,9 @@ def test_json_output_on_the_committed_captures_is_unchanged(name, flows):
     result = eyes_read("--json", "-q", *(["--flows"] if flows else []), str(capture))
     assert result.returncode == 0, result.stderr
     assert result.stdout == expected.read_text()
+
+
+def test_an_error_quoting_a_file_name_shows_its_control_characters_escaped(tmp_path):
+    result = eyes_read(str(tmp_path / "absent\x1b]0;pwned\x07\u202e.pcap"))
+    assert_one_line_error(result, "absent\\x1b]0;pwned\\x07\\u202e.pcap: no such file")
+    assert result.stderr.splitlines()[-1].isprintable()

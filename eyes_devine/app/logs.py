@@ -3,6 +3,12 @@
 Lines come from several threads (capture, Docker watcher, writer), so writes
 are serialised; every line is flushed at once so `journalctl -f` and
 `docker logs -f` show it as it happens.
+
+Messages and fields carry text from outside (Docker's errors, container
+names, targets), and the log is read on terminals: in text lines the message
+is escaped as the tables escape it (``\x1b``, ``\u202e``) and a field value is
+JSON-quoted when it holds anything unusual; JSON lines escape every non-ASCII
+character (``ensure_ascii``), so both stay exact and inert.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import threading
 import time
 from collections import deque
 from typing import TextIO
+
+from eyes_devine.views.safe import safe
 
 LOG_FORMATS = ("text", "json")
 
@@ -43,7 +51,7 @@ class ServiceLog:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
             extra = "".join(f" {key}={_text(value)}" for key, value in fields.items())
             marker = "" if level == "info" else f"{level.upper()}: "
-            line = f"{stamp} {marker}{message}{extra}"
+            line = f"{stamp} {marker}{safe(message)}{extra}"
         with self._lock:
             try:
                 self._stream.write(line + "\n")

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import click
 
 from eyes_devine.config import ENVIRONMENT_VARIABLES, ConfigError, Settings, parse_seconds
+from eyes_devine.views.safe import safe
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -21,8 +22,11 @@ ENVIRONMENT_HELP = "\b\nEnvironment:\n" + "\n".join(
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """One clear line on stderr and a non-zero exit: the only way commands report bad input."""
-    click.echo(f"eyes-devine: {message}", err=True)
+    """One clear line on stderr and a non-zero exit: the only way commands report bad input.
+
+    The message may quote outside text (a file name, Docker's answer): escaped, it stays one inert line.
+    """
+    click.echo(f"eyes-devine: {safe(message)}", err=True)
     sys.exit(code)
 
 

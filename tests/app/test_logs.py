@@ -59,3 +59,24 @@ def test_alert_lines_are_capped_per_second_and_the_rest_counted() -> None:
     last = json.loads(stream.getvalue().splitlines()[-1])
     reported = sum(line.get("not_logged", 0) for line in burst)  # if the burst crossed a second boundary
     assert last["rules"] == "xss" and last["not_logged"] == 100 - len(burst) - reported
+
+
+HOSTILE = "web\x1b]0;pwned\x07\x1b[2J\u202egnp.exe\x9b"
+
+
+def test_text_lines_show_outside_text_escaped_in_the_message_and_quoted_in_fields() -> None:
+    stream = io.StringIO()
+    ServiceLog(stream).warning(f"Docker: lost {HOSTILE}", container=HOSTILE)
+    [line] = stream.getvalue().splitlines()
+    assert line.isprintable()
+    assert " WARNING: Docker: lost web\\x1b]0;pwned\\x07\\x1b[2J\\u202egnp.exe\\x9b container=" in line
+    assert json.loads(line.split(" container=", 1)[1]) == HOSTILE  # the field, JSON-quoted, is exact
+
+
+def test_json_lines_are_ascii_and_keep_the_exact_text() -> None:
+    stream = io.StringIO()
+    ServiceLog(stream, "json").warning(HOSTILE, target=HOSTILE)
+    line = stream.getvalue().rstrip("\n")
+    assert line.isascii() and line.isprintable()  # no raw ESC, C1 or U+202E for a terminal to act on
+    record = json.loads(line)
+    assert record["msg"] == record["target"] == HOSTILE
