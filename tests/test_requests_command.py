@@ -83,3 +83,23 @@ def test_a_missing_or_damaged_database_is_one_line_and_exit_1(tmp_path: Path) ->
     damaged.write_bytes(b"this is not sqlite" * 100)
     result = requests(damaged)
     assert result.returncode == 1 and len(result.stderr.splitlines()) == 1 and "damaged" in result.stderr
+
+
+def test_a_hostile_container_name_is_escaped_in_the_table_and_exact_in_json(tmp_path: Path) -> None:
+    hostile = "\x1b[2J\u202e[red]x"  # escaped, it fits the 20-character container column
+    path = tmp_path / "hostile.db"
+
+    async def write() -> None:
+        store = await open_store(path)
+        await store.write([make(1, ts=time.time(), container=hostile, container_id=WEB, method="G\x9bET")])
+        await store.close()
+
+    asyncio.run(write())
+    table = requests(path)
+    assert table.returncode == 0, table.stderr
+    row = table.stdout.splitlines()[1]
+    assert row.isprintable() and " \\x1b[2J\\u202e[red]x " in row and "G\\x9bET" in row
+    result = requests(path, "--json")
+    assert result.stdout.isascii()
+    [record] = lines(result)
+    assert (record["container"], record["method"]) == (hostile, "G\x9bET")

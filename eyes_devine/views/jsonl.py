@@ -1,9 +1,14 @@
-"""Records as JSON Lines: the contract shared by `read --json`, `run --json`, `requests --json` and `flows --json`."""
+"""Records as JSON Lines: the contract shared by `read --json`, `run --json`, `requests --json` and `flows --json`.
+
+Every non-ASCII character is written as a JSON escape, as ``json.dumps`` does by
+default: the strings stay exact once parsed, and a terminal that shows the raw
+lines meets no C1 control or bidi override (U+009B, U+202E) to act on.
+"""
 
 from __future__ import annotations
 
 import json
-from json.encoder import encode_basestring as _quote
+from json.encoder import encode_basestring_ascii as _quote
 
 from eyes_devine.records import NO_ATTRIBUTION, NO_PEER, Attribution, Exchange, Flow, Peer
 

@@ -59,3 +59,8 @@ def test_json_line_equals_the_dict_contract(exchange):
 @given(exchanges)
 def test_json_line_keys_are_the_exchange_fields_in_order(exchange):
     assert tuple(json.loads(json_line(exchange))) == EXCHANGE_FIELDS
+
+
+@given(exchanges)
+def test_json_lines_are_ascii_as_json_dumps_writes_them(exchange):
+    assert json_line(exchange) == json.dumps(exchange.to_dict(), separators=(",", ":"))
