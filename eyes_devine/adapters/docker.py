@@ -2,14 +2,17 @@
 
 Read-only: only GET endpoints (and, later, the event stream), so eyes-devine
 works behind a socket proxy that allows just CONTAINERS, NETWORKS and EVENTS.
-Every failure becomes a :class:`DockerStatus` carrying a line a person can act
-on, never an exception escaping to the user.
+A DOCKER_HOST that cannot be an address is bad input, refused by
+:func:`check_docker_host` before anything starts; every other failure becomes a
+:class:`DockerStatus` carrying a line a person can act on, never an exception
+escaping to the user.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
 import time
@@ -19,6 +22,7 @@ from typing import Protocol
 
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 
 from eyes_devine.records import ContainerInfo, PublishedPort
@@ -43,6 +47,36 @@ def docker_host(environment: Mapping[str, str], platform: str = sys.platform) ->
     return DEFAULT_SOCKET
 
 
+_PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")
+"""The password of ``scheme://user:password@host`` (the SDK refuses one, and the refusal is logged)."""
+
+
+class DockerHostError(ValueError):
+    """DOCKER_HOST is set to something that cannot be a Docker Engine's address: bad input, not an outage."""
+
+
+def check_docker_host(environment: Mapping[str, str], platform: str = sys.platform) -> None:
+    """Raise DockerHostError when DOCKER_HOST is not an address the SDK accepts, with what is wrong in it.
+
+    Checked with the SDK's own parser, so an address is refused exactly when
+    the SDK would refuse it, but before anything starts.  Empty counts as unset, as for
+    the docker CLI.  An address that parses but where no Engine answers is left
+    to :func:`connect`: that is an outage, reported while capture goes on.
+    """
+    host = environment.get("DOCKER_HOST")
+    if not host:
+        return
+    try:
+        docker.utils.parse_host(host, platform == "win32", tls=bool(environment.get("DOCKER_TLS_VERIFY")))
+    except (docker.errors.DockerException, ValueError) as error:
+        shown = _PASSWORD.sub(r"\1***@", host)
+        detail = str(error).replace(host, shown)
+        raise DockerHostError(
+            f"DOCKER_HOST={shown!r} is not a Docker Engine address ({detail}): use unix:///PATH, tcp://HOST:PORT, "
+            "ssh://[USER@]HOST or npipe:////./pipe/NAME, or unset it for the default socket"
+        ) from None
+
+
 @dataclass(frozen=True, slots=True)
 class DockerStatus:
     reachable: bool
@@ -61,7 +95,7 @@ def connect(environment: Mapping[str, str], timeout: float = 3.0) -> tuple[docke
         version = client.version()
     except docker.errors.DockerException as error:
         return None, DockerStatus(False, host, error=explain(error, host))
-    except (requests.exceptions.RequestException, OSError) as error:
+    except (requests.exceptions.RequestException, OSError, ValueError) as error:  # ValueError: a malformed host
         return None, DockerStatus(False, host, error=explain(error, host))
     return client, DockerStatus(True, host, version.get("Version"), version.get("ApiVersion"))
 

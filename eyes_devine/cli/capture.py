@@ -20,6 +20,7 @@ from eyes_devine.cli.options import (
     annotator_for,
     build_settings,
     capture_options,
+    check_docker_host,
     docker_options,
     fail,
     parsing_options,
@@ -38,13 +39,15 @@ def interfaces(as_json: bool, **flags: Any) -> None:
     """List interfaces, what would be captured and why, and whether capture can work here.
 
     Checks privileges, libpcap, the BPF filter and the Docker Engine, and says
-    how to fix what is missing. Exits 0 even when something is missing.
+    how to fix what is missing. Exits 0 even when something is missing; bad
+    input (a flag, or a variable such as a malformed DOCKER_HOST) exits 2.
     """
     from eyes_devine.app.diagnostics import gather
     from eyes_devine.views.console import make_console
     from eyes_devine.views.interfaces import render_report
 
     settings = build_settings(**flags)
+    check_docker_host(settings)
     try:
         report = gather(settings)
     except (ProfileError, UnknownInterfaceError) as error:
@@ -131,6 +134,7 @@ def run(stats_interval: str, as_json: bool, user: str | None, **flags: Any) -> N
     from eyes_devine.app.service import ServiceOptions, serve
 
     settings = build_settings(**flags)
+    check_docker_host(settings)
     account = account_for(user)
     selected, hint = _capture_interfaces(settings)
     log = ServiceLog(sys.stderr, settings.log_format)
@@ -176,6 +180,7 @@ def watch(attach: bool, container: str | None, user: str | None, flows_view: boo
     if flows_view and not attach:
         flags["all_traffic"] = True
     settings = build_settings(**flags)
+    check_docker_host(settings)
     explicit_ports = settings.ports_source != "default"
     view_filter = WatchFilter(container, settings.ports if explicit_ports else (), settings.interfaces or ())
     account = account_for(user)

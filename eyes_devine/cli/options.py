@@ -61,6 +61,20 @@ def build_settings(**flags: Any) -> Settings:
         fail(str(error))
 
 
+def check_docker_host(settings: Settings) -> None:
+    """For the commands that ask Docker: a DOCKER_HOST that cannot be an address is bad input, one line and exit 2.
+
+    An Engine that does not answer is not: that is reported, and capture goes on without container names.
+    """
+    from eyes_devine.adapters.docker import DockerHostError
+    from eyes_devine.adapters.docker import check_docker_host as check
+
+    try:
+        check(settings.docker_environment)
+    except DockerHostError as error:
+        fail(str(error))
+
+
 def docker_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Flags of the commands that attribute exchanges to containers."""
     return click.option(
