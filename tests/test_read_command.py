@@ -157,3 +157,12 @@ def test_an_error_quoting_a_file_name_shows_its_control_characters_escaped(tmp_p
     result = eyes_read(str(tmp_path / "absent\x1b]0;pwned\x07\u202e.pcap"))
     assert_one_line_error(result, "absent\\x1b]0;pwned\\x07\\u202e.pcap: no such file")
     assert result.stderr.splitlines()[-1].isprintable()
+
+
+def test_the_summary_shows_a_file_name_with_control_characters_escaped(tmp_path, good_pcap):
+    named = tmp_path / "capture\x1b]0;pwned\x07.pcap"
+    good_pcap.rename(named)
+    result = eyes_read(str(named))
+    assert result.returncode == 0, result.stderr
+    [summary] = result.stderr.splitlines()
+    assert summary.isprintable() and summary.startswith(f"{tmp_path}/capture\\x1b]0;pwned\\x07.pcap: ")

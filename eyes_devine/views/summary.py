@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from eyes_devine.records import EngineCounters
+from eyes_devine.views.safe import safe
 
 
 def summary_line(path: str, frames: int, c: EngineCounters, flows: int | None, seconds: float) -> str:
@@ -23,4 +24,4 @@ def summary_line(path: str, frames: int, c: EngineCounters, flows: int | None, s
         parts.append(f"{c.undecodable} frames not TCP/IP")
     if c.off_port_segments:
         parts.append(f"{c.off_port_segments} TCP segments on other ports (see --ports)")
-    return f"{path}: " + ", ".join(parts) + f" in {seconds:.2f}s"
+    return f"{safe(path)}: " + ", ".join(parts) + f" in {seconds:.2f}s"
