@@ -176,3 +176,39 @@ def test_attach_to_a_missing_database_is_one_line(tmp_path: Path):
     result = subprocess.run([*EYES_DEVINE, "watch", "--attach", "--db", str(tmp_path / "none.db")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and result.stderr.startswith("eyes-devine: no database at")
+
+
+def test_a_compose_label_with_escape_sequences_cannot_repaint_or_retitle_the_terminal(docker_engine, busybox_image,
+                                                                                     terminal, tmp_path):
+    """The label an attacker controls is shown escaped: tmux's pane title stays, the screen is not cleared."""
+    require_root()
+    evil = "web\x1b]0;pwned\x07\x1b[2J\u202e"
+    container = docker_engine.client.containers.run(busybox_image, name=f"edt-evil{os.getpid() % 1000}", detach=True,
+                                                    labels={"com.docker.compose.service": evil})
+    try:
+        container.reload()
+        address = container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        term = terminal([*EYES_DEVINE, "watch", "-i", "docker0", "--db", str(tmp_path / "w.db")],
+                        environment(docker_engine), width=200)
+        title = term.flag("pane_title")
+        term.wait_for(lambda lines: any("Docker:" in line and "containers" in line for line in lines),
+                      what="Docker connected in the header")
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert get(address, 80, "/?evil=1", timeout=1) in (200, 404)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "httpd did not start"
+                time.sleep(0.2)
+
+        def rows(lines: list[str]) -> list[str]:
+            return [line for line in lines if line.startswith(container.name + " (")]
+
+        lines = term.wait_for(rows, what="the container's row")
+        row = rows(lines)[0]
+        assert "(web\\x1b]0;pwned\\x07\\x1b[2J" in row  # the column cuts the rest
+        assert term.flag("pane_title") == title != "pwned"
+        assert any("Docker:" in line for line in lines), "the header was not wiped by ESC [2J"
+    finally:
+        container.remove(force=True)
