@@ -1,7 +1,8 @@
 """Where records go after the enrich stages: one small interface, and a bounded queue with a thread for the ones
 that can block.
 
-A :class:`Sink` accepts a record, flushes, closes, and reports its counters.
+A :class:`Sink` accepts a record, flushes, closes, and reports its counters
+and, for what it dropped, why (the end of `run` names each reason).
 :meth:`Sink.accept` runs on the engine thread and must never wait for I/O: a
 sink that writes to a pipe, a terminal, a disk or a collector puts records in
 a bounded queue that its own thread drains (:class:`QueuedSink`), and counts
@@ -14,7 +15,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from eyes_devine.records import Exchange, Flow
@@ -48,6 +50,12 @@ class Sink(Protocol):
 
     def counters(self) -> SinkCounters: ...
 
+    def losses(self) -> Mapping[str, int]:
+        """Records given up, by reason ("queue full"): the end of `run` names them.  Sums to ``dropped``."""
+
+
+NO_LOSSES: Mapping[str, int] = MappingProxyType({})
+"""What a sink that only keeps records in memory gives up: nothing (its bounds trim by design)."""
 
 DEFAULT_QUEUE = 100_000
 """Records a queued sink holds before it drops: about ten seconds of a busy host."""
@@ -57,10 +65,14 @@ class QueuedSink:
     """A sink whose ``deliver(batch)`` may block: records wait in a bounded queue drained by the sink's own thread.
 
     ``deliver`` gets the records queued since its last call, oldest first, and
-    returns how many of them it delivered (the rest count as dropped).
+    returns how many of them it delivered (the rest count as dropped, for the
+    reason in :attr:`undelivered`, which a subclass names when its output fails).
     ``wants`` picks the records this sink takes at all (others are ignored and
     not counted).
     """
+
+    undelivered = "not delivered"
+    """Why ``deliver`` gave records up, for :meth:`losses`."""
 
     def __init__(self, name: str, deliver: Callable[[list[Any]], int], *,
                  wants: Callable[[Record], bool] = lambda record: True, max_queued: int = DEFAULT_QUEUE,
@@ -79,7 +91,9 @@ class QueuedSink:
         """Closed while ``deliver`` was stuck: what it held was counted as dropped, whatever it does later."""
         self._in_flight = 0
         self._count_lock = threading.Lock()
-        self._accepted = self._written = self._dropped_full = self._dropped_delivery = 0
+        self._accepted = self._written = 0
+        self._dropped_full = self._dropped_late = self._dropped_at_close = self._dropped_delivery = 0
+        self._close_timeout = 0.0
         self._thread = threading.Thread(target=self._run, name=f"eyes-devine-{name}", daemon=True)
         self._thread.start()
 
@@ -91,7 +105,10 @@ class QueuedSink:
         """Queue what ``deliver`` will get (a record, or what a subclass made of one), or count it dropped."""
         self._accepted += 1
         queue = self._queue
-        if self._closing or len(queue) >= self._max_queued:
+        if self._closing:
+            self._dropped_late += 1
+            return
+        if len(queue) >= self._max_queued:
             self._dropped_full += 1
             return
         queue.append(item)
@@ -111,17 +128,28 @@ class QueuedSink:
 
     def close(self, timeout: float) -> None:
         self._closing = True
+        self._close_timeout = timeout
         if self.flush(timeout):
             return
         # Whatever is still queued or being delivered now will never go out: a blocked reader, a stuck collector.
         with self._count_lock:
             self._abandoned = True
-            self._dropped_full += len(self._queue) + self._in_flight
+            self._dropped_at_close += len(self._queue) + self._in_flight
             self._queue.clear()
         self._wake.set()
 
     def counters(self) -> SinkCounters:
-        return SinkCounters(self._accepted, self._written, self._dropped_full + self._dropped_delivery)
+        dropped = self._dropped_full + self._dropped_late + self._dropped_at_close + self._dropped_delivery
+        return SinkCounters(self._accepted, self._written, dropped)
+
+    def losses(self) -> Mapping[str, int]:
+        reasons = {
+            "queue full": self._dropped_full,
+            "arrived after close": self._dropped_late,
+            f"still queued {self._close_timeout:g} s after stop": self._dropped_at_close,
+            self.undelivered: self._dropped_delivery,
+        }
+        return {reason: count for reason, count in reasons.items() if count}
 
     def _run(self) -> None:
         queue = self._queue

@@ -41,6 +41,10 @@ def test_a_blocked_delivery_never_blocks_accept_and_what_it_held_is_counted_at_c
     sink.close(0.2)
     accepted, written, dropped = sink.counters()
     assert accepted == 1000 and written == 0 and dropped == 1000
+    losses = sink.losses()
+    assert set(losses) == {"queue full", "still queued 0.2 s after stop"}, losses
+    assert losses["still queued 0.2 s after stop"] >= 100, "the full queue and the stuck batch were never delivered"
+    assert sum(losses.values()) == 1000
     release.set()
     time.sleep(0.1)
     assert sink.counters() == (1000, 0, 1000), "a late delivery does not count twice"
@@ -53,3 +57,13 @@ def test_what_deliver_refuses_counts_as_dropped_and_wants_filters_without_counti
     sink.close(5)
     accepted, written, dropped = sink.counters()
     assert accepted == 20 and written + dropped == 20 and dropped > 0
+    assert sink.losses() == {"not delivered": dropped}
+
+
+def test_a_clean_run_has_no_losses_and_records_after_close_are_counted_apart():
+    sink = QueuedSink("late", len)
+    sink.accept(make(0))
+    sink.close(5)
+    assert sink.counters() == (1, 1, 0) and sink.losses() == {}
+    sink.accept(make(1))
+    assert sink.counters() == (2, 1, 1) and sink.losses() == {"arrived after close": 1}

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
 from eyes_devine.records import UNATTRIBUTED, Exchange, Flow, bucket_of
-from eyes_devine.sinks import Record, SinkCounters
+from eyes_devine.sinks import NO_LOSSES, Record, SinkCounters
 from eyes_devine.snapshots import ContainerRow, Snapshot
 
 RATE_WINDOW = 60
@@ -83,6 +83,9 @@ class Board:
 
     def counters(self) -> SinkCounters:
         return SinkCounters(self._accepted, self._accepted, 0)
+
+    def losses(self) -> Mapping[str, int]:
+        return NO_LOSSES
 
     def add(self, x: Exchange) -> None:
         if not self._wanted(x):

@@ -28,7 +28,8 @@ class JsonLinesSink(QueuedSink):
 
     Written with ``os.write`` on the descriptor itself, in one write per batch:
     no Python buffer whose lock a blocked write would hold at exit.  A reader
-    that went away (EPIPE) ends the output; the rest is counted as dropped.
+    that went away (EPIPE) ends the output; the rest is counted as dropped, with
+    the error as the reason.
     """
 
     def __init__(self, fd: int, max_queued: int = STDOUT_QUEUE) -> None:
@@ -44,8 +45,9 @@ class JsonLinesSink(QueuedSink):
         try:
             while view:
                 view = view[os.write(self._fd, view):]
-        except OSError:  # EPIPE, EBADF: nobody reads any more; storing goes on
+        except OSError as error:  # EPIPE, EBADF: nobody reads any more; storing goes on
             self._broken = True
+            self.undelivered = f"write failed: {error.strerror or error}"
             return 0
         return len(batch)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from eyes_devine.app.pipeline import FileResult, Stages, read_capture
 from eyes_devine.core.http.framing import HttpLimits
 from eyes_devine.enrich.annotator import Annotator
 from eyes_devine.records import Flow
-from eyes_devine.sinks import Record, SinkCounters
+from eyes_devine.sinks import NO_LOSSES, Record, SinkCounters
 from eyes_devine.views.console import make_console
 from eyes_devine.views.exchanges import ExchangeLines
 from eyes_devine.views.flows_table import flows_table
@@ -36,6 +37,9 @@ class _Flows:
 
     def counters(self) -> SinkCounters:
         return SinkCounters(len(self.found), len(self.found), 0)
+
+    def losses(self) -> Mapping[str, int]:
+        return NO_LOSSES
 
 
 def read_file(path: str, ports: tuple[int, ...], annotator: Annotator, as_json: bool, flows: bool,

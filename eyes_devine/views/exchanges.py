@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Mapping
 from typing import TextIO
 
 from eyes_devine.records import Exchange
-from eyes_devine.sinks import Record, SinkCounters
+from eyes_devine.sinks import NO_LOSSES, Record, SinkCounters
 from eyes_devine.views.cells import endpoint, latency
 from eyes_devine.views.jsonl import json_line
 from eyes_devine.views.safe import safe
@@ -91,3 +92,6 @@ class ExchangeLines:
 
     def counters(self) -> SinkCounters:
         return SinkCounters(self._accepted, self._accepted, 0)
+
+    def losses(self) -> Mapping[str, int]:
+        return NO_LOSSES

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from eyes_devine.records import (
     ATTRIBUTION_FIELDS,
     NO_ATTRIBUTION,
@@ -12,7 +14,7 @@ from eyes_devine.records import (
     Flow,
     Peer,
 )
-from eyes_devine.sinks import SinkCounters
+from eyes_devine.sinks import NO_LOSSES, SinkCounters
 
 WEB = "a1b2c3d4e5f6"
 API = "0b0b0b0b0b0b"
@@ -89,3 +91,6 @@ class Collected:
     def counters(self) -> SinkCounters:
         count = len(self.exchanges) + len(self.flows)
         return SinkCounters(count, count, 0)
+
+    def losses(self) -> Mapping[str, int]:
+        return NO_LOSSES

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from eyes_devine.records import Exchange, bucket_of
-from eyes_devine.sinks import Record, SinkCounters
+from eyes_devine.sinks import NO_LOSSES, Record, SinkCounters
 
 DEFAULT_KEEP = 1000
 
@@ -43,6 +43,9 @@ class RingBuffers:
 
     def counters(self) -> SinkCounters:
         return SinkCounters(self._accepted, self._accepted, 0)
+
+    def losses(self) -> Mapping[str, int]:
+        return NO_LOSSES
 
     def add(self, x: Exchange) -> str:
         """Append ``x`` to its bucket (the oldest falls out when full) and return the bucket."""
