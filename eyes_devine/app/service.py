@@ -75,7 +75,10 @@ async def serve(
     writer = StoreWriter(
         settings.db_path, settings.keep, batch_size=settings.batch_size,
         on_batch=lambda exchanges, flows, seconds: _log_batch(log, exchanges, flows, seconds),
-        on_error=lambda error: log.warning(f"could not store a batch: {error}"),
+        on_error=lambda kind: log.warning(f"could not store a batch: {kind}; further failures like it are counted, "
+                                          "not logged"),
+        on_recovered=lambda batches, records: log.info("storing again", failed_batches=batches,
+                                                       not_stored=records),
         on_alerts=(lambda count: log.warning(f"Found {count} malicious requests", count=count))
         if options.log_alerts else None,
     )
@@ -199,7 +202,8 @@ def counters(snapshot: MonitorSnapshot, sinks: Sequence[Sink], flows: bool) -> d
     }
     for sink in sinks:
         if isinstance(sink, StoreWriter):
-            fields.update(stored=sink.written, batches=sink.batches, store_drops=sink.dropped)
+            fields.update(stored=sink.written, batches=sink.batches, failed_batches=sink.failed_batches,
+                          store_drops=sink.dropped)
             if flows:
                 fields.update(flow_summaries=snapshot.engine.flow_summaries, flows_open=snapshot.engine.flows_open,
                               flow_evictions=snapshot.engine.flow_evictions, flows_stored=sink.flows_written,

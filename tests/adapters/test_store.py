@@ -464,24 +464,26 @@ def test_a_database_that_cannot_be_opened_fails_start_with_one_line(tmp_path):
         writer.start()
 
 
-def test_a_failed_write_is_reported_and_counted_and_writing_goes_on(tmp_path):
+def wait_for(condition, seconds: float = 2.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"the writer did not get there in {seconds} s"
+        time.sleep(0.01)
+
+
+def test_failed_writes_are_counted_by_kind_told_once_and_writing_goes_on(tmp_path):
     db = tmp_path / "x.db"
-    errors: list[Exception] = []
-
-    def wait_for(condition) -> None:
-        for _ in range(200):
-            if condition():
-                return
-            time.sleep(0.01)
-        raise AssertionError("the writer did not get there in 2 s")
-
-    writer = StoreWriter(db, 1000, on_error=errors.append)
+    errors: list[str] = []
+    recovered: list[tuple[int, int]] = []
+    writer = StoreWriter(db, 1000, on_error=errors.append,
+                         on_recovered=lambda batches, records: recovered.append((batches, records)))
     writer.start()
     with sqlite3.connect(db) as other:  # another process breaking the database under us
         other.execute("DROP TABLE exchanges")
-    for i in range(10):
-        writer.accept(served_by_web(i))
-    wait_for(lambda: writer.failed_batches)
+    for failed in range(1, 4):
+        for i in range(10):
+            writer.accept(served_by_web(i))
+        wait_for(lambda failed=failed: writer.failed_batches == failed)
     with sqlite3.connect(db) as other:
         for migration in MIGRATIONS[:2]:  # the ones that build the exchanges table
             for statement in migration:
@@ -490,9 +492,37 @@ def test_a_failed_write_is_reported_and_counted_and_writing_goes_on(tmp_path):
         writer.accept(served_by_web(i))
     wait_for(lambda: writer.written)
     writer.close()
-    assert writer.failed_batches == 1 and writer.dropped_failed == 10 and writer.dropped == 10
-    assert writer.written == 5
-    assert len(errors) == 1 and isinstance(errors[0], StoreError) and "no such table" in str(errors[0])
+    assert writer.failed_batches == 3 and writer.dropped_failed == 30 and writer.dropped == 30
+    assert writer.written == 5 and writer.counters() == (35, 5, 30)
+    assert errors == [f"{db}: no such table: exchanges"], "one line for the kind, not one per batch"
+    assert recovered == [(3, 30)]
+    assert writer.losses() == {f"3 failed batches: {db}: no such table: exchanges": 30}
+
+
+def test_a_batch_still_being_written_when_close_gives_up_counts_as_not_written_once(tmp_path):
+    db = tmp_path / "x.db"
+    writer = StoreWriter(db, 1000)
+    writer.start()
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock: the batch waits for it
+    for i in range(10):
+        writer.accept(served_by_web(i))
+    wait_for(lambda: not writer.pending)
+    writer.close(0.5)
+    assert writer.counters() == (10, 0, 10), "every record is written or counted, even one in flight"
+    assert writer.losses() == {"not written within 0.5 s of stop": 10}
+    other.execute("ROLLBACK")  # the stuck write goes through now, too late to count
+    wait_for(lambda: other.execute("SELECT count(*) FROM exchanges").fetchone() == (10,), 5)
+    other.close()
+    assert writer.counters() == (10, 0, 10)
+
+
+def test_a_database_that_fails_at_open_in_an_unforeseen_way_fails_start_in_one_line(tmp_path):
+    db = tmp_path / "x.db"
+    asyncio.run(write_and_close(db, 10, [served_by_web(0)]))
+    writer = StoreWriter(db, 2**70)  # trimming at open passes a number SQLite cannot hold: OverflowError
+    with pytest.raises(StoreError, match="OverflowError"):
+        writer.start()
 
 
 READER_SCRIPT = """

@@ -4,9 +4,14 @@ Capture must never wait for the disk.  :meth:`StoreWriter.accept` runs on the
 engine thread and only appends to a bounded deque (what does not fit is
 dropped and counted).  The writer's own thread runs an event loop holding the
 database connection; it writes up to ``batch_size`` records per transaction, as
-soon as that many wait or else every ``flush_interval`` seconds.  A failed write
-(a full disk) is reported to ``on_error`` and its records counted as dropped;
-the writer carries on with the next batch.
+soon as that many wait or else every ``flush_interval`` seconds.
+
+A failed write (a full disk, an I/O error) must not stop capture: the batch is
+counted as not stored under its kind of error, and the writer carries on with
+the next batch, which succeeds again once there is space.  ``on_error`` hears
+of a kind of error once, not once per batch (again only after writes recovered
+and a minute passed), and ``on_recovered`` when writes succeed after failures
+it heard of: a disk that stays full costs two lines, not one per batch.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from eyes_devine.adapters.store.sqlite import ExchangeStore, StoreError, open_store
 from eyes_devine.records import Exchange, Flow
@@ -26,6 +31,17 @@ DEFAULT_BATCH_SIZE = 500
 DEFAULT_MAX_PENDING = 100_000
 DEFAULT_FLUSH_INTERVAL = 0.2
 """Seconds between flushes of a partial batch: 0.2 leaves room for the write itself within the 250 ms promise."""
+ERROR_REPEAT_SECONDS = 60.0
+"""A kind of error already reported is reported again only after writes recovered, and at most this often."""
+MAX_ERROR_KINDS = 8
+"""Kinds of error told apart; beyond these, failures count as "other errors"."""
+
+
+def error_kind(error: Exception) -> str:
+    """One line naming what went wrong: the store's own message, else the exception's type and text."""
+    text = str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}"
+    lines = text.strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
 
 
 class StoreWriter:
@@ -42,11 +58,14 @@ class StoreWriter:
         max_pending: int = DEFAULT_MAX_PENDING,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         on_batch: Callable[[int, int, float], None] | None = None,
-        on_error: Callable[[Exception], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        on_recovered: Callable[[int, int], None] | None = None,
         on_alerts: Callable[[int], None] | None = None,
     ) -> None:
         """``on_batch(exchanges, flows, seconds)`` is told of each batch stored, ``on_alerts`` how many of its
-        exchanges matched a suspicious-request rule (when any did); both run on the writer's thread."""
+        exchanges matched a suspicious-request rule (when any did), ``on_error(kind)`` of a kind of failed write
+        and ``on_recovered(batches, records)`` of the first write that worked after it (see the module's
+        docstring); all run on the writer's thread."""
         if batch_size < 1 or max_pending < 1:
             raise ValueError("batch_size and max_pending must be at least 1")
         self.path = path
@@ -56,6 +75,7 @@ class StoreWriter:
         self.flush_interval = flush_interval
         self.on_batch = on_batch
         self.on_error = on_error
+        self.on_recovered = on_recovered
         self.on_alerts = on_alerts
         self.accepted = 0
         self.written = 0
@@ -65,11 +85,28 @@ class StoreWriter:
         self.batches = 0
         self.failed_batches = 0
         self.dropped_full = 0
-        """Records refused because the queue was full or the writer had stopped (the engine thread counts these)."""
+        """Exchanges refused because the queue was full or the writer had stopped (the engine thread counts these)."""
         self.dropped_failed = 0
         """Exchanges of batches whose write failed (the writer's thread counts these)."""
-        self.flows_dropped = 0
-        """Flow summaries refused or lost in a failed write."""
+        self.dropped_at_close = 0
+        """Exchanges still queued or being written when close() gave up waiting."""
+        self._flows_refused = self._flows_failed = self._flows_at_close = 0
+        self._full = self._late = self._left_at_close = 0
+        """Records (exchanges and flows) refused for a full queue, arriving after close, left at close."""
+        self._failures: dict[str, list[int]] = {}
+        """Kind of error -> [batches, records] that failed with it."""
+        self._reported: dict[str, float] = {}
+        """Kind of error -> when on_error last heard of it."""
+        self._streak = [0, 0]
+        """Batches and records failed since the last write that worked."""
+        self._streak_reported = False
+        self._close_timeout = 0.0
+        self._lock = threading.Lock()
+        """Between the writer's thread and close(): what is being written, and the counts of failures."""
+        self._in_flight = (0, 0)
+        """Exchanges and flows of the batch being written."""
+        self._abandoned = False
+        """close() gave up on the writer's thread: what it held is counted, whatever it does later."""
         self._pending: deque[Record] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -98,8 +135,12 @@ class StoreWriter:
             self.accepted += 1
         pending = self._pending
         if self._closing or len(pending) >= self.max_pending:
+            if self._closing:
+                self._late += 1
+            else:
+                self._full += 1
             if is_flow:
-                self.flows_dropped += 1
+                self._flows_refused += 1
             else:
                 self.dropped_full += 1
             return
@@ -122,6 +163,7 @@ class StoreWriter:
     def close(self, timeout: float = 30.0) -> None:
         """Write everything still queued (as long as ``timeout`` allows), then close the database."""
         self._closing = True
+        self._close_timeout = timeout
         loop = self._loop
         if loop is not None:
             try:
@@ -129,15 +171,26 @@ class StoreWriter:
             except RuntimeError:
                 pass
         self._thread.join(timeout)
-        left = list(self._pending)
-        self._pending.clear()
-        self.flows_dropped += sum(1 for record in left if type(record) is Flow)
-        self.dropped_full += sum(1 for record in left if type(record) is not Flow)
+        with self._lock:
+            exchanges, flows = self._in_flight if self._thread.is_alive() else (0, 0)
+            self._abandoned = True
+            left = list(self._pending)
+            self._pending.clear()
+        flows += sum(1 for record in left if type(record) is Flow)
+        exchanges += sum(1 for record in left if type(record) is not Flow)
+        self._flows_at_close += flows
+        self.dropped_at_close += exchanges
+        self._left_at_close += exchanges + flows
 
     @property
     def dropped(self) -> int:
         """Exchanges not stored."""
-        return self.dropped_full + self.dropped_failed
+        return self.dropped_full + self.dropped_failed + self.dropped_at_close
+
+    @property
+    def flows_dropped(self) -> int:
+        """Flow summaries not stored: refused, lost in a failed write, or left at close."""
+        return self._flows_refused + self._flows_failed + self._flows_at_close
 
     @property
     def pending(self) -> int:
@@ -146,6 +199,16 @@ class StoreWriter:
     def counters(self) -> SinkCounters:
         return SinkCounters(self.accepted + self.flows_accepted, self.written + self.flows_written,
                             self.dropped + self.flows_dropped)
+
+    def losses(self) -> Mapping[str, int]:
+        """Records (exchanges and flows) not stored, by reason; each kind of failed write with its batches."""
+        with self._lock:
+            failures = [(kind, batches, records) for kind, (batches, records) in self._failures.items()]
+        reasons = {"queue full": self._full, "arrived after stop": self._late}
+        for kind, batches, records in failures:
+            reasons[f"{batches:,} failed batch{'' if batches == 1 else 'es'}: {kind}"] = records
+        reasons[f"not written within {self._close_timeout:g} s of stop"] = self._left_at_close
+        return {reason: count for reason, count in reasons.items() if count}
 
     # -- the writer's thread ---------------------------------------------------------------
 
@@ -159,8 +222,9 @@ class StoreWriter:
     async def _run(self) -> None:
         try:
             store = await open_store(self.path, self.keep)
-        except StoreError as error:
-            self._open_error = error
+        except Exception as error:  # one line for start() to raise; never a thread dying with start() waiting
+            self._open_error = error if isinstance(error, StoreError) else StoreError(
+                f"cannot open {self.path}: {error_kind(error)}")
             self._opened.set()
             return
         self._loop = asyncio.get_running_loop()
@@ -188,33 +252,65 @@ class StoreWriter:
             self._wake_requested = False
             while True:
                 emptied_at = clock()
-                batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
+                with self._lock:  # close() sees each record either queued or in flight
+                    batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
+                    exchanges = [record for record in batch if type(record) is Exchange]
+                    flows = [record for record in batch if type(record) is Flow]
+                    self._in_flight = (len(exchanges), len(flows))
                 if batch:
-                    await self._write(store, batch)
+                    await self._write(store, exchanges, flows)
                 if len(batch) < self.batch_size:
                     break
             if self._closing and not pending:
                 return
 
-    async def _write(self, store: ExchangeStore, batch: list[Record]) -> None:
-        exchanges = [record for record in batch if type(record) is Exchange]
-        flows = [record for record in batch if type(record) is Flow]
+    async def _write(self, store: ExchangeStore, exchanges: list[Exchange], flows: list[Flow]) -> None:
         started = time.perf_counter()
         try:
             await store.write(exchanges, flows)
-        except Exception as error:  # a full disk must not stop capture: count, report, go on
-            self.failed_batches += 1
-            self.dropped_failed += len(exchanges)
-            self.flows_dropped += len(flows)
-            if self.on_error is not None:
-                self.on_error(error)
+        except Exception as error:  # a full disk must not stop capture: count, report once, go on
+            self._failed(error_kind(error), len(exchanges), len(flows))
             return
-        self.written += len(exchanges)
-        self.flows_written += len(flows)
-        self.batches += 1
+        with self._lock:
+            self._in_flight = (0, 0)
+            if self._abandoned:
+                return
+            self.written += len(exchanges)
+            self.flows_written += len(flows)
+            self.batches += 1
+        failed_batches, failed_records = self._streak
+        if failed_batches:
+            if self._streak_reported and self.on_recovered is not None:
+                self.on_recovered(failed_batches, failed_records)
+            self._streak, self._streak_reported = [0, 0], False
         if self.on_batch is not None:
             self.on_batch(len(exchanges), len(flows), time.perf_counter() - started)
         if self.on_alerts is not None:
             alerted = sum(1 for x in exchanges if x.alerts)
             if alerted:
                 self.on_alerts(alerted)
+
+    def _failed(self, kind: str, exchanges: int, flows: int) -> None:
+        """Count a batch that was not stored, and tell on_error if this kind is news (see the module docstring)."""
+        with self._lock:
+            self._in_flight = (0, 0)
+            if self._abandoned:
+                return
+            if kind not in self._failures and len(self._failures) >= MAX_ERROR_KINDS:
+                kind = "other errors"
+            tally = self._failures.setdefault(kind, [0, 0])
+            tally[0] += 1
+            tally[1] += exchanges + flows
+            self.failed_batches += 1
+            self.dropped_failed += exchanges
+            self._flows_failed += flows
+        new_streak = not self._streak[0]
+        self._streak[0] += 1
+        self._streak[1] += exchanges + flows
+        now = time.monotonic()
+        last = self._reported.get(kind)
+        if last is None or (new_streak and now - last >= ERROR_REPEAT_SECONDS):
+            self._reported[kind] = now
+            self._streak_reported = True
+            if self.on_error is not None:
+                self.on_error(kind)
