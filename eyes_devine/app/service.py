@@ -6,7 +6,8 @@ Docker watcher, one thread per sink that can block (the store, stdout, alert
 lines), and the asyncio loop here, which checks the sniffers' health and logs
 counters.  Nothing on the capture path waits for a disk or a reader.  SIGTERM
 and SIGINT stop capture, drain the engine, write everything still queued, and
-return 0.
+end with one line of what was stored and what was lost: exit 0, or 3 when any
+record was lost (see :mod:`~eyes_devine.app.ending`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from eyes_devine.adapters.host import Account, PrivilegeDropError, drop_privileg
 from eyes_devine.adapters.store.memory import RingBuffers
 from eyes_devine.adapters.store.sqlite import StoreError, open_store
 from eyes_devine.adapters.store.writer import StoreWriter
+from eyes_devine.app.ending import ending
 from eyes_devine.app.logs import MemoryLog, ServiceLog
 from eyes_devine.app.outputs import AlertLogSink, JsonLinesSink
 from eyes_devine.app.pipeline import Monitor
@@ -32,7 +34,6 @@ from eyes_devine.enrich.annotator import Annotator
 from eyes_devine.sinks import Sink
 from eyes_devine.snapshots import MonitorSnapshot
 
-EXIT_OK = 0
 EXIT_FAILURE = 1
 STORE_CLOSE_SECONDS = 30.0
 """How long the store may take to write what it still holds when the service stops."""
@@ -66,11 +67,13 @@ async def serve(
     log: ServiceLog | MemoryLog,
     sinks: Sequence[Sink] = (),
     on_tick: Callable[[MonitorSnapshot], None] | None = None,
+    on_end: Callable[[str], None] | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code.
 
     ``sinks`` receive every record too (the live view's board); ``on_tick`` is
-    given a fresh snapshot of the monitor every health interval.
+    given a fresh snapshot of the monitor every health interval, ``on_end`` the
+    final line once every sink has delivered what it could.
     """
     writer = StoreWriter(
         settings.db_path, settings.keep, batch_size=settings.batch_size,
@@ -137,8 +140,12 @@ async def serve(
     final = await asyncio.to_thread(monitor.snapshot)
     if on_tick is not None:
         on_tick(final)
-    log.info("stopped, everything captured is stored", **counters(final, outputs, settings.all_traffic))
-    return EXIT_OK
+    end = ending(writer, outputs, final, settings.all_traffic)
+    (log.warning if end.lost else log.info)(end.message, lost=end.lost,
+                                            **counters(final, outputs, settings.all_traffic))
+    if on_end is not None:
+        on_end(end.message)
+    return end.code
 
 
 async def _reloaded_rings(settings: Settings) -> RingBuffers:

@@ -94,7 +94,8 @@ def _stop_on_signals(stopping: asyncio.Event) -> Callable[[], None]:
 async def watch_capturing(settings: Settings, interfaces: tuple[str, ...], view_filter: WatchFilter,
                           show: Callable[[WatchFrame], object], account: Account | None = None,
                           annotator: Annotator | None = None, flows: bool = False) -> tuple[int, str | None]:
-    """Capture like `run` and show it; returns the exit code and the error to print after the screen closes.
+    """Capture like `run` and show it; returns the exit code and the line to print once the screen is closed:
+    the error, or what `run`'s final line says (what was stored, what was lost).
 
     ``flows`` shows recent flow summaries instead of the latest exchanges (``settings.all_traffic`` must be on).
     """
@@ -114,14 +115,16 @@ async def watch_capturing(settings: Settings, interfaces: tuple[str, ...], view_
     def on_tick(snapshot: MonitorSnapshot) -> None:
         latest[:] = [snapshot]
 
+    endings: list[str] = []
+
     refresher = asyncio.get_running_loop().create_task(refresh())
     try:
         options = ServiceOptions(interfaces=interfaces, account=account, annotator=annotator, log_alerts=False,
                                  active_flows=FLOWS_SHOWN if flows else 0)
-        code = await serve(settings, options, log, sinks=[board], on_tick=on_tick)
+        code = await serve(settings, options, log, sinks=[board], on_tick=on_tick, on_end=endings.append)
     finally:
         refresher.cancel()
-    return code, log.last_error
+    return code, endings[-1] if endings else log.last_error
 
 
 async def watch_attached(settings: Settings, view_filter: WatchFilter,

@@ -104,7 +104,9 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
 
 
 @main.command(epilog=ENVIRONMENT_HELP + "\n\n\b\nExit codes:\n  0  stopped by SIGTERM or SIGINT, "
-              "everything stored\n  1  capture or the database failed\n  2  bad flag, variable or interface")
+              "nothing lost\n  1  capture or the database failed\n  2  bad flag, variable or interface\n"
+              "  3  stopped, but records were lost (not stored, or not printed with --json); the last\n"
+              "     line says how many and why")
 @capture_options
 @docker_options
 @store_options
@@ -126,7 +128,8 @@ def run(stats_interval: str, as_json: bool, user: str | None, **flags: Any) -> N
     names the containers at both ends through the Docker API, and keeps the
     last --keep exchanges per container in SQLite for `eyes-devine requests`.
     Logs to stderr: what is captured and with which filter, Docker status,
-    a line per batch stored and counters every --stats-interval seconds.
+    a line per batch stored and counters every --stats-interval seconds. The
+    last line says how many exchanges were stored and what was lost, and why.
     """
     import asyncio
 
@@ -168,7 +171,9 @@ def watch(attach: bool, container: str | None, user: str | None, flows_view: boo
     Standalone it captures like `run` (same interfaces, filter and database, so
     `requests` sees what it saw); with --attach it follows a running `run`'s
     database instead. -i and --ports narrow what is shown in either mode.
-    --flows shows recent flows in the lower table. Ctrl-C leaves it.
+    --flows shows recent flows in the lower table. Ctrl-C leaves it; when
+    capturing, a last line says what was stored and what was lost (exit 3 if
+    anything was, as for `run`).
     """
     import asyncio
 
@@ -199,14 +204,16 @@ def watch(attach: bool, container: str | None, user: str | None, flows_view: boo
 
         try:
             if attach:
-                code, error = asyncio.run(watch_attached(settings, view_filter, show, flows_view))
+                code, message = asyncio.run(watch_attached(settings, view_filter, show, flows_view))
             else:
-                code, error = asyncio.run(watch_capturing(settings, interfaces, view_filter, show, account,
-                                                          annotator_for(settings), flows_view))
+                code, message = asyncio.run(watch_capturing(settings, interfaces, view_filter, show, account,
+                                                            annotator_for(settings), flows_view))
         except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
-            code, error = EXIT_OK, None
-    if error:
-        fail(error, code or EXIT_FAILURE)
+            code, message = EXIT_OK, None
+    if message and code == EXIT_FAILURE:
+        fail(message, code)
+    if message:  # capturing: the final line, what was stored and what was lost, now that the screen is gone
+        click.echo(message, err=True)
     sys.exit(code)
 
 

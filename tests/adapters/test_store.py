@@ -496,7 +496,7 @@ def test_failed_writes_are_counted_by_kind_told_once_and_writing_goes_on(tmp_pat
     assert writer.written == 5 and writer.counters() == (35, 5, 30)
     assert errors == [f"{db}: no such table: exchanges"], "one line for the kind, not one per batch"
     assert recovered == [(3, 30)]
-    assert writer.losses() == {f"3 failed batches: {db}: no such table: exchanges": 30}
+    assert writer.losses() == {f"in 3 failed batches: {db}: no such table: exchanges": 30}
 
 
 def test_a_batch_still_being_written_when_close_gives_up_counts_as_not_written_once(tmp_path):

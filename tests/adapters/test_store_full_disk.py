@@ -47,7 +47,7 @@ def test_a_full_disk_fails_batches_once_in_the_log_and_writing_resumes_when_spac
         assert errors == [f"{db}: database or disk is full"]
         assert recovered == [(3, 60)]
         assert writer.counters() == (80, 20, 60)
-        assert writer.losses() == {f"3 failed batches: {db}: database or disk is full": 60}
+        assert writer.losses() == {f"in 3 failed batches: {db}: database or disk is full": 60}
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as reader:
             targets = [row[0] for row in reader.execute("SELECT target FROM exchanges ORDER BY id")]
             assert reader.execute("PRAGMA integrity_check").fetchall() == [("ok",)]

@@ -59,7 +59,7 @@ def test_run_json_into_a_pipe_nobody_reads_stores_everything_and_counts_what_std
     assert hammer(web.address, 80, [f"/unread/{index}" for index in range(2000)], threads=4) == 2000
     wait_until(lambda: stored(run.db, "SELECT count(*) FROM exchanges WHERE target LIKE '/unread/%'")[0][0] == 2000,
                timeout=30, what="2000 stored")
-    run.stop(signal.SIGTERM)
+    assert run.stop(signal.SIGTERM) == 3, "exchanges asked for on stdout were lost"
     final = run.messages("stopped")[0]
     assert final["stored"] == 2000 and final["store_drops"] == 0
     assert final["queue_drops"] == 0 and final["kernel_drops"] == 0, "capture never waited for stdout"

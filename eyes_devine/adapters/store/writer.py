@@ -206,7 +206,7 @@ class StoreWriter:
             failures = [(kind, batches, records) for kind, (batches, records) in self._failures.items()]
         reasons = {"queue full": self._full, "arrived after stop": self._late}
         for kind, batches, records in failures:
-            reasons[f"{batches:,} failed batch{'' if batches == 1 else 'es'}: {kind}"] = records
+            reasons[f"in {batches:,} failed batch{'' if batches == 1 else 'es'}: {kind}"] = records
         reasons[f"not written within {self._close_timeout:g} s of stop"] = self._left_at_close
         return {reason: count for reason, count in reasons.items() if count}
 
