@@ -5,9 +5,10 @@ attributed and annotated on the engine thread, then handed to the sinks), the
 Docker watcher, one thread per sink that can block (the store, stdout, alert
 lines), and the asyncio loop here, which checks the sniffers' health and logs
 counters.  Nothing on the capture path waits for a disk or a reader.  SIGTERM
-and SIGINT stop capture, drain the engine, write everything still queued, and
-end with one line of what was stored and what was lost: exit 0, or 3 when any
-record was lost (see :mod:`~eyes_devine.app.ending`).
+and SIGINT stop capture, drain the engine, write everything still queued (a
+second signal does not cut that short), and end with one line of what was
+stored and what was lost: exit 0, or 3 when any record was lost (see
+:mod:`~eyes_devine.app.ending`).
 """
 
 from __future__ import annotations
@@ -133,10 +134,12 @@ async def serve(
                 next_stats += options.stats_interval
                 log.info("counters", **counters(snapshot, outputs, settings.all_traffic))
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+        for signum in (signal.SIGTERM, signal.SIGINT):  # a second Ctrl-C must not cut the writing short
+            loop.add_signal_handler(signum, log.info, "stopping: writing what is still queued first")
         await asyncio.to_thread(monitor.stop)  # the engine's last records reach the sinks here
         await _close(outputs, options.annotator)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
     final = await asyncio.to_thread(monitor.snapshot)
     if on_tick is not None:
         on_tick(final)

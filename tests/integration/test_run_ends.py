@@ -89,12 +89,15 @@ def test_a_full_disk_ends_with_exit_3_the_counts_and_the_stored_rows_still_reada
         assert len(rows) == kept and {row["target"] for row in rows} <= {f"/fill/{i}" for i in range(sent)}
 
 
-def test_json_into_a_pipe_nobody_reads_stores_everything_but_exits_3_naming_what_stdout_dropped(server, tmp_path):
+def test_json_into_an_unread_pipe_exits_3_naming_what_stdout_dropped_even_after_a_second_signal(server, tmp_path):
     db = tmp_path / "data" / "x.db"
     run = start_run(server, db, tmp_path, "--json", "--keep", "5000", read_stdout=False)
     send(server, [f"/unread/{i}" for i in range(2000)])
     wait_until(lambda: stored(db, "SELECT count(*) FROM exchanges")[0][0] == 2000, timeout=30, what="2000 stored")
-    assert run.stop() == 3, run.log
+    run.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)  # now stdout, blocked, has 3 s to take the rest
+    assert run.stop(signal.SIGINT) == 3, "a second signal (an impatient Ctrl-C) does not cut the writing short"
+    assert run.messages("stopping: writing what is still queued first"), run.log
     final = run.log[-1]
     assert final["stored"] == 2000 and final["store_drops"] == 0
     dropped = final["stdout_drops"]
