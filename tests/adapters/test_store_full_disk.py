@@ -4,23 +4,16 @@ by itself once there is space again."""
 from __future__ import annotations
 
 import sqlite3
-import time
 
 from eyes_devine.adapters.store.writer import StoreWriter
 from eyes_devine.records import Exchange
 from tests.support.disks import fill, small_disk
 from tests.support.records import WEB, make
+from tests.support.service import wait_until
 
 
 def served_by_web(i: int, **changes: object) -> Exchange:
     return make(i, container="web", container_id=WEB, **changes)
-
-
-def wait_for(condition, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"the writer did not get there in {seconds} s"
-        time.sleep(0.01)
 
 
 def test_a_full_disk_fails_batches_once_in_the_log_and_writing_resumes_when_space_returns(tmp_path):
@@ -33,16 +26,16 @@ def test_a_full_disk_fails_batches_once_in_the_log_and_writing_resumes_when_spac
         writer.start()
         for i in range(10):
             writer.accept(served_by_web(i, target=f"/before/{i}"))
-        wait_for(lambda: writer.written == 10, 5)
+        wait_until(lambda: writer.written == 10, 5, "10 written")
         filler = fill(disk)
         for batch in range(3):
             for i in range(20):
                 writer.accept(served_by_web(i, target=f"/full/{batch}/{i}"))
-            wait_for(lambda batch=batch: writer.failed_batches == batch + 1, 5)
+            wait_until(lambda batch=batch: writer.failed_batches == batch + 1, 5, "a failed batch")
         filler.unlink()
         for i in range(10):
             writer.accept(served_by_web(i, target=f"/after/{i}"))
-        wait_for(lambda: writer.written == 20, 5)
+        wait_until(lambda: writer.written == 20, 5, "20 written")
         writer.close()
         assert errors == [f"{db}: database or disk is full"]
         assert recovered == [(3, 60)]

@@ -14,6 +14,7 @@ from eyes_devine.config import port_filter
 from tests.support.netns import sh
 from tests.support.records import Collected
 from tests.support.requirements import require_binary
+from tests.support.scenarios import wait_for_port
 
 pytestmark = pytest.mark.netns
 
@@ -22,11 +23,7 @@ PORT = 8000
 
 def serve(lab, ns):
     lab.processes.append(ns.spawn(sys.executable, "-m", "http.server", str(PORT), "--bind", "0.0.0.0"))
-    probe = f"import socket; socket.create_connection(('127.0.0.1', {PORT}), timeout=1).close()"
-    deadline = time.monotonic() + 10
-    while ns.run(sys.executable, "-c", probe, check=False).returncode != 0:
-        assert time.monotonic() < deadline, "http.server did not start"
-        time.sleep(0.1)
+    wait_for_port(ns, PORT)
 
 
 def wait_for(predicate, timeout: float = 10.0) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.disks import fill, small_disk
 from tests.support.load import hammer
+from tests.support.scenarios import wait_for_port
 from tests.support.service import EYES_DEVINE, Service, requests_json, stored, wait_until
 
 pytestmark = pytest.mark.netns
@@ -29,11 +30,7 @@ def server(lab):
     """A Python HTTP server in a namespace behind a veth; the host reaches it directly, capture is on the veth."""
     ns = lab.host("s", 2)
     lab.processes.append(ns.spawn(sys.executable, "-m", "http.server", str(PORT), "--bind", "0.0.0.0"))
-    probe = f"import socket; socket.create_connection(('127.0.0.1', {PORT}), timeout=1).close()"
-    deadline = time.monotonic() + 10
-    while ns.run(sys.executable, "-c", probe, check=False).returncode != 0:
-        assert time.monotonic() < deadline, "http.server did not start"
-        time.sleep(0.1)
+    wait_for_port(ns, PORT)
     return ns
 
 
