@@ -19,4 +19,5 @@ fi
 [ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'   # also brings an older .venv up to the current dependencies
 .venv/bin/python benchmarks/read_vs_tshark.py
+.venv/bin/python benchmarks/header_cost.py
 .venv/bin/python benchmarks/live_completeness.py "$@"
