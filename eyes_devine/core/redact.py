@@ -9,6 +9,7 @@ at all: :data:`SENSITIVE_HEADERS` names them for any code that handles headers.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import unquote_plus
 
 REDACTED = "REDACTED"
@@ -16,33 +17,37 @@ REDACTED = "REDACTED"
 SENSITIVE_HEADERS: frozenset[str] = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 """Lower-case header names whose values must never be stored."""
 
-# A query parameter is sensitive when its lower-cased name contains one of these ("key"
-# but not "keyword", so search boxes stay readable) ...
-SENSITIVE_WORDS = (
-    "token",
-    "secret",
-    "passw",
-    "pwd",
-    "session",
-    "auth",
-    "signature",
-    "credential",
-    "key",
-    "jwt",
-    "private",
-    "cookie",
+# A parameter name is split into lower-case words (at separators and camelCase humps: "apiKey", "X-Amz-Signature",
+# "AWSAccessKeyId") and is a secret's name when ...
+SECRET_PARTS = (
+    "token", "secret", "passw", "passphrase", "passcode", "passkey", "pwd", "session", "sessid", "credential",
+    "signature", "jwt", "cookie", "bearer", "authoriz", "authoris", "authent", "authcode", "hmac",
+    "assertion", "saml", "apikey", "accesskey", "authkey", "privatekey", "signingkey", "masterkey", "clientkey",
+    "appkey", "consumerkey", "subscriptionkey", "licensekey", "licencekey", "encryptionkey",
 )
-_SENSITIVE_PART = re.compile("|".join("key(?!word)" if word == "key" else word for word in SENSITIVE_WORDS))
-# ... or is exactly one of these short names (too generic to match as substrings).
-SENSITIVE_NAMES = frozenset({"sig", "sid", "code", "otp", "pass", "pw", "ticket", "hash"})
-# One name=value pair: the name starts after a separator (or the start of the query).
-_PARAM = re.compile(r"(?<![^&;])([^&;=]*)=([^&;]*)")
-# Pre-check over the whole lower-cased query: can any parameter be sensitive at all?  The
-# words and names above, factored by first letter because re tries alternatives one by one.
-_MAYBE_SENSITIVE = re.compile(
-    r"t(?:oken|icket=)|s(?:ecret|ession|ig(?:nature|=)|id=)|p(?:ass(?:w|=)|wd|rivate|w=)|auth"
-    r"|c(?:redential|ookie|ode=)|key|jwt|otp=|hash="
+"""... a word contains one of these (distinctive wherever they are: "client_secret", "PHPSESSID") ..."""
+SECRET_WORDS = ("key", "auth", "authn", "authz", "pin", "sig", "sid", "otp", "totp", "pass", "pw", "private",
+                "verifier")
+"""... or a whole word is one of these (too short to match inside words: "api_key" but not "keyword" or "monkey",
+"user_pin" but not "spinner", "auth" but not "author") ..."""
+SECRET_NAMES = frozenset({"code", "ticket", "hash"})
+"""... or the whole name is one of these (an OAuth authorization code, a CAS ticket, a signed link's hash; as
+words they are ordinary: "zip_code", "file_hash")."""
+_SECRET_NAME = re.compile(
+    "|".join(SECRET_PARTS) + "|(?<![a-z])(?:" + "|".join(SECRET_WORDS) + ")(?![a-z])"
 )
+_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+# One name=value pair, after the separator that begins it.
+_PARAM = re.compile(r"([?&;])([^&;=]*)=([^&;]*)")
+# Pre-check over the whole lower-cased query: can any parameter be a secret at all?  Every part, word and name
+# above contains one of these; factored by first letter, as re tries alternatives one by one (and skips to
+# the positions holding a first letter).
+_MAYBE_SECRET = re.compile(
+    r"a(?:uth|ssertion)|b(?:earer)|c(?:o(?:okie|de=)|redential)|h(?:mac|ash=)|jwt|key|otp"
+    r"|p(?:ass|w|in|rivate)|s(?:i[dg]|e(?:cret|ssion)|aml)|t(?:oken|icket=)|verifier"
+)
+# A percent-encoded name could hide a secret word from the pre-check (values may hold "%" freely).
+_ENCODED_NAME = re.compile(r"[?&;][^&;=%]*%")
 
 
 def redact_target(target: str) -> str:
@@ -58,25 +63,28 @@ def redact_target(target: str) -> str:
     return _redact_query(_redact_userinfo(target))
 
 
+@lru_cache(maxsize=4096)  # names repeat: a client sending ?api_key= sends it with every request
 def is_sensitive_param(name: str) -> bool:
-    """Whether a query parameter name (possibly percent-encoded) looks like a credential."""
+    """Whether a parameter name (percent-encoded or not, any case) names a credential.
+
+    Decoded once, as a server decodes it.  When in doubt it says yes: a value
+    lost from a record costs less than a credential kept in one.
+    """
     if "%" in name or "+" in name:
         name = unquote_plus(name)
-    name = name.lower()
-    return _SENSITIVE_PART.search(name) is not None or name in SENSITIVE_NAMES
+    words = _HUMP.sub("_", name).lower()
+    return words in SECRET_NAMES or _SECRET_NAME.search(words) is not None
 
 
 def _redact_query(target: str) -> str:
     start = target.find("?")
     if start < 0:
         return target
-    start += 1
     end = target.find("#", start)
     if end < 0:
         end = len(target)
     query = target[start:end]
-    # Percent-encoded names could hide a sensitive word from the pre-check.
-    if "%" not in query and _MAYBE_SENSITIVE.search(query.lower()) is None:
+    if _MAYBE_SECRET.search(query.lower()) is None and ("%" not in query or _ENCODED_NAME.search(query) is None):
         return target
     redacted = _PARAM.sub(_redact_pair, query)
     if redacted == query:
@@ -85,9 +93,9 @@ def _redact_query(target: str) -> str:
 
 
 def _redact_pair(match: re.Match[str]) -> str:
-    name, value = match.group(1), match.group(2)
+    separator, name, value = match.groups()
     if value and is_sensitive_param(name):
-        return f"{name}={REDACTED}"
+        return f"{separator}{name}={REDACTED}"
     return match.group(0)
 
 

@@ -7,9 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eyes_devine.core.redact import (
+    SECRET_NAMES,
+    SECRET_PARTS,
+    SECRET_WORDS,
     SENSITIVE_HEADERS,
-    SENSITIVE_NAMES,
-    SENSITIVE_WORDS,
     is_sensitive_param,
     redact_target,
 )
@@ -56,11 +57,32 @@ def test_userinfo_in_absolute_form_is_redacted() -> None:
     assert redact_target("example.com:443") == "example.com:443"
 
 
-def test_sensitive_param_names() -> None:
-    assert is_sensitive_param("client_secret")
-    assert is_sensitive_param("Authorization")
-    assert not is_sensitive_param("keyword")
-    assert not is_sensitive_param("page")
+@pytest.mark.parametrize("name", [
+    "client_secret", "Authorization", "passphrase", "pass", "user_pass", "pin", "PIN", "userPin", "pin_code", "otp",
+    "totp", "bearer", "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "X-Goog-Signature",
+    "AWSAccessKeyId", "Signature", "sig", "api_key", "apiKey", "APIKey", "apikey", "x-api-key",
+    "Ocp-Apim-Subscription-Key", "code", "credentials", "private", "private_key", "privateKey", "jsessionid",
+    "PHPSESSID", "sid", "connect.sid", "oauth_verifier", "code_verifier", "authorization_code", "auth_code",
+    "client_assertion", "SAMLResponse", "hmac", "id_token", "refresh_token",
+    "sortKey",  # "key" as a word always counts: a lost sort order costs less than a kept API key
+])
+def test_secret_parameter_names(name: str) -> None:
+    assert is_sensitive_param(name)
+
+
+@pytest.mark.parametrize("name", [
+    "keyword", "keywords", "keys", "monkey", "author", "authority", "coauthor", "authuser", "pinned", "isPinned",
+    "spinner", "opinion", "passenger", "compass", "bypass", "signal", "design", "zip_code", "country_code",
+    "file_hash", "page", "q", "sort", "state", "redirect_uri", "expires_in",
+])
+def test_ordinary_parameter_names(name: str) -> None:
+    assert not is_sensitive_param(name)
+
+
+@pytest.mark.parametrize("name", ["pass%77ord", "PASS%57ORD", "api%5Fkey", "api+key", "%70in"])
+def test_percent_encoded_names_are_judged_decoded(name: str) -> None:
+    assert is_sensitive_param(name)
+    assert redact_target(f"/x?{name}=s3cret&page=2") == f"/x?{name}=REDACTED&page=2"
 
 
 def test_sensitive_headers_are_lower_case_credential_headers() -> None:
@@ -73,6 +95,12 @@ def test_redaction_never_raises_and_keeps_the_path(target: str) -> None:
     assert result.split("?", 1)[0] == ("/" + target).split("?", 1)[0]
 
 
-@pytest.mark.parametrize("name", [*SENSITIVE_WORDS, *sorted(SENSITIVE_NAMES)])
-def test_every_sensitive_name_passes_the_fast_pre_check(name: str) -> None:
+@pytest.mark.parametrize("name", [*SECRET_PARTS, *SECRET_WORDS, *sorted(SECRET_NAMES)])
+def test_every_secret_name_passes_the_fast_pre_check(name: str) -> None:
     assert redact_target(f"/x?a=1&{name.upper()}=v") == f"/x?a=1&{name.upper()}=REDACTED"
+
+
+@given(st.text(alphabet="abcdeikmnoprstuwyzAEIKNOPSTW_-.%0789", max_size=12))
+def test_the_pre_check_never_hides_a_secret_name(name: str) -> None:
+    redacted = redact_target(f"/x?{name}=v") == f"/x?{name}=REDACTED"
+    assert redacted == is_sensitive_param(name)
