@@ -46,21 +46,33 @@ _MAYBE_SECRET = re.compile(
     r"a(?:uth|ssertion)|b(?:earer)|c(?:o(?:okie|de=)|redential)|h(?:mac|ash=)|jwt|key|otp"
     r"|p(?:ass|w|in|rivate)|s(?:i[dg]|e(?:cret|ssion)|aml)|t(?:oken|icket=)|verifier"
 )
+# A JSON Web Token as JOSE libraries write it: base64url parts, the first a JSON header ("{\"" is "eyJ").  A JWE
+# (header, key - empty for direct encryption -, iv, ciphertext, tag); a JWS whose payload is JSON too, signed or
+# unsigned (alg none: an empty or no third part); or any other three-part JWS.  One base64 JSON string alone
+# (an image service's options in a path) is no token.
+_B64 = "[A-Za-z0-9_-]"
+_JWT = re.compile(  # possessive (no part can end but at a dot), so a crafted target costs linear time
+    rf"eyJ{_B64}{{8,}}+\.(?:{_B64}*+\.{_B64}++\.{_B64}++\.{_B64}++|eyJ{_B64}*+(?:\.{_B64}*+)?|{_B64}++\.{_B64}*+)"
+)
 # A percent-encoded name could hide a secret word from the pre-check (values may hold "%" freely).
 _ENCODED_NAME = re.compile(r"[?&;][^&;=%]*%")
 
 
 def redact_target(target: str) -> str:
-    """The request-target with credential-like query values and URL userinfo replaced.
+    """The request-target with secrets replaced by ``REDACTED``: values of parameters with a secret's name,
+    JWTs wherever they are, and URL userinfo.
 
     Everything else is kept exactly as sent (encoding, order, separators); the
-    common origin-form target without a query returns after one ``in`` check.
+    common origin-form target without a query returns after two ``in`` checks.
     """
     if target[:1] == "/":
-        if "?" not in target:
+        if "?" not in target and "eyJ" not in target:
             return target
-        return _redact_query(target)
-    return _redact_query(_redact_userinfo(target))
+    else:
+        target = _redact_userinfo(target)
+    if "eyJ" in target:
+        target = _JWT.sub(REDACTED, target)
+    return _redact_query(target)
 
 
 @lru_cache(maxsize=4096)  # names repeat: a client sending ?api_key= sends it with every request

@@ -46,6 +46,41 @@ def test_sensitive_query_values_are_redacted(target: str, expected: str) -> None
     assert redact_target(target) == expected
 
 
+JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwiaWF0IjoxNTE2MjM5MDIyfQ"
+       ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+UNSIGNED_JWT = "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0"
+JWE = ("eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.OKOawDo13gRp2ojaHV7LFpZcgV7T6DVZKTyKOMTYUmKo"
+       ".48V1_ALb6US04U3b.5eym8TW_c8SuK0ltJ3rpYIzOeDQz7TALvtu6UG9oMo4vpzs9tX_EFShS8iB7j6jiSdiwkIr3ajwQ.XFBoMYUZodetZdvT")
+DIRECT_JWE = "eyJhbGciOiJkaXIiLCJlbmMiOiJBMTI4R0NNIn0..48V1_ALb6US04U3b.5eym8TW_c8SuK0lt.XFBoMYUZodetZdvT"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (f"/verify/{JWT}/next", "/verify/REDACTED/next"),
+        (f"/verify/{JWT}", "/verify/REDACTED"),
+        (f"/a?state=1&x={JWT}&y=2", "/a?state=1&x=REDACTED&y=2"),
+        (f"/a?q=Bearer%20{JWT}", "/a?q=Bearer%20REDACTED"),
+        (f"/a/{UNSIGNED_JWT}./b", "/a/REDACTED/b"),
+        (f"/a/{UNSIGNED_JWT}", "/a/REDACTED"),
+        (f"/a/{JWE}/b", "/a/REDACTED/b"),
+        (f"/a/{DIRECT_JWE}", "/a/REDACTED"),
+        (f"http://svc/cb/{JWT}", "http://svc/cb/REDACTED"),
+    ],
+)
+def test_jwts_are_redacted_anywhere_in_the_target(target: str, expected: str) -> None:
+    assert redact_target(target) == expected
+
+
+@pytest.mark.parametrize("target", [
+    "/img/eyJidWNrZXQiOiJteS1idWNrZXQiLCJrZXkiOiJpbWcuanBnIn0=",  # base64 JSON options, no token
+    "/img/eyJidWNrZXQiOiJteS1idWNrZXQifQ.jpg",
+    "/eyJ.a.b", "/keyJar/x.y.z",
+])
+def test_base64_json_that_is_no_token_is_kept(target: str) -> None:
+    assert redact_target(target) is target
+
+
 def test_redaction_keeps_everything_else_byte_for_byte() -> None:
     target = "/p%20q?z=%E2%9C%93&token=t+t&&flag&token=&Empty="
     assert redact_target(target) == "/p%20q?z=%E2%9C%93&token=REDACTED&&flag&token=&Empty="
@@ -89,10 +124,13 @@ def test_sensitive_headers_are_lower_case_credential_headers() -> None:
     assert SENSITIVE_HEADERS == {"authorization", "proxy-authorization", "cookie", "set-cookie"}
 
 
-@given(st.text(max_size=80))
-def test_redaction_never_raises_and_keeps_the_path(target: str) -> None:
+@given(st.text(max_size=80) | st.builds("".join, st.lists(st.sampled_from(
+    ["/", "?", "&", "=", "eyJ", "hbGciOi", ".", "token", "a", "%"]), max_size=30)))
+def test_redaction_never_raises_and_keeps_a_path_without_a_token(target: str) -> None:
     result = redact_target("/" + target)
-    assert result.split("?", 1)[0] == ("/" + target).split("?", 1)[0]
+    assert redact_target(result) == result
+    if "eyJ" not in target:
+        assert result.split("?", 1)[0] == ("/" + target).split("?", 1)[0]
 
 
 @pytest.mark.parametrize("name", [*SECRET_PARTS, *SECRET_WORDS, *sorted(SECRET_NAMES)])
