@@ -37,9 +37,12 @@ _SECRET_NAME = re.compile(
     "|".join(SECRET_PARTS) + "|(?<![a-z])(?:" + "|".join(SECRET_WORDS) + ")(?![a-z])"
 )
 _HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-# One name=value pair, after the separator that begins it.
-_PARAM = re.compile(r"([?&;])([^&;=]*)=([^&;]*)")
-# Pre-check over the whole lower-cased query: can any parameter be a secret at all?  Every part, word and name
+# One name=value pair, after the separator that begins it: in the query and the fragment (a value may hold "?":
+# a nested URL's query is judged too) ...
+_PARAM = re.compile(r"([?&;#])([^&;#=]*)=([^&;#]*)")
+# ... and a path parameter (";jsessionid=", in any segment).
+_PATH_PARAM = re.compile(r"(;)([^;/=]*)=([^;/]*)")
+# Pre-check over the lower-cased query and fragment: can any parameter be a secret at all?  Every part, word and name
 # above contains one of these; factored by first letter, as re tries alternatives one by one (and skips to
 # the positions holding a first letter).
 _MAYBE_SECRET = re.compile(
@@ -55,24 +58,37 @@ _JWT = re.compile(  # possessive (no part can end but at a dot), so a crafted ta
     rf"eyJ{_B64}{{8,}}+\.(?:{_B64}*+\.{_B64}++\.{_B64}++\.{_B64}++|eyJ{_B64}*+(?:\.{_B64}*+)?|{_B64}++\.{_B64}*+)"
 )
 # A percent-encoded name could hide a secret word from the pre-check (values may hold "%" freely).
-_ENCODED_NAME = re.compile(r"[?&;][^&;=%]*%")
+_ENCODED_NAME = re.compile(r"[?&;#][^&;#=%]*%")
 
 
 def redact_target(target: str) -> str:
-    """The request-target with secrets replaced by ``REDACTED``: values of parameters with a secret's name,
-    JWTs wherever they are, and URL userinfo.
+    """The request-target with secrets replaced by ``REDACTED``: values of parameters with a secret's name (in
+    the query, the fragment and path parameters), JWTs wherever they are, and URL userinfo.
 
     Everything else is kept exactly as sent (encoding, order, separators); the
-    common origin-form target without a query returns after two ``in`` checks.
+    common origin-form target, without a query, fragment, path parameter or
+    token, returns after four ``in`` checks.
     """
     if target[:1] == "/":
-        if "?" not in target and "eyJ" not in target:
+        if "?" not in target and ";" not in target and "#" not in target and "eyJ" not in target:
             return target
     else:
         target = _redact_userinfo(target)
     if "eyJ" in target:
         target = _JWT.sub(REDACTED, target)
-    return _redact_query(target)
+    end = target.find("?")
+    if end < 0:
+        end = len(target)
+    fragment = target.find("#", 0, end)
+    if fragment >= 0:
+        end = fragment
+    path = target[:end]
+    redacted_path = _PATH_PARAM.sub(_redact_pair, path) if ";" in path else path
+    params = target[end:]
+    redacted_params = _redact_params(params) if params else params
+    if redacted_path == path and redacted_params == params:
+        return target
+    return redacted_path + redacted_params
 
 
 @lru_cache(maxsize=4096)  # names repeat: a client sending ?api_key= sends it with every request
@@ -88,26 +104,27 @@ def is_sensitive_param(name: str) -> bool:
     return words in SECRET_NAMES or _SECRET_NAME.search(words) is not None
 
 
-def _redact_query(target: str) -> str:
-    start = target.find("?")
-    if start < 0:
-        return target
-    end = target.find("#", start)
-    if end < 0:
-        end = len(target)
-    query = target[start:end]
-    if _MAYBE_SECRET.search(query.lower()) is None and ("%" not in query or _ENCODED_NAME.search(query) is None):
-        return target
-    redacted = _PARAM.sub(_redact_pair, query)
-    if redacted == query:
-        return target
-    return target[:start] + redacted + target[end:]
+def _redact_params(params: str) -> str:
+    """The query and fragment (from the ``?`` or ``#`` that begins them), their secret values replaced.
+
+    A fragment never reaches a server from a browser; one on the wire is read
+    as a query is, since ``#access_token=`` is how tokens travel in fragments.
+    """
+    if _MAYBE_SECRET.search(params.lower()) is None and ("%" not in params or _ENCODED_NAME.search(params) is None):
+        return params
+    return _PARAM.sub(_redact_pair, params)
 
 
 def _redact_pair(match: re.Match[str]) -> str:
     separator, name, value = match.groups()
-    if value and is_sensitive_param(name):
+    if not value:
+        return match.group(0)
+    if is_sensitive_param(name):
         return f"{separator}{name}={REDACTED}"
+    nested = value.find("?")
+    if nested >= 0:  # ?next=/reset?token=...
+        redacted = _redact_params(value[nested:])
+        return f"{separator}{name}={value[:nested]}{redacted}"
     return match.group(0)
 
 

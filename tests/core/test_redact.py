@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -125,12 +127,14 @@ def test_sensitive_headers_are_lower_case_credential_headers() -> None:
 
 
 @given(st.text(max_size=80) | st.builds("".join, st.lists(st.sampled_from(
-    ["/", "?", "&", "=", "eyJ", "hbGciOi", ".", "token", "a", "%"]), max_size=30)))
-def test_redaction_never_raises_and_keeps_a_path_without_a_token(target: str) -> None:
-    result = redact_target("/" + target)
+    ["/", "?", "#", "&", ";", "=", "eyJ", "hbGciOi", ".", "token", "a", "%", "@"]), max_size=30)))
+def test_redaction_never_raises_and_keeps_a_path_without_a_token_or_a_parameter(target: str) -> None:
+    target = "/" + target
+    result = redact_target(target)
     assert redact_target(result) == result
-    if "eyJ" not in target:
-        assert result.split("?", 1)[0] == ("/" + target).split("?", 1)[0]
+    path = re.split("[?#]", target, maxsplit=1)[0]
+    if "eyJ" not in target and ";" not in path:
+        assert re.split("[?#]", result, maxsplit=1)[0] == path
 
 
 @pytest.mark.parametrize("name", [*SECRET_PARTS, *SECRET_WORDS, *sorted(SECRET_NAMES)])
@@ -138,7 +142,55 @@ def test_every_secret_name_passes_the_fast_pre_check(name: str) -> None:
     assert redact_target(f"/x?a=1&{name.upper()}=v") == f"/x?a=1&{name.upper()}=REDACTED"
 
 
-@given(st.text(alphabet="abcdeikmnoprstuwyzAEIKNOPSTW_-.%0789", max_size=12))
-def test_the_pre_check_never_hides_a_secret_name(name: str) -> None:
-    redacted = redact_target(f"/x?{name}=v") == f"/x?{name}=REDACTED"
+@given(st.text(alphabet="abcdeikmnoprstuwyzAEIKNOPSTW_-.%0789", max_size=12),
+       st.sampled_from(["/x?", "/x?a=1&", "/x#", "/x?a=1#", "/x;"]))
+def test_the_pre_check_never_hides_a_secret_name(name: str, before: str) -> None:
+    redacted = redact_target(f"{before}{name}=v") == f"{before}{name}=REDACTED"
     assert redacted == is_sensitive_param(name)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/app/page;jsessionid=ABC123?x=1", "/app/page;jsessionid=REDACTED?x=1"),
+        ("/a;PHPSESSID=s1/b;v=2/c", "/a;PHPSESSID=REDACTED/b;v=2/c"),
+        ("/a;sid=1;lang=en", "/a;sid=REDACTED;lang=en"),
+        ("/a;x=/b;token=t", "/a;x=/b;token=REDACTED"),
+    ],
+)
+def test_path_parameters_with_a_secret_name_are_redacted_in_any_segment(target: str, expected: str) -> None:
+    assert redact_target(target) == expected
+
+
+@pytest.mark.parametrize("target", ["/x;v=1.2/y", "/a;lang=en;page=2/b", "/a;/b;c", "/files;type=d/report.pdf"])
+def test_ordinary_path_parameters_are_kept(target: str) -> None:
+    assert redact_target(target) is target
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/cb#access_token=abc&expires_in=3600&state=xyz", "/cb#access_token=REDACTED&expires_in=3600&state=xyz"),
+        ("/cb?x=1#id_token=t1;code=c1", "/cb?x=1#id_token=REDACTED;code=REDACTED"),
+        ("/#/route?token=x", "/#/route?token=REDACTED"),
+        ("/x?auth=1#frag", "/x?auth=REDACTED#frag"),
+    ],
+)
+def test_fragments_are_read_as_queries(target: str, expected: str) -> None:
+    assert redact_target(target) == expected
+
+
+@pytest.mark.parametrize("target", ["/docs#install", "/p?a=1#section-2", "/#/users/42?tab=keys", "/#page=3"])
+def test_fragments_without_secrets_are_kept(target: str) -> None:
+    assert redact_target(target) is target
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/login?next=/reset?token=abc&a=1", "/login?next=/reset?token=REDACTED&a=1"),
+        ("/x?password=what?ever&u=1", "/x?password=REDACTED&u=1"),  # a "?" in a secret is part of the secret
+    ],
+)
+def test_a_nested_query_is_judged_too(target: str, expected: str) -> None:
+    assert redact_target(target) == expected
