@@ -57,13 +57,14 @@ _B64 = "[A-Za-z0-9_-]"
 _JWT = re.compile(  # possessive (no part can end but at a dot), so a crafted target costs linear time
     rf"eyJ{_B64}{{8,}}+\.(?:{_B64}*+\.{_B64}++\.{_B64}++\.{_B64}++|eyJ{_B64}*+(?:\.{_B64}*+)?|{_B64}++\.{_B64}*+)"
 )
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # A percent-encoded name could hide a secret word from the pre-check (values may hold "%" freely).
 _ENCODED_NAME = re.compile(r"[?&;#][^&;#=%]*%")
 
 
 def redact_target(target: str) -> str:
     """The request-target with secrets replaced by ``REDACTED``: values of parameters with a secret's name (in
-    the query, the fragment and path parameters), JWTs wherever they are, and URL userinfo.
+    the query, the fragment and path parameters), JWTs wherever they are, and userinfo.
 
     Everything else is kept exactly as sent (encoding, order, separators); the
     common origin-form target, without a query, fragment, path parameter or
@@ -128,12 +129,18 @@ def _redact_pair(match: re.Match[str]) -> str:
     return match.group(0)
 
 
+def redact_host(host: str) -> str:
+    """A Host header value with its userinfo (``user:pass@host``, which no client should send) replaced."""
+    if "@" not in host:
+        return host
+    return REDACTED + host[host.rfind("@"):]
+
+
 def _redact_userinfo(target: str) -> str:
-    """``scheme://user:pass@host/...`` -> ``scheme://REDACTED@host/...``."""
-    scheme_end = target.find("://")
-    if scheme_end < 0:
-        return target
-    start = scheme_end + 3
+    """``http://user:pass@host/…`` -> ``http://REDACTED@host/…``; ``user:pass@host:443`` (CONNECT's authority-form)
+    -> ``REDACTED@host:443``."""
+    scheme = _SCHEME.match(target)
+    start = scheme.end() if scheme is not None else 0
     end = len(target)
     for stop in "/?#":
         found = target.find(stop, start, end)

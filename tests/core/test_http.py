@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eyes_devine.core.http.pairing import MAX_QUEUED
 from eyes_devine.core.http.request import MAX_VALUE
 from eyes_devine.records import EngineCounters, Exchange
+from eyes_devine.views.jsonl import json_line
 from tests.support.conn import Conn, chunked, get, request, response, summary
 from tests.support.tls import client_hello
 
@@ -541,6 +544,31 @@ def test_credentials_never_reach_the_records() -> None:
         assert secret not in text
     assert exchanges[0].target == "/login?user=bob&password=REDACTED&api_key=REDACTED"
     assert exchanges[1].target == "http://REDACTED@svc/x"
+
+
+JWT = ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJqd3Qtc3ViamVjdCJ9.c2lnbmF0dXJlLW9mLXRoZS1qd3Q")
+
+
+def test_secrets_in_odd_places_never_reach_the_records() -> None:
+    """A JWT in the path, a path parameter, userinfo in Host: none reaches a record or its JSON, whether llhttp
+    parses the head or refuses it (an odd byte in the target) and it is read leniently."""
+    heads = [
+        f"GET /verify/{JWT}/done;jsessionid=JSESSION-SECRET HTTP/1.1\r\nHost: admin:HOST-SECRET@svc\r\n\r\n".encode(),
+        f"GET /\xff/{JWT};jsessionid=JSESSION-SECRET HTTP/1.1\r\nHost: admin:HOST-SECRET@svc\r\n\r\n".encode(
+            "latin-1"),
+    ]
+    conn = Conn()
+    for head in heads:
+        conn.client(head).server(response(200))
+    exchanges = conn.close()
+    assert [e.flags for e in exchanges] == [(), ("parse_error",)]
+    assert [(e.target, e.host) for e in exchanges] == [
+        ("/verify/REDACTED/done;jsessionid=REDACTED", "REDACTED@svc"),
+        ("/%FF/REDACTED;jsessionid=REDACTED", "REDACTED@svc"),
+    ]
+    text = repr(exchanges) + "".join(json_line(e) for e in exchanges) + json.dumps([e.to_dict() for e in exchanges])
+    for secret in (JWT.split(".")[1], JWT.split(".")[2], "JSESSION-SECRET", "HOST-SECRET"):
+        assert secret not in text
 
 
 def test_long_target_is_cut_and_flagged() -> None:

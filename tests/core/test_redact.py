@@ -14,6 +14,7 @@ from eyes_devine.core.redact import (
     SECRET_WORDS,
     SENSITIVE_HEADERS,
     is_sensitive_param,
+    redact_host,
     redact_target,
 )
 
@@ -88,10 +89,36 @@ def test_redaction_keeps_everything_else_byte_for_byte() -> None:
     assert redact_target(target) == "/p%20q?z=%E2%9C%93&token=REDACTED&&flag&token=&Empty="
 
 
-def test_userinfo_in_absolute_form_is_redacted() -> None:
-    assert redact_target("http://user:pa55@example.com/a?b=1") == "http://REDACTED@example.com/a?b=1"
-    assert redact_target("http://example.com/a@b") == "http://example.com/a@b"
-    assert redact_target("example.com:443") == "example.com:443"
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("http://user:pa55@example.com/a?b=1", "http://REDACTED@example.com/a?b=1"),
+        ("HTTPS://user:p@ss@example.com#x", "HTTPS://REDACTED@example.com#x"),
+        ("ws://tok3n@svc?x=1", "ws://REDACTED@svc?x=1"),
+        ("user:pa55@example.com:443", "REDACTED@example.com:443"),  # CONNECT's authority-form
+    ],
+)
+def test_userinfo_in_the_target_is_redacted(target: str, expected: str) -> None:
+    assert redact_target(target) == expected
+
+
+@pytest.mark.parametrize("target", ["http://example.com/a@b", "http://example.com/?to=a@b.c", "example.com:443", "*",
+                                    "/mail/a@b.c", "/x?email=a@b.c"])
+def test_an_at_sign_outside_the_authority_is_kept(target: str) -> None:
+    assert redact_target(target) is target
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("user:pa55@svc", "REDACTED@svc"), ("a@b@svc:8080", "REDACTED@svc:8080"), ("tok3n@svc", "REDACTED@svc")],
+)
+def test_userinfo_in_the_host_header_is_redacted(host: str, expected: str) -> None:
+    assert redact_host(host) == expected
+
+
+@pytest.mark.parametrize("host", ["svc", "10.0.0.2:8080", "[::1]:80", ""])
+def test_an_ordinary_host_is_kept(host: str) -> None:
+    assert redact_host(host) is host
 
 
 @pytest.mark.parametrize("name", [
@@ -127,8 +154,9 @@ def test_sensitive_headers_are_lower_case_credential_headers() -> None:
 
 
 @given(st.text(max_size=80) | st.builds("".join, st.lists(st.sampled_from(
-    ["/", "?", "#", "&", ";", "=", "eyJ", "hbGciOi", ".", "token", "a", "%", "@"]), max_size=30)))
+    ["/", "?", "#", "&", ";", "=", "eyJ", "hbGciOi", ".", "token", "a", "%", "@", "http://", ":"]), max_size=30)))
 def test_redaction_never_raises_and_keeps_a_path_without_a_token_or_a_parameter(target: str) -> None:
+    assert redact_target(redact_target(target)) == redact_target(target)  # any form: absolute, authority, junk
     target = "/" + target
     result = redact_target(target)
     assert redact_target(result) == result

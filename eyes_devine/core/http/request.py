@@ -28,7 +28,7 @@ from eyes_devine.core.http.pairing import MAX_QUEUED, Request, flag
 from eyes_devine.core.http.parsers import Mode, new_request_parser
 from eyes_devine.core.http.resync import METHODS, REQUEST_LINE, Scanner
 from eyes_devine.core.http.stream import MessageStream
-from eyes_devine.core.redact import redact_target
+from eyes_devine.core.redact import redact_host, redact_target
 from eyes_devine.core.tls import HelloCollector
 
 if TYPE_CHECKING:
@@ -304,7 +304,7 @@ class RequestSide(MessageStream):
             flag(req, "truncated")
         req.target = redact_target(url.decode("utf-8", "eyes-devine-percent"))  # framing.target_text, inlined
         if self._host is not None:
-            req.host = self._host[:MAX_VALUE].decode("utf-8", "replace")
+            req.host = redact_host(self._host[:MAX_VALUE].decode("utf-8", "replace"))
         if self._user_agent is not None:
             req.user_agent = self._user_agent[:MAX_VALUE].decode("utf-8", "replace")
         if self._content_type is not None:
@@ -446,7 +446,7 @@ class RequestSide(MessageStream):
             flag(req, "truncated")
         req.target = redact_target(target_text(target))
         req.version = read.version if read.version in VERSIONS else ""
-        req.host = text(read.host) if read.host is not None else None
+        req.host = redact_host(text(read.host)) if read.host is not None else None
         req.user_agent = text(read.user_agent) if read.user_agent is not None else None
         req.content_type = text(read.content_type) if read.content_type is not None else None
 
