@@ -90,8 +90,8 @@ PEER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Peer))
 class Exchange(NamedTuple):
     """One HTTP request and the response that answered it (if one was seen).
 
-    Header values that carry credentials and credential-like query parameters
-    are redacted before a record is built; bodies are never kept.
+    Secrets in the target, Host and User-Agent are redacted before a record is
+    built (see the README's table); credential headers and bodies are never kept.
     """
 
     ts: float

@@ -1,9 +1,15 @@
 """Redaction of secrets before anything leaves the HTTP layer.
 
-Request targets are the only free text the HTTP layer keeps that can carry
-credentials (API keys in query strings, passwords in absolute-form URLs), so
-they are rewritten here.  Header values that carry credentials are never stored
-at all: :data:`SENSITIVE_HEADERS` names them for any code that handles headers.
+The few free-text fields an exchange keeps can carry credentials: the
+request-target (API keys in the query, session ids in path parameters, JWTs
+anywhere, passwords in absolute-form URLs), the Host header (userinfo) and the
+User-Agent (tokens some clients embed).  They are rewritten here, before a
+record exists, so no sink, log or database page ever holds them.  Header values
+that carry credentials are never stored at all: :data:`SENSITIVE_HEADERS` names
+them for any code that handles headers.
+
+This runs on every exchange: each function first asks, with a few ``in``
+checks or one regex search, whether anything could be a secret at all.
 """
 
 from __future__ import annotations
@@ -57,6 +63,9 @@ _B64 = "[A-Za-z0-9_-]"
 _JWT = re.compile(  # possessive (no part can end but at a dot), so a crafted target costs linear time
     rf"eyJ{_B64}{{8,}}+\.(?:{_B64}*+\.{_B64}++\.{_B64}++\.{_B64}++|eyJ{_B64}*+(?:\.{_B64}*+)?|{_B64}++\.{_B64}*+)"
 )
+# In a User-Agent: a bearer token after its scheme, and name=value pairs between the agent's own separators.
+_BEARER = re.compile(r"(\bbearer\s+)[^\s;,()]+", re.IGNORECASE)
+_AGENT_PAIR = re.compile(r"([^\s;,()=&]+)=([^\s;,()&]*)")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # A percent-encoded name could hide a secret word from the pre-check (values may hold "%" freely).
 _ENCODED_NAME = re.compile(r"[?&;#][^&;#=%]*%")
@@ -127,6 +136,23 @@ def _redact_pair(match: re.Match[str]) -> str:
         redacted = _redact_params(value[nested:])
         return f"{separator}{name}={value[:nested]}{redacted}"
     return match.group(0)
+
+
+def redact_user_agent(agent: str) -> str:
+    """A User-Agent with the secrets some clients put there replaced: JWTs, ``Bearer <token>``, and
+    ``name=value`` pairs with a secret's name (``MyApp/1.0 (token=…)``); browsers' agents return at once."""
+    if "=" not in agent and "eyJ" not in agent and "earer" not in agent and "EARER" not in agent:
+        return agent
+    redacted = _JWT.sub(REDACTED, agent) if "eyJ" in agent else agent
+    redacted = _BEARER.sub(rf"\1{REDACTED}", redacted)
+    if "=" in redacted:
+        redacted = _AGENT_PAIR.sub(_redact_agent_pair, redacted)
+    return agent if redacted == agent else redacted
+
+
+def _redact_agent_pair(match: re.Match[str]) -> str:
+    name, value = match.groups()
+    return f"{name}={REDACTED}" if value and is_sensitive_param(name) else match.group(0)
 
 
 def redact_host(host: str) -> str:

@@ -550,24 +550,24 @@ JWT = ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJqd3Qtc3ViamVjdCJ9.c2lnbmF0dXJlLW9mLXRoZS
 
 
 def test_secrets_in_odd_places_never_reach_the_records() -> None:
-    """A JWT in the path, a path parameter, userinfo in Host: none reaches a record or its JSON, whether llhttp
-    parses the head or refuses it (an odd byte in the target) and it is read leniently."""
+    """A JWT in the path, a path parameter, userinfo in Host, a token in the User-Agent: none reaches a record or
+    its JSON, whether llhttp parses the head or refuses it (an odd byte in the target) and it is read leniently."""
+    fields = "Host: admin:HOST-SECRET@svc\r\nUser-Agent: MyApp/1.0 (token=UA-SECRET)\r\n\r\n"
     heads = [
-        f"GET /verify/{JWT}/done;jsessionid=JSESSION-SECRET HTTP/1.1\r\nHost: admin:HOST-SECRET@svc\r\n\r\n".encode(),
-        f"GET /\xff/{JWT};jsessionid=JSESSION-SECRET HTTP/1.1\r\nHost: admin:HOST-SECRET@svc\r\n\r\n".encode(
-            "latin-1"),
+        f"GET /verify/{JWT}/done;jsessionid=JSESSION-SECRET HTTP/1.1\r\n{fields}".encode(),
+        f"GET /\xff/{JWT};jsessionid=JSESSION-SECRET HTTP/1.1\r\n{fields}".encode("latin-1"),
     ]
     conn = Conn()
     for head in heads:
         conn.client(head).server(response(200))
     exchanges = conn.close()
     assert [e.flags for e in exchanges] == [(), ("parse_error",)]
-    assert [(e.target, e.host) for e in exchanges] == [
-        ("/verify/REDACTED/done;jsessionid=REDACTED", "REDACTED@svc"),
-        ("/%FF/REDACTED;jsessionid=REDACTED", "REDACTED@svc"),
+    assert [(e.target, e.host, e.user_agent) for e in exchanges] == [
+        ("/verify/REDACTED/done;jsessionid=REDACTED", "REDACTED@svc", "MyApp/1.0 (token=REDACTED)"),
+        ("/%FF/REDACTED;jsessionid=REDACTED", "REDACTED@svc", "MyApp/1.0 (token=REDACTED)"),
     ]
     text = repr(exchanges) + "".join(json_line(e) for e in exchanges) + json.dumps([e.to_dict() for e in exchanges])
-    for secret in (JWT.split(".")[1], JWT.split(".")[2], "JSESSION-SECRET", "HOST-SECRET"):
+    for secret in (JWT.split(".")[1], JWT.split(".")[2], "JSESSION-SECRET", "HOST-SECRET", "UA-SECRET"):
         assert secret not in text
 
 

@@ -16,6 +16,7 @@ from eyes_devine.core.redact import (
     is_sensitive_param,
     redact_host,
     redact_target,
+    redact_user_agent,
 )
 
 
@@ -147,6 +148,34 @@ def test_ordinary_parameter_names(name: str) -> None:
 def test_percent_encoded_names_are_judged_decoded(name: str) -> None:
     assert is_sensitive_param(name)
     assert redact_target(f"/x?{name}=s3cret&page=2") == f"/x?{name}=REDACTED&page=2"
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        ("MyApp/1.0 token=abc", "MyApp/1.0 token=REDACTED"),
+        ("MyApp/1.0 (api_key=abc; v=2)", "MyApp/1.0 (api_key=REDACTED; v=2)"),
+        ("x/1 key=a&secret=b&page=3", "x/1 key=REDACTED&secret=REDACTED&page=3"),
+        (f"MyApp/1.0 {JWT}", "MyApp/1.0 REDACTED"),
+        ("MyApp/1.0 Bearer xyz123", "MyApp/1.0 Bearer REDACTED"),
+        ("svc/2 (BEARER abc)", "svc/2 (BEARER REDACTED)"),
+        ("bot/1 (+https://bot.example/?token=3)", "bot/1 (+https://bot.example/?token=REDACTED)"),
+    ],
+)
+def test_secrets_in_the_user_agent_are_redacted(agent: str, expected: str) -> None:
+    assert redact_user_agent(agent) == expected
+
+
+@pytest.mark.parametrize("agent", [
+    "curl/8.5.0",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "sqlmap/1.8#stable (https://sqlmap.org)",
+    "bot/1 (+https://bot.example/?id=3; keyword=x)",
+    "Bearer", "the bearer/1.0",
+])
+def test_ordinary_user_agents_are_kept(agent: str) -> None:
+    assert redact_user_agent(agent) is agent
 
 
 def test_sensitive_headers_are_lower_case_credential_headers() -> None:

@@ -28,7 +28,7 @@ from eyes_devine.core.http.pairing import MAX_QUEUED, Request, flag
 from eyes_devine.core.http.parsers import Mode, new_request_parser
 from eyes_devine.core.http.resync import METHODS, REQUEST_LINE, Scanner
 from eyes_devine.core.http.stream import MessageStream
-from eyes_devine.core.redact import redact_host, redact_target
+from eyes_devine.core.redact import redact_host, redact_target, redact_user_agent
 from eyes_devine.core.tls import HelloCollector
 
 if TYPE_CHECKING:
@@ -306,7 +306,7 @@ class RequestSide(MessageStream):
         if self._host is not None:
             req.host = redact_host(self._host[:MAX_VALUE].decode("utf-8", "replace"))
         if self._user_agent is not None:
-            req.user_agent = self._user_agent[:MAX_VALUE].decode("utf-8", "replace")
+            req.user_agent = redact_user_agent(self._user_agent[:MAX_VALUE].decode("utf-8", "replace"))
         if self._content_type is not None:
             req.content_type = self._content_type[:MAX_VALUE].decode("utf-8", "replace")
         if req.method == "HEAD":
@@ -447,7 +447,7 @@ class RequestSide(MessageStream):
         req.target = redact_target(target_text(target))
         req.version = read.version if read.version in VERSIONS else ""
         req.host = redact_host(text(read.host)) if read.host is not None else None
-        req.user_agent = text(read.user_agent) if read.user_agent is not None else None
+        req.user_agent = redact_user_agent(text(read.user_agent)) if read.user_agent is not None else None
         req.content_type = text(read.content_type) if read.content_type is not None else None
 
     def _oversized(self, head: bytes) -> None:
