@@ -43,11 +43,14 @@ _SECRET_NAME = re.compile(
     "|".join(SECRET_PARTS) + "|(?<![a-z])(?:" + "|".join(SECRET_WORDS) + ")(?![a-z])"
 )
 _HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-# One name=value pair, after the separator that begins it: in the query and the fragment (a value may hold "?":
-# a nested URL's query is judged too) ...
-_PARAM = re.compile(r"([?&;#])([^&;#=]*)=([^&;#]*)")
-# ... and a path parameter (";jsessionid=", in any segment).
-_PATH_PARAM = re.compile(r"(;)([^;/=]*)=([^;/]*)")
+# One name=value pair in the query or the fragment, after the separator that begins it.  A "?" ends a value here
+# too, so a nested URL's query is read as well (?next=/reset?token=...); a secret's value runs on to the next
+# "&", ";" or "#" (_VALUE_END), as a "?" in a password is part of it.  No part can end but where it does
+# (possessive), and every match starts past the last: linear in the target whatever it holds.
+_PARAM = re.compile(r"[?&;#]([^?&;#=]*+)=([^?&;#]*+)")
+_VALUE_END = re.compile(r"[&;#]")
+# A path parameter (";jsessionid=", in any segment).
+_PATH_PARAM = re.compile(r";([^;/=]*+)=([^;/]*+)")
 # Pre-check over the lower-cased query and fragment: can any parameter be a secret at all?  Every part, word and name
 # above contains one of these; factored by first letter, as re tries alternatives one by one (and skips to
 # the positions holding a first letter).
@@ -60,15 +63,16 @@ _MAYBE_SECRET = re.compile(
 # unsigned (alg none: an empty or no third part); or any other three-part JWS.  One base64 JSON string alone
 # (an image service's options in a path) is no token.
 _B64 = "[A-Za-z0-9_-]"
-_JWT = re.compile(  # possessive (no part can end but at a dot), so a crafted target costs linear time
+_JWT = re.compile(  # possessive: no part can end but where its run of base64 does (see _redact_jwts)
     rf"eyJ{_B64}{{8,}}+\.(?:{_B64}*+\.{_B64}++\.{_B64}++\.{_B64}++|eyJ{_B64}*+(?:\.{_B64}*+)?|{_B64}++\.{_B64}*+)"
 )
+_B64_RUN = re.compile(f"{_B64}*+")
 # In a User-Agent: a bearer token after its scheme, and name=value pairs between the agent's own separators.
 _BEARER = re.compile(r"(\bbearer\s+)[^\s;,()]+", re.IGNORECASE)
-_AGENT_PAIR = re.compile(r"([^\s;,()=&]+)=([^\s;,()&]*)")
+_AGENT_PAIR = re.compile(r"(?<![^\s;,()=&])([^\s;,()=&]++)=([^\s;,()&]*+)")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # A percent-encoded name could hide a secret word from the pre-check (values may hold "%" freely).
-_ENCODED_NAME = re.compile(r"[?&;#][^&;#=%]*%")
+_ENCODED_NAME = re.compile(r"[?&;#][^?&;#=%]*+%")
 
 
 def redact_target(target: str) -> str:
@@ -85,7 +89,7 @@ def redact_target(target: str) -> str:
     else:
         target = _redact_userinfo(target)
     if "eyJ" in target:
-        target = _JWT.sub(REDACTED, target)
+        target = _redact_jwts(target)
     end = target.find("?")
     if end < 0:
         end = len(target)
@@ -93,7 +97,7 @@ def redact_target(target: str) -> str:
     if fragment >= 0:
         end = fragment
     path = target[:end]
-    redacted_path = _PATH_PARAM.sub(_redact_pair, path) if ";" in path else path
+    redacted_path = _PATH_PARAM.sub(_redact_path_param, path) if ";" in path else path
     params = target[end:]
     redacted_params = _redact_params(params) if params else params
     if redacted_path == path and redacted_params == params:
@@ -122,20 +126,50 @@ def _redact_params(params: str) -> str:
     """
     if _MAYBE_SECRET.search(params.lower()) is None and ("%" not in params or _ENCODED_NAME.search(params) is None):
         return params
-    return _PARAM.sub(_redact_pair, params)
+    pieces: list[str] = []
+    copied = at = 0
+    while (pair := _PARAM.search(params, at)) is not None:
+        at = pair.end()
+        if is_sensitive_param(pair[1]):
+            start = pair.start(2)
+            end = _VALUE_END.search(params, start)
+            end = len(params) if end is None else end.start()
+            if end > start:
+                pieces += (params[copied:start], REDACTED)
+                copied = at = end
+    if not pieces:
+        return params
+    pieces.append(params[copied:])
+    return "".join(pieces)
 
 
-def _redact_pair(match: re.Match[str]) -> str:
-    separator, name, value = match.groups()
-    if not value:
-        return match.group(0)
-    if is_sensitive_param(name):
-        return f"{separator}{name}={REDACTED}"
-    nested = value.find("?")
-    if nested >= 0:  # ?next=/reset?token=...
-        redacted = _redact_params(value[nested:])
-        return f"{separator}{name}={value[:nested]}{redacted}"
-    return match.group(0)
+def _redact_path_param(match: re.Match[str]) -> str:
+    name, value = match.groups()
+    return f";{name}={REDACTED}" if value and is_sensitive_param(name) else match[0]
+
+
+def _redact_jwts(text: str) -> str:
+    """Every JWT in ``text`` replaced.
+
+    An ``eyJ`` that begins no token is skipped with the rest of its run of
+    base64: a later ``eyJ`` in the same run has its header end where this one's
+    did and fails as it did, so a run of crafted ``eyJ`` costs linear time.
+    """
+    pieces: list[str] = []
+    copied = 0
+    at = text.find("eyJ")
+    while at >= 0:
+        token = _JWT.match(text, at)
+        if token is None:
+            at = text.find("eyJ", _B64_RUN.match(text, at).end())  # type: ignore[union-attr]
+        else:
+            pieces += (text[copied:at], REDACTED)
+            copied = token.end()
+            at = text.find("eyJ", copied)
+    if not pieces:
+        return text
+    pieces.append(text[copied:])
+    return "".join(pieces)
 
 
 def redact_user_agent(agent: str) -> str:
@@ -143,7 +177,7 @@ def redact_user_agent(agent: str) -> str:
     ``name=value`` pairs with a secret's name (``MyApp/1.0 (token=…)``); browsers' agents return at once."""
     if "=" not in agent and "eyJ" not in agent and "earer" not in agent and "EARER" not in agent:
         return agent
-    redacted = _JWT.sub(REDACTED, agent) if "eyJ" in agent else agent
+    redacted = _redact_jwts(agent) if "eyJ" in agent else agent
     redacted = _BEARER.sub(rf"\1{REDACTED}", redacted)
     if "=" in redacted:
         redacted = _AGENT_PAIR.sub(_redact_agent_pair, redacted)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import timeit
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -83,6 +85,28 @@ def test_jwts_are_redacted_anywhere_in_the_target(target: str, expected: str) ->
 ])
 def test_base64_json_that_is_no_token_is_kept(target: str) -> None:
     assert redact_target(target) is target
+
+
+def test_nested_queries_at_any_depth_never_recurse() -> None:
+    nested = "/x" + "?a=" * 400 + "?token=t"
+    assert redact_target(nested) == "/x" + "?a=" * 400 + "?token=REDACTED"
+
+
+def _cost(redact: Callable[[str], str], text: str) -> float:
+    return min(timeit.repeat(lambda: redact(text), number=3, repeat=5))
+
+
+@pytest.mark.parametrize(("redact", "crafted"), [
+    (redact_target, lambda n: "/x?token=" + "eyJ" * n),
+    (redact_target, lambda n: "/" + "eyJaaaaaaaaa" * (n // 4)),
+    (redact_target, lambda n: "/x" + "?a=" * n + "?token=t"),
+    (redact_target, lambda n: "/x?token" + "?" * n),
+    (redact_user_agent, lambda n: "a" * n + " =token"),
+    (redact_user_agent, lambda n: "MyApp/1 " + "eyJ" * n),
+])
+def test_crafted_text_costs_linear_time(redact: Callable[[str], str], crafted: Callable[[int], str]) -> None:
+    small, large = _cost(redact, crafted(500)), _cost(redact, crafted(4000))
+    assert large < small * 24, (small, large)  # 8 times the bytes: linear is about 8x, quadratic 64x
 
 
 def test_redaction_keeps_everything_else_byte_for_byte() -> None:
