@@ -96,13 +96,18 @@ def redact_target(target: str) -> str:
     fragment = target.find("#", 0, end)
     if fragment >= 0:
         end = fragment
-    path = target[:end]
-    redacted_path = _PATH_PARAM.sub(_redact_path_param, path) if ";" in path else path
     params = target[end:]
-    redacted_params = _redact_params(params) if params else params
-    if redacted_path == path and redacted_params == params:
-        return target
-    return redacted_path + redacted_params
+    if target.find(";", 0, end) >= 0:
+        path = target[:end]
+        redacted = _PATH_PARAM.sub(_redact_path_param, path)
+        if redacted != path:
+            target = redacted + params
+    if params and (_MAYBE_SECRET.search(params.lower()) is not None
+                   or "%" in params and _ENCODED_NAME.search(params) is not None):
+        redacted = _redact_params(params)
+        if redacted is not params:
+            target = target[:len(target) - len(params)] + redacted
+    return target
 
 
 @lru_cache(maxsize=4096)  # names repeat: a client sending ?api_key= sends it with every request
@@ -119,13 +124,12 @@ def is_sensitive_param(name: str) -> bool:
 
 
 def _redact_params(params: str) -> str:
-    """The query and fragment (from the ``?`` or ``#`` that begins them), their secret values replaced.
+    """The query and fragment (from the ``?`` or ``#`` that begins them, one of whose names may be a secret's),
+    their secret values replaced.
 
     A fragment never reaches a server from a browser; one on the wire is read
     as a query is, since ``#access_token=`` is how tokens travel in fragments.
     """
-    if _MAYBE_SECRET.search(params.lower()) is None and ("%" not in params or _ENCODED_NAME.search(params) is None):
-        return params
     pieces: list[str] = []
     copied = at = 0
     while (pair := _PARAM.search(params, at)) is not None:
