@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eyes_devine.config import Settings
+from eyes_devine.core.redact import redact_target, redact_user_agent
 from eyes_devine.enrich.annotator import build_annotator
 from eyes_devine.enrich.rules import (
     BURST_4XX,
@@ -130,6 +131,23 @@ def test_plus_is_a_space_in_the_query_and_the_path_ends_at_the_question_mark_sen
 
 def test_one_target_can_match_several_rules_in_rule_order() -> None:
     assert target_rules("/phpmyadmin/?q=<script>x</script>&id=1'+or+1=1--") == (SQL_INJECTION, XSS, SENSITIVE_PATH)
+
+
+@pytest.mark.parametrize(("sent", "rule"), [
+    ("/app;jsessionid=s3cr3t/../../etc/passwd", PATH_TRAVERSAL),
+    ("/cb?id_token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln&q=<script>alert(1)</script>", XSS),
+    ("/login?next=/reset?token=t&id=1'+or+1=1--", SQL_INJECTION),
+    ("http://admin:pw@victim/../etc/passwd", PATH_TRAVERSAL),
+])
+def test_the_rules_see_what_redaction_keeps(sent: str, rule: str) -> None:
+    stored = redact_target(sent)
+    assert "REDACTED" in stored
+    assert target_rules(stored) == (rule,)
+
+
+def test_a_scanner_is_still_recognised_once_its_user_agent_is_redacted() -> None:
+    agent = redact_user_agent("sqlmap/1.8#stable (token=abc)")
+    assert agent == "sqlmap/1.8#stable (token=REDACTED)" and is_scanner(agent)
 
 
 @pytest.mark.parametrize("agent", [
