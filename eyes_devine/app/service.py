@@ -14,12 +14,10 @@ stored and what was lost: exit 0, or 3 when any record was lost (see
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from eyes_devine.adapters.capture import CaptureError
 from eyes_devine.adapters.host import Account, PrivilegeDropError, drop_privileges
@@ -102,8 +100,6 @@ async def serve(
     monitor = Monitor(settings, options.interfaces, outputs, log.info, options.annotator,
                       active_flows=options.active_flows)
     account = options.account
-    if account is not None:
-        hand_over(Path(settings.db_path), account)
     try:
         await asyncio.to_thread(monitor.start, (lambda: drop_privileges(account)) if account else None)
     except (CaptureError, PrivilegeDropError) as error:
@@ -177,21 +173,6 @@ def _log_batch(log: ServiceLog | MemoryLog, exchanges: int, flows: int, seconds:
         log.info("batch stored", rows=exchanges, ms=round(seconds * 1000, 1))
     if flows:
         log.info("flows stored", rows=flows, ms=round(seconds * 1000, 1))
-
-
-def hand_over(db: Path, account: Account) -> None:
-    """Give the database to the user we are about to become, so it can go on writing and checkpointing.
-
-    The directory goes too when it holds nothing but the database (the data
-    directory eyes-devine made); a shared directory is left as it is.
-    """
-    files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
-    for path in files:
-        if path.exists():
-            os.chown(path, account.uid, account.gid)
-    names = {path.name for path in files}
-    if all(entry.name in names for entry in db.parent.iterdir()):
-        os.chown(db.parent, account.uid, account.gid)
 
 
 def counters(snapshot: MonitorSnapshot, sinks: Sequence[Sink], flows: bool) -> dict[str, object]:

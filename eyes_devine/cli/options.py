@@ -159,6 +159,6 @@ def seconds(value: str, what: str) -> float:
 def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--db", "db_path", metavar="FILE",
-        help="SQLite database [EYES_DEVINE_DB; default ~/.local/share/eyes-devine/exchanges.db, "
-             "as root /var/lib/eyes-devine/exchanges.db].",
+        help="SQLite database, not a link (writers also refuse a directory others can write) [EYES_DEVINE_DB; "
+             "default ~/.local/share/eyes-devine/exchanges.db, as root /var/lib/eyes-devine/exchanges.db].",
     )(command)

@@ -24,6 +24,16 @@ from typing import TypeVar
 
 import aiosqlite
 
+from eyes_devine.adapters.store.connection import connect
+from eyes_devine.adapters.store.errors import StoreError
+from eyes_devine.adapters.store.files import (
+    FileId,
+    a_directory,
+    create_database,
+    file_id,
+    judge_files,
+    open_directory,
+)
 from eyes_devine.adapters.store.query import FlowQuery, Query, flow_where_clause, where_clause
 from eyes_devine.adapters.store.schema import MIGRATIONS, SCHEMA_VERSION
 from eyes_devine.records import (
@@ -43,11 +53,6 @@ from eyes_devine.records import (
 T = TypeVar("T")
 
 DEFAULT_KEEP = 1000
-
-
-class StoreError(Exception):
-    """The database cannot be used; the message is one line and carries the fix."""
-
 
 
 _COLUMNS = ", ".join(EXCHANGE_FIELDS)
@@ -255,30 +260,20 @@ async def open_store(
 ) -> ExchangeStore:
     """Open (and for writing, create and migrate) the database at ``path``.
 
-    Writing creates the directory 0700 and the files 0600, because exchanges carry
-    URLs and addresses that other users of the host need not read.  Read-only
-    never creates the database or its directory, so `requests` cannot leave an
-    empty one behind (SQLite may add the -wal and -shm files it needs to read).
+    Writing creates the directory 0700 and the files 0600 (exchanges carry URLs
+    and addresses other users of the host need not read), and refuses links and
+    directories others could write: see :mod:`~eyes_devine.adapters.store.files`.
+    Read-only never creates the database or its directory, so `requests` cannot
+    leave an empty one behind (SQLite may add the -wal and -shm files it needs
+    to read).
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, not {keep}")
     path = Path(path)
-    if readonly:
-        if not path.exists():
-            raise StoreError(f"no database at {path}; start `eyes-devine run` first, or choose --db")
-        if not os.access(path, os.R_OK):
-            raise StoreError(f"cannot read {path}: permission denied; run as the user that runs `eyes-devine run`")
-    else:
-        try:
-            _create_private(path)
-        except OSError as error:
-            raise _error(path, error) from None
-    target = f"{path.resolve().as_uri()}?mode=ro" if readonly else str(path)
+    identity = _prepare(path, readonly)
+    db: aiosqlite.Connection | None = None
     try:
-        db = await aiosqlite.connect(target, uri=readonly, isolation_level=None)
-    except sqlite3.Error as error:
-        raise _error(path, error) from None
-    try:
+        db = await connect(path, identity, readonly=readonly)
         await db.execute("PRAGMA busy_timeout = 5000")
         # Checked before anything is changed, so another program's database is left as it was.
         version = await _schema_version(db, path)
@@ -288,38 +283,44 @@ async def open_store(
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
             await _migrate(db, path)
-            _private_like_db(path)
         store = ExchangeStore(db, path, keep, readonly)
         if not readonly:
             await store._trim_all()
-    except sqlite3.Error as error:
-        await db.close()
-        raise _error(path, error) from None
-    except BaseException:
-        await db.close()
+    except BaseException as error:
+        if db is not None:
+            await db.close()
+        if isinstance(error, sqlite3.Error):
+            raise _error(path, error) from None
         raise
     return store
 
 
-def _create_private(path: Path) -> None:
-    parent = path.parent
-    if not parent.exists():
-        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        parent.chmod(0o700)  # mkdir's mode passes through the umask
+def _prepare(path: Path, readonly: bool) -> FileId:
+    """Judge the directory and the files, and for writing create what is missing: which file SQLite must open."""
+    if path.name in ("", ".", ".."):
+        raise a_directory(path)
     try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        return
-    path.chmod(0o600)
-
-
-def _private_like_db(path: Path) -> None:
-    """Give the -wal and -shm files the database's own permissions (0600 for a database we created)."""
-    mode = path.stat().st_mode & 0o777
-    for suffix in ("-wal", "-shm"):
-        side = path.with_name(path.name + suffix)
-        if side.exists() and side.stat().st_mode & 0o777 != mode:
-            side.chmod(mode)
+        directory = open_directory(path, writing=not readonly)
+    except FileNotFoundError:
+        raise StoreError(f"no database at {path}; start `eyes-devine run` first, or choose --db") from None
+    try:
+        status = judge_files(directory, path.name, writing=not readonly)
+        if readonly:
+            if status is None:
+                raise StoreError(f"no database at {path}; start `eyes-devine run` first, or choose --db")
+            if not directory.readable(path.name):
+                raise StoreError(f"cannot read {path}: permission denied; run as the user that runs "
+                                 "`eyes-devine run` (root: sudo), or choose --db")
+            return file_id(status)
+        if status is None:  # made here, or (if another process was quicker) judged once more
+            status = create_database(directory, path.name) or judge_files(directory, path.name, writing=True)
+        if status is None:
+            raise StoreError(f"{path} vanished as it was created; try again")
+        return file_id(status)
+    except OSError as error:
+        raise _error(path, error) from None
+    finally:
+        directory.close()
 
 
 async def _schema_version(db: aiosqlite.Connection, path: Path) -> int:

@@ -1,0 +1,54 @@
+"""SQLite's connection to a database judged by :mod:`~eyes_devine.adapters.store.files`: opened, probed, checked.
+
+The connection is opened and probed on a worker thread with the plain
+``sqlite3`` module, and only a connection that works is handed to aiosqlite.
+aiosqlite's own ``connect`` leaves its thread behind when the open fails, and
+that thread then prints a traceback after the one-line error (a ``--db`` that
+names a directory did that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+
+from eyes_devine.adapters.store.errors import StoreError
+from eyes_devine.adapters.store.files import FileId, open_count
+
+ITER_CHUNK_SIZE = 64
+"""aiosqlite's default."""
+
+
+async def connect(path: Path, identity: FileId, *, readonly: bool) -> aiosqlite.Connection:
+    """A connection to the database at ``path``, which must be the file ``identity`` (else StoreError).
+
+    Raises sqlite3.Error for what SQLite refuses.
+    """
+    raw = await asyncio.to_thread(_connect, path, identity, readonly)
+    return await aiosqlite.Connection(lambda: raw, ITER_CHUNK_SIZE)
+
+
+def _connect(path: Path, identity: FileId, readonly: bool) -> sqlite3.Connection:
+    uri = Path(os.path.abspath(path)).as_uri()
+    raw = _probed(f"{uri}?mode=ro" if readonly else f"{uri}?mode=rw")  # never rwc: files.py made or judged it
+    if open_count(identity) == 0:  # SQLite opened something else: the path led elsewhere for a moment
+        raw.close()
+        raise StoreError(f"{path} changed while it was opened (the directory or the file was replaced); "
+                         "check who else can write above it, then try again")
+    return raw
+
+
+def _probed(uri: str) -> sqlite3.Connection:
+    """Open and read the header, so that what cannot be read fails here and not at the first query."""
+    raw = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        raw.execute("PRAGMA user_version").fetchone()
+    except BaseException:
+        raw.close()
+        raise
+    return raw
+

@@ -1,0 +1,112 @@
+"""`run` and its database as deployed: a `--user` drop that gives nothing away.
+
+Real `run` processes capturing on a bridge between network namespaces, with
+Docker out of reach (attribution is not what is tested here).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import install as shared_install
+from tests.support.install import Install, run_as
+from tests.support.netns import Lab
+from tests.support.requirements import missing, require_binary, require_root
+from tests.support.service import Service, stored, wait_until
+
+pytestmark = pytest.mark.netns
+
+PORT = 8000
+NO_DOCKER = {"PATH": "/usr/bin:/bin", "HOME": "/root", "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+
+
+@pytest.fixture
+def served(lab: Lab):
+    """A bridge with an HTTP server and a client namespace on it."""
+    require_binary("curl", "curl")
+    bridge = lab.bridge()
+    server = lab.host("s", 2, bridge=bridge)
+    client = lab.host("c", 3, bridge=bridge)
+    lab.processes.append(server.spawn(sys.executable, "-m", "http.server", str(PORT), "--bind", "0.0.0.0"))
+    probe = f"import socket; socket.create_connection(('{server.address}', {PORT}), timeout=1).close()"
+    deadline = time.monotonic() + 10
+    while client.run(sys.executable, "-c", probe, check=False).returncode != 0:
+        assert time.monotonic() < deadline, "http.server did not start"
+        time.sleep(0.1)
+    return bridge, server, client
+
+
+def fetch(served, path: str) -> None:
+    _, server, client = served
+    client.run("curl", "-s", "-o", "/dev/null", f"http://{server.address}:{PORT}{path}")
+
+
+def targets(db: Path) -> list[str]:
+    return [row[0] for row in stored(db, "SELECT target FROM exchanges ORDER BY id")]
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Install]:
+    """eyes-devine installed where `nobody` can read it: after the drop it still imports modules."""
+    require_root()
+    require_binary("setpriv", "util-linux")
+    try:
+        built = shared_install.build()
+    except RuntimeError as error:
+        missing(f"a world-readable install ({error})")
+    yield built
+    built.close()
+
+
+def test_after_user_nobody_the_database_stays_roots_and_is_written_through_open_descriptors(served, shared,
+                                                                                              tmp_path_factory):
+    bridge = served[0]
+    folder = Path(tmp_path_factory.mktemp("dropped"))
+    for parent in (folder, *folder.parents):
+        if str(parent).startswith("/tmp/"):
+            parent.chmod(parent.stat().st_mode | 0o711)  # nobody may come this far: the data directory decides
+    data = folder / "data"
+    db = data / "exchanges.db"
+    run = subprocess.Popen([str(shared.command), "run", "--user", "nobody", "-i", bridge, "--db", str(db),
+                            "--log-format", "json"], stderr=subprocess.PIPE, text=True, env=NO_DOCKER)
+    try:
+        assert run.stderr is not None
+        log: list[dict] = []
+        while not any(line["msg"] == "capturing" for line in log):
+            line = run.stderr.readline()
+            assert line, f"run exited {run.wait()}: {log}"
+            log.append(json.loads(line))
+        assert any(line["msg"] == "privileges dropped" and line["user"] == "nobody" for line in log)
+        fetch(served, "/dropped")
+        wait_until(lambda: targets(db) == ["/dropped"], what="the exchange stored after the drop")
+        status = Path(f"/proc/{run.pid}/status").read_text()
+        assert "Uid:\t65534\t65534\t65534\t65534" in status
+        planted = run_as("nobody", "ln", "-s", "/etc/shadow", str(data / "planted"))
+        assert planted.returncode != 0 and "Permission denied" in planted.stderr
+    finally:
+        run.send_signal(signal.SIGTERM)
+        code = run.wait(30)
+    assert code == 0
+    for path in (data, *data.iterdir()):
+        assert path.stat().st_uid == 0 and path.stat().st_gid == 0, path
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert {path.name for path in data.iterdir()} <= {"exchanges.db", "exchanges.db-wal", "exchanges.db-shm"}
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    again = Service(db, NO_DOCKER, "-i", bridge)  # the next start as root takes the same database as it is
+    try:
+        reloaded = again.wait_for("store opened")["reloaded"]
+        again.wait_for("capturing")
+    finally:
+        code = again.stop()
+    assert code == 0 and reloaded == 1
