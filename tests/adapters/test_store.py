@@ -194,7 +194,7 @@ def test_data_directory_is_0700_and_database_files_0600(tmp_path):
     finally:
         os.umask(old_umask)
     assert mode(db.parent) == 0o700
-    assert files == {"x.db": 0o600, "x.db-wal": 0o600, "x.db-shm": 0o600}
+    assert files == {"x.db": 0o600, "x.db-wal": 0o600, "x.db-shm": 0o600, "x.db.lock": 0o600}
     assert mode(tmp_path) == before  # a directory that existed is left as it was
 
 

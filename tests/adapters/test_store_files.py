@@ -122,7 +122,7 @@ def test_a_link_planted_in_a_directory_root_owns_is_refused_too(reachable, secre
     assert untouched(secret)
 
 
-@pytest.mark.parametrize("companion", ["-wal", "-shm", "-journal"])
+@pytest.mark.parametrize("companion", ["-wal", "-shm", "-journal", ".lock"])
 @pytest.mark.parametrize("readonly", [False, True])
 def test_a_companion_that_is_a_link_is_refused_and_its_target_never_made(tmp_path, companion, readonly):
     db = tmp_path / "x.db"
@@ -253,4 +253,4 @@ def test_under_umask_000_every_directory_made_is_0700_and_every_file_0600(tmp_pa
                             cwd=ROOT)
     assert result.returncode == 0, result.stderr
     made = {str(path.relative_to(tmp_path)): stat.S_IMODE(path.stat().st_mode) for path in tmp_path.rglob("*")}
-    assert made == {"a": 0o700, "a/b": 0o700, "a/b/c": 0o700, "a/b/c/x.db": 0o600}
+    assert made == {"a": 0o700, "a/b": 0o700, "a/b/c": 0o700, "a/b/c/x.db": 0o600, "a/b/c/x.db.lock": 0o600}

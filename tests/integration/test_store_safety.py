@@ -1,4 +1,4 @@
-"""`run` and its database as deployed: a `--user` drop that gives nothing away.
+"""`run` and its database as deployed: one writer per database, and a `--user` drop that gives nothing away.
 
 Real `run` processes capturing on a bridge between network namespaces, with
 Docker out of reach (attribution is not what is tested here).
@@ -22,7 +22,7 @@ from tests.support import install as shared_install
 from tests.support.install import Install, run_as
 from tests.support.netns import Lab
 from tests.support.requirements import missing, require_binary, require_root
-from tests.support.service import Service, stored, wait_until
+from tests.support.service import EYES_DEVINE, Service, stored, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -53,6 +53,32 @@ def fetch(served, path: str) -> None:
 
 def targets(db: Path) -> list[str]:
     return [row[0] for row in stored(db, "SELECT target FROM exchanges ORDER BY id")]
+
+
+def test_a_second_run_on_the_same_database_exits_1_naming_the_first_which_keeps_storing(served, tmp_path):
+    bridge = served[0]
+    db = tmp_path / "data" / "exchanges.db"
+    first = Service(db, NO_DOCKER, "-i", bridge)
+    try:
+        first.wait_for("capturing")
+        fetch(served, "/before")
+        wait_until(lambda: targets(db) == ["/before"], what="the first run's exchange stored")
+        second = subprocess.run([*EYES_DEVINE, "run", "-i", bridge, "--db", str(db)], capture_output=True,
+                                text=True, env=NO_DOCKER, timeout=60)
+        lines = second.stderr.splitlines()
+        assert second.returncode == 1 and len(lines) == 1 and "Traceback" not in second.stderr, second.stderr
+        assert lines[0].endswith(f"ERROR: {db} is being written by another eyes-devine (pid {first.process.pid}); "
+                                 "stop it or use another --db")
+        fetch(served, "/after")
+        wait_until(lambda: targets(db) == ["/before", "/after"], what="the first run still storing")
+        reader = subprocess.run([*EYES_DEVINE, "requests", "--db", str(db), "--json"], capture_output=True,
+                                text=True, env=NO_DOCKER, timeout=60)
+        assert reader.returncode == 0 and [json.loads(line)["target"] for line in reader.stdout.splitlines()] == \
+            ["/before", "/after"], "readers are unaffected by the lock"
+    finally:
+        code = first.stop()
+    assert code == 0 and first.messages("stopped")[0]["stored"] == 2
+    assert stored(db, "PRAGMA integrity_check") == [("ok",)]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +126,8 @@ def test_after_user_nobody_the_database_stays_roots_and_is_written_through_open_
     for path in (data, *data.iterdir()):
         assert path.stat().st_uid == 0 and path.stat().st_gid == 0, path
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
-    assert {path.name for path in data.iterdir()} <= {"exchanges.db", "exchanges.db-wal", "exchanges.db-shm"}
+    assert {path.name for path in data.iterdir()} <= {"exchanges.db", "exchanges.db-wal", "exchanges.db-shm",
+                                                       "exchanges.db.lock"}
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     again = Service(db, NO_DOCKER, "-i", bridge)  # the next start as root takes the same database as it is

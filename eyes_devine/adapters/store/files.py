@@ -13,7 +13,7 @@ descriptors it opened as root), and before SQLite is given a path:
   others could still plant the -wal or -shm SQLite is about to create.
   Missing directories are made one at a time, 0700 by ``fchmod``, whatever
   the umask.
-- The database and its companions (-wal, -shm, -journal) are looked at
+- The database and its companions (-wal, -shm, -journal, .lock) are looked at
   relative to that descriptor without following links: each is absent or a
   regular file.  A writer also wants one hard link per file and, as root,
   files root owns: root does not parse what another user could have written.
@@ -47,6 +47,7 @@ from eyes_devine.adapters.store.errors import StoreError
 
 COMPANIONS = ("-wal", "-shm", "-journal")
 """What SQLite keeps beside the database."""
+LOCK_SUFFIX = ".lock"
 DIRECTORY_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -88,6 +89,11 @@ class Directory:
         if _POSIX:
             os.fchmod(fd, mode)  # the umask took bits away
         return fd
+
+    def open(self, name: str, flags: int) -> int:
+        """An existing file, never through a link (ELOOP) and never waiting on a FIFO."""
+        return os.open(**self._at(name), flags=flags | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
+                       | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
 
     def readable(self, name: str) -> bool:
         if self.fd is None:
@@ -173,7 +179,7 @@ def _judge_directory(directory: Path, status: os.stat_result) -> None:
 def judge_files(directory: Directory, name: str, *, writing: bool) -> os.stat_result | None:
     """Look at the database and its companions without following links; the database's status, None if absent."""
     found = None
-    for entry in (name, *(name + suffix for suffix in COMPANIONS)):
+    for entry in (name, *(name + suffix for suffix in (*COMPANIONS, LOCK_SUFFIX))):
         status = directory.lstat(entry)
         if status is None:
             continue

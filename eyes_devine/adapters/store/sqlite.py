@@ -34,6 +34,7 @@ from eyes_devine.adapters.store.files import (
     judge_files,
     open_directory,
 )
+from eyes_devine.adapters.store.lock import WriterLock
 from eyes_devine.adapters.store.query import FlowQuery, Query, flow_where_clause, where_clause
 from eyes_devine.adapters.store.schema import MIGRATIONS, SCHEMA_VERSION
 from eyes_devine.records import (
@@ -132,11 +133,14 @@ def _error(path: Path, error: sqlite3.Error | OSError) -> StoreError:
 class ExchangeStore:
     """One SQLite database of exchanges, at most ``keep`` per bucket; open it with :func:`open_store`."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path, keep: int, readonly: bool) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path, keep: int, readonly: bool,
+                 lock: WriterLock | None = None) -> None:
         self._db = db
         self.path = path
         self.keep = keep
         self.readonly = readonly
+        self._lock = lock
+        """The one-writer lock (writing only), released at close."""
         self._writing = asyncio.Lock()  # one transaction at a time on the one connection
 
     async def write(self, exchanges: list[Exchange], flows: list[Flow] | tuple[()] = ()) -> None:
@@ -229,8 +233,12 @@ class ExchangeStore:
         return [flow_from_values(row) for row in rows]
 
     async def close(self) -> None:
-        """Close the connection (and its thread: an open one keeps the process alive)."""
-        await self._db.close()
+        """Close the connection (and its thread: an open one keeps the process alive), then let go of the lock."""
+        try:
+            await self._db.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     async def _trim_all(self) -> None:
         """Bring every bucket down to ``keep``, for when it is smaller than in the last run."""
@@ -258,19 +266,19 @@ async def _in_transaction(db: aiosqlite.Connection, *steps: tuple[str, list[tupl
 async def open_store(
     path: str | os.PathLike[str], keep: int = DEFAULT_KEEP, *, readonly: bool = False
 ) -> ExchangeStore:
-    """Open (and for writing, create and migrate) the database at ``path``.
+    """Open (and for writing, lock, create and migrate) the database at ``path``.
 
-    Writing creates the directory 0700 and the files 0600 (exchanges carry URLs
-    and addresses other users of the host need not read), and refuses links and
-    directories others could write: see :mod:`~eyes_devine.adapters.store.files`.
-    Read-only never creates the database or its directory, so `requests` cannot
-    leave an empty one behind (SQLite may add the -wal and -shm files it needs
-    to read).
+    Writing takes the one-writer lock, creates the directory 0700 and the files
+    0600 (exchanges carry URLs and addresses other users of the host need not
+    read), and refuses links and directories others could write: see
+    :mod:`~eyes_devine.adapters.store.files`.  Read-only never creates the
+    database or its directory, so `requests` cannot leave an empty one behind
+    (SQLite may add the -wal and -shm files it needs to read).
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, not {keep}")
     path = Path(path)
-    identity = _prepare(path, readonly)
+    lock, identity = _prepare(path, readonly)
     db: aiosqlite.Connection | None = None
     try:
         db = await connect(path, identity, readonly=readonly)
@@ -283,20 +291,22 @@ async def open_store(
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
             await _migrate(db, path)
-        store = ExchangeStore(db, path, keep, readonly)
+        store = ExchangeStore(db, path, keep, readonly, lock)
         if not readonly:
             await store._trim_all()
     except BaseException as error:
         if db is not None:
             await db.close()
+        if lock is not None:
+            lock.release()
         if isinstance(error, sqlite3.Error):
             raise _error(path, error) from None
         raise
     return store
 
 
-def _prepare(path: Path, readonly: bool) -> FileId:
-    """Judge the directory and the files, and for writing create what is missing: which file SQLite must open."""
+def _prepare(path: Path, readonly: bool) -> tuple[WriterLock | None, FileId]:
+    """Judge the directory and the files; for writing, take the lock and create what is missing."""
     if path.name in ("", ".", ".."):
         raise a_directory(path)
     try:
@@ -311,12 +321,17 @@ def _prepare(path: Path, readonly: bool) -> FileId:
             if not directory.readable(path.name):
                 raise StoreError(f"cannot read {path}: permission denied; run as the user that runs "
                                  "`eyes-devine run` (root: sudo), or choose --db")
-            return file_id(status)
-        if status is None:  # made here, or (if another process was quicker) judged once more
-            status = create_database(directory, path.name) or judge_files(directory, path.name, writing=True)
-        if status is None:
-            raise StoreError(f"{path} vanished as it was created; try again")
-        return file_id(status)
+            return None, file_id(status)
+        lock = WriterLock.take(directory, path.name)
+        try:
+            if status is None:  # made here, or (if another process was quicker) judged once more
+                status = create_database(directory, path.name) or judge_files(directory, path.name, writing=True)
+            if status is None:
+                raise StoreError(f"{path} vanished as it was created; try again")
+        except BaseException:
+            lock.release()
+            raise
+        return lock, file_id(status)
     except OSError as error:
         raise _error(path, error) from None
     finally:
