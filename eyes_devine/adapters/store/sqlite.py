@@ -273,7 +273,8 @@ async def open_store(
     read), and refuses links and directories others could write: see
     :mod:`~eyes_devine.adapters.store.files`.  Read-only never creates the
     database or its directory, so `requests` cannot leave an empty one behind
-    (SQLite may add the -wal and -shm files it needs to read).
+    (SQLite may add the -wal and -shm files it needs to read), and works on
+    read-only storage.
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, not {keep}")
