@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from eyes_devine.adapters.store.schema import SCHEMA_VERSION
 from eyes_devine.adapters.store.sqlite import StoreError, open_store
 from tests.support.install import run_as
 from tests.support.records import make
@@ -254,3 +255,35 @@ def test_under_umask_000_every_directory_made_is_0700_and_every_file_0600(tmp_pa
     assert result.returncode == 0, result.stderr
     made = {str(path.relative_to(tmp_path)): stat.S_IMODE(path.stat().st_mode) for path in tmp_path.rglob("*")}
     assert made == {"a": 0o700, "a/b": 0o700, "a/b/c": 0o700, "a/b/c/x.db": 0o600, "a/b/c/x.db.lock": 0o600}
+
+
+# Schema versions no eyes-devine writes
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+@pytest.mark.parametrize("version", [-1, -(2**31), SCHEMA_VERSION + 1])
+def test_a_schema_version_this_build_does_not_know_is_refused_and_left_alone(tmp_path, version, readonly):
+    db = tmp_path / "x.db"
+    write_and_close(db)
+    with sqlite3.connect(db) as connection:
+        connection.execute(f"PRAGMA user_version = {version}")
+        before = connection.execute("SELECT count(*) FROM exchanges").fetchone()
+    message = refusal(db, readonly)
+    if version < 0:
+        assert message == f"{db} has schema version {version}, which no eyes-devine writes; move it aside or " \
+                          "choose another --db"
+    else:
+        assert "newer than this eyes-devine knows" in message
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (version,)
+        assert connection.execute("SELECT count(*) FROM exchanges").fetchone() == before
+
+
+def test_an_empty_file_at_version_minus_1_is_not_migrated(tmp_path):
+    db = tmp_path / "x.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("PRAGMA user_version = -1")
+    assert "schema version -1" in refusal(db)
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)

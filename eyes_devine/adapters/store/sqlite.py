@@ -341,6 +341,9 @@ def _prepare(path: Path, readonly: bool) -> tuple[WriterLock | None, FileId]:
 
 async def _schema_version(db: aiosqlite.Connection, path: Path) -> int:
     (version,), *_ = await db.execute_fetchall("PRAGMA user_version")
+    if version < 0:  # no migration starts there: MIGRATIONS[-1] would be the newest one
+        raise StoreError(f"{path} has schema version {version}, which no eyes-devine writes; move it aside or "
+                         "choose another --db")
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{path} has schema version {version}, newer than this eyes-devine knows ({SCHEMA_VERSION}); "
