@@ -104,7 +104,8 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
 
 
 @main.command(epilog=ENVIRONMENT_HELP + "\n\n\b\nExit codes:\n  0  stopped by SIGTERM or SIGINT, "
-              "nothing lost\n  1  capture or the database failed (refused, or written by another run)\n  2  bad flag, variable or interface\n"
+              "nothing lost\n  1  capture or the database failed (refused, or written by another run)\n"
+              "  2  bad flag, variable or interface\n"
               "  3  stopped, but records were lost (not stored, or not printed with --json); the last\n"
               "     line says how many and why")
 @capture_options
