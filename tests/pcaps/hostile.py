@@ -114,8 +114,12 @@ def odd_bytes() -> list[Packet]:
     return conversation.packets
 
 
+CAPTURES = {"overlap-decoy.pcap": overlap_decoy, "odd-bytes.pcap": odd_bytes}
+"""The files this module writes, each with its builder: attacks on purpose, so rules fire on them."""
+
+
 def main() -> None:
-    for name, build in (("overlap-decoy.pcap", overlap_decoy), ("odd-bytes.pcap", odd_bytes)):
+    for name, build in CAPTURES.items():
         wrpcap(str(HERE / name), build())
         print(name)
 
