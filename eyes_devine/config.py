@@ -125,7 +125,7 @@ class Settings:
             profile_path=profile_path or environ.get("EYES_DEVINE_PROFILE") or None,
             docker_environment={key: environ[key] for key in DOCKER_ENVIRONMENT if key in environ},
             follow_docker_ports=follow_docker_ports,
-            db_path=db_path or environ.get("EYES_DEVINE_DB") or default_db_path(environ, is_root),
+            db_path=_db_path(db_path, environ, is_root),
             keep=_bounded(keep, environ.get("EYES_DEVINE_KEEP"), "--keep", "EYES_DEVINE_KEEP", DEFAULT_KEEP,
                           KEEP_BOUNDS),
             batch_size=_bounded(batch_size, environ.get("EYES_DEVINE_BATCH_SIZE"), "--batch-size",
@@ -187,6 +187,13 @@ def parse_seconds(value: str, what: str, low: float = 0.1, high: float = 86400.0
     if not math.isfinite(seconds) or not low <= seconds <= high:
         raise ConfigError(f"{what}: {value!r} is not a number of seconds from {low:g} to {high:g}")
     return seconds
+
+
+def _db_path(flag: str | None, environ: Mapping[str, str], is_root: bool) -> str:
+    """``--db ""`` is a mistake, not a wish for the default (an empty variable is unset, as for DOCKER_HOST)."""
+    if flag is not None and not flag.strip():
+        raise ConfigError("--db: an empty name; name a database file, or leave --db out for the default")
+    return flag or environ.get("EYES_DEVINE_DB") or default_db_path(environ, is_root)
 
 
 def _log_format(value: str) -> str:

@@ -53,12 +53,17 @@ def capture_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def build_settings(**flags: Any) -> Settings:
     """Settings from the flags given and the environment; a bad value is one line and exit 2."""
+    uses_database = "db_path" in flags
     flags = {name: value for name, value in flags.items() if value is not None}
     is_root = os.geteuid() == 0 if hasattr(os, "geteuid") else False
     try:
-        return Settings.build(os.environ, is_root=is_root, **flags)
+        settings = Settings.build(os.environ, is_root=is_root, **flags)
     except ConfigError as error:
         fail(str(error))
+    if uses_database and os.path.isdir(settings.db_path):  # a wrong argument, not a database failing
+        fail(f"--db: {settings.db_path} is a directory; point --db at a database file, "
+             f"such as {os.path.join(settings.db_path, 'exchanges.db')}")
+    return settings
 
 
 def check_docker_host(settings: Settings) -> None:

@@ -188,14 +188,20 @@ def test_a_database_with_another_hard_link_is_refused(tmp_path):
                            "another --db")
 
 
-@pytest.mark.parametrize("command", [["requests"], ["alerts"], ["flows"], ["run", "-i", "lo"]])
-def test_a_db_that_names_a_directory_is_one_line_and_exit_1(tmp_path, command):
+@pytest.mark.parametrize("command", [["requests"], ["alerts"], ["flows"], ["run", "-i", "lo"], ["watch", "--attach"]])
+def test_a_db_that_names_a_directory_is_bad_input_one_line_and_exit_2(tmp_path, command):
     folder = tmp_path / "folder"
     folder.mkdir(mode=0o700)
     result = cli(*command, "--db", str(folder))
-    expected = f"{folder} is a directory; point --db at a database file, such as {folder}/exchanges.db"
-    assert result.returncode == 1 and one_line(result).endswith(expected)
+    expected = f"--db: {folder} is a directory; point --db at a database file, such as {folder}/exchanges.db"
+    assert result.returncode == 2 and one_line(result).endswith(expected)
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["requests"], ["run", "-i", "lo"]])
+def test_an_empty_db_name_is_bad_input_not_the_default(tmp_path, command):
+    result = cli(*command, "--db", "")
+    assert result.returncode == 2 and "--db: an empty name" in one_line(result)
 
 
 def test_a_directory_moved_away_just_as_sqlite_opens_it_is_noticed(tmp_path, monkeypatch):
