@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from httptools import HttpParserError, HttpResponseParser
+from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from eyes_devine.core.http.framing import LenientHead, looks_like_response, read_response_head
 from eyes_devine.core.http.headers import CONTENT_LENGTH, CONTENT_TYPE, HEADER_CODES, TRANSFER_ENCODING, other_spelling
@@ -228,14 +228,25 @@ class ResponseSide(MessageStream):
     def feed(self, chunk: bytes | memoryview, ts: float) -> None:
         """Parse in-order bytes (in ``PARSE`` mode)."""
         self.ts = ts
-        self._pairing.response_bytes += len(chunk)
+        pairing = self._pairing
+        pairing.response_bytes += len(chunk)
         if self._in_head and not self._head_buffer:
             # The usual segment: one whole response, given at once when no request awaits an answer llhttp
             # cannot frame alone (HEAD, CONNECT, Upgrade) and nothing after the head can begin another response.
             end = chunk.find(b"\r\n\r\n") + 4
             if end <= self._max_head and (
                     end == len(chunk) or (end > 3 and not self._requests.special and chunk.count(b"HTTP/1.") == 1)):
-                self._whole(chunk, end)
+                messages = pairing.response_messages
+                try:
+                    self._parser.feed_data(chunk)  # type: ignore[union-attr]
+                except HttpParserUpgrade as upgrade:
+                    self._on_upgrade(chunk[upgrade.args[0]:])
+                except HttpParserError as error:
+                    self._whole_refused(error, chunk, end, messages)
+                    return
+                if self._between:
+                    self._between = False
+                    self._between_parts()
                 return
         self._cut_stream(chunk)
 

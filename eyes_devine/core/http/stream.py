@@ -70,21 +70,16 @@ class MessageStream:
         self._head_given = 0
         self._rejected = False
 
-    def _whole(self, chunk: bytes | memoryview, head_end: int) -> None:
-        """Give llhttp a segment holding one whole message whose head ends at ``head_end``."""
-        messages = self._messages_begun()
-        try:
-            self._parser.feed_data(chunk)  # type: ignore[attr-defined]
-        except HttpParserUpgrade as upgrade:
-            self._on_upgrade(chunk[upgrade.args[0]:])
-        except HttpParserError as error:
-            # In the head; or, past a message that ended early, in bytes that begin no message.
-            first = self._in_head and self._messages_begun() == messages + 1
-            resume = self._on_failure(error, bytes(chunk[:head_end]) if first else None, first, chunk, 0,
-                                      head_end if first else len(chunk))
-            if resume < len(chunk) and self.mode is _PARSE:  # a head read leniently: its body and what follows
-                self._cut_stream(chunk[resume:])
-                return
+    def _whole_refused(self, error: HttpParserError, chunk: bytes | memoryview, head_end: int,
+                       messages: int) -> None:
+        """llhttp refused a segment given whole (one message whose head ends at ``head_end``; ``messages`` had
+        begun before it): in the head, or past a message that ended early, in bytes that begin no message."""
+        first = self._in_head and self._messages_begun() == messages + 1
+        resume = self._on_failure(error, bytes(chunk[:head_end]) if first else None, first, chunk, 0,
+                                  head_end if first else len(chunk))
+        if resume < len(chunk) and self.mode is _PARSE:  # a head read leniently: its body and what follows
+            self._cut_stream(chunk[resume:])
+            return
         if self._between:
             self._between = False
             self._between_parts()
@@ -93,7 +88,7 @@ class MessageStream:
         """Give ``chunk`` to llhttp in message parts (see the module doc).
 
         The sides' ``feed`` give llhttp a segment that holds exactly one whole message (the usual case) at once,
-        with :meth:`_whole`, and call this for anything else.
+        at once (and :meth:`_whole_refused` when llhttp refuses it), and call this for anything else.
         """
         size = len(chunk)
         start = 0
