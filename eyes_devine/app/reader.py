@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ def read_file(path: str, ports: tuple[int, ...], annotator: Annotator, as_json: 
 
     Raises CaptureFileError, UnsupportedLinkType, or ReaderGone when stdout's reader went away.
     """
+    # What start-up made (scapy's layers, the modules) stays for good: the cyclic collector need not walk it
+    # again in every full collection while hundreds of thousands of records go by.
+    gc.freeze()
     with stdout_text() as out:
         collected = _Flows([])
         stages = Stages([collected] if flows else [ExchangeLines(out, as_json, colour)], annotator)

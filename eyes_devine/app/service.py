@@ -14,6 +14,7 @@ stored and what was lost: exit 0, or 3 when any record was lost (see
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -91,6 +92,7 @@ async def serve(
         log.error(str(error))
         return EXIT_FAILURE
     log.info("store opened", db=settings.db_path, reloaded=rings.total, keep=settings.keep)
+    gc.freeze()  # start-up's objects (scapy's layers, the modules, the reloaded rings) stay: no GC pass walks them
     outputs: list[Sink] = [writer, rings]
     if options.json_fd is not None:
         outputs.append(JsonLinesSink(options.json_fd))

@@ -234,8 +234,8 @@ class ResponseSide(MessageStream):
             # The usual segment: one whole response, given at once when no request awaits an answer llhttp
             # cannot frame alone (HEAD, CONNECT, Upgrade) and nothing after the head can begin another response.
             end = chunk.find(b"\r\n\r\n") + 4
-            if end <= self._max_head and (
-                    end == len(chunk) or (end > 3 and not self._requests.special and chunk.count(b"HTTP/1.") == 1)):
+            if 3 < end <= self._max_head and (
+                    (not self._requests.special and chunk.count(b"HTTP/1.") == 1) or end == len(chunk)):
                 messages = pairing.response_messages
                 try:
                     self._parser.feed_data(chunk)  # type: ignore[union-attr]
