@@ -30,7 +30,16 @@ def json_line(x: Exchange) -> str:
      reason, latency_ms, request_bytes, response_bytes, user_agent, content_type, flags, attribution, alerts,
      peer) = x  # one unpacking costs less than twenty attribute reads
     status_text = "null" if status is None else str(status)
-    latency = "null" if latency_ms is None else repr(round(latency_ms, 3))
+    if latency_ms is None:
+        latency = "null"
+    elif latency_ms < 1e15:
+        # repr(round(x, 3)), in one float-to-text conversion instead of two: the three decimals, correctly
+        # rounded, are the shortest text of the rounded float once their trailing zeros go.
+        latency = f"{latency_ms:.3f}".rstrip("0")
+        if latency[-1] == ".":
+            latency += "0"
+    else:
+        latency = repr(round(latency_ms, 3))
     flags_text = f'[{",".join(map(_quote, flags))}]' if flags else "[]"
     return (
         f'{{"ts":{ts!r},"interface":{_quote(interface)},"client_ip":"{client_ip}",'
