@@ -107,8 +107,10 @@ def test_kill_9_under_load_loses_at_most_the_last_batch_window(service, web):
         stop.set()
         loader.join()
     assert stored(run.db, "PRAGMA integrity_check") == [("ok",)]
-    kept = stored(run.db, "SELECT count(*) FROM exchanges WHERE target LIKE '/kill/%'")[0][0]
-    assert kept >= min(acknowledged, 1000)  # every batch reported written is there (up to the ring bound)
+    # Every batch reported written is there, up to the ring bound.  All rows count: under load a request whose
+    # first segment the kernel dropped is stored too (flagged gap, without its target), and "rows" counted it.
+    kept = stored(run.db, "SELECT count(*) FROM exchanges")[0][0]
+    assert kept >= min(acknowledged, 1000)
     again = service("-i", "docker0")
     assert again.wait_for("store opened")["reloaded"] == stored(again.db, "SELECT count(*) FROM exchanges")[0][0]
     assert again.stop() == 0
