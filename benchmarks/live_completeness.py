@@ -196,7 +196,7 @@ def memory_figures(env: dict[str, str], workdir: Path) -> list[str]:
             await store.write([Exchange(ts=time.time(), interface="docker0", client_ip="172.17.0.1",
                                         client_port=40000 + i % 20000, server_ip="172.17.0.2", server_port=80,
                                         method="GET", target=f"/items/{i}?page=2", host="shop", http_version="1.1",
-                                        status=200, reason="OK", latency_ms=1.5, request_bytes=0,
+                                        status=200, reason="OK", latency_ms=1.5, duration_ms=1.5, request_bytes=0,
                                         response_bytes=512, user_agent="Mozilla/5.0 (X11; Linux x86_64)",
                                         content_type="application/json", attribution=owner)
                                for i in range(1000)])

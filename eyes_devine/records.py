@@ -113,6 +113,8 @@ class Exchange(NamedTuple):
     reason: str | None
     latency_ms: float | None
     """First request byte to first byte of the final response."""
+    duration_ms: float | None
+    """First request byte to the last byte of the response seen (a span's whole time); None without a response."""
     request_bytes: int
     """Request body size (decoded length for chunked bodies)."""
     response_bytes: int
@@ -136,6 +138,8 @@ class Exchange(NamedTuple):
         record["alerts"] = list(self.alerts)
         if self.latency_ms is not None:
             record["latency_ms"] = round(self.latency_ms, 3)
+        if self.duration_ms is not None:
+            record["duration_ms"] = round(self.duration_ms, 3)
         return record
 
 

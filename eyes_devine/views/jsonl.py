@@ -27,30 +27,31 @@ def json_line(x: Exchange) -> str:
     reading a file, no alert, no public peer) are written as one constant each.
     """
     (ts, interface, client_ip, client_port, server_ip, server_port, method, target, host, http_version, status,
-     reason, latency_ms, request_bytes, response_bytes, user_agent, content_type, flags, attribution, alerts,
-     peer) = x  # one unpacking costs less than twenty attribute reads
+     reason, latency_ms, duration_ms, request_bytes, response_bytes, user_agent, content_type, flags, attribution,
+     alerts, peer) = x  # one unpacking costs less than twenty attribute reads
     status_text = "null" if status is None else str(status)
-    if latency_ms is None:
-        latency = "null"
-    elif latency_ms < 1e15:
-        # repr(round(x, 3)), in one float-to-text conversion instead of two: the three decimals, correctly
-        # rounded, are the shortest text of the rounded float once their trailing zeros go.
-        latency = f"{latency_ms:.3f}".rstrip("0")
-        if latency[-1] == ".":
-            latency += "0"
-    else:
-        latency = repr(round(latency_ms, 3))
     flags_text = f'[{",".join(map(_quote, flags))}]' if flags else "[]"
     return (
         f'{{"ts":{ts!r},"interface":{_quote(interface)},"client_ip":"{client_ip}",'
         f'"client_port":{client_port},"server_ip":"{server_ip}","server_port":{server_port},'
         f'"method":{_quote(method)},"target":{_quote(target)},"host":{_text(host)},'
         f'"http_version":"{http_version}","status":{status_text},"reason":{_text(reason)},'
-        f'"latency_ms":{latency},"request_bytes":{request_bytes},"response_bytes":{response_bytes},'
+        f'"latency_ms":{_milliseconds(latency_ms)},"duration_ms":{_milliseconds(duration_ms)},"request_bytes":{request_bytes},"response_bytes":{response_bytes},'
         f'"user_agent":{_text(user_agent)},"content_type":{_text(content_type)},"flags":{flags_text},'
         + (_NO_CONTAINERS if attribution is NO_ATTRIBUTION else _containers(attribution))
         + (_NO_SECURITY if not alerts and peer is NO_PEER else _security(alerts, peer))
     )
+
+
+def _milliseconds(value: float | None) -> str:
+    """``repr(round(value, 3))`` in one float-to-text conversion instead of two: the three decimals, correctly
+    rounded, are the shortest text of the rounded float once their trailing zeros go."""
+    if value is None:
+        return "null"
+    if value < 1e15:
+        text = f"{value:.3f}".rstrip("0")
+        return text + "0" if text[-1] == "." else text
+    return repr(round(value, 3))
 
 
 _NO_CONTAINERS = '"container":null,"client_container":null,"container_id":null,"client_container_id":null,'

@@ -42,7 +42,7 @@ def client(fake: FakeAbuseIPDB) -> Iterator[Callable[..., AbuseIPDB]]:
 
 
 def exchange(client_ip: str) -> Exchange:
-    return Exchange(1.0, "eth0", client_ip, 40000, "172.17.0.2", 80, "GET", "/", None, "1.1", 200, "OK", 1.0, 0, 0,
+    return Exchange(1.0, "eth0", client_ip, 40000, "172.17.0.2", 80, "GET", "/", None, "1.1", 200, "OK", 1.0, 1.0, 0, 0,
                     None, None)
 
 

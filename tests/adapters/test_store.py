@@ -171,7 +171,8 @@ def test_the_table_has_one_column_per_exchange_field(tmp_path):
     asyncio.run(write_and_close(db, 10))
     with sqlite3.connect(db) as connection:
         columns = tuple(row[1] for row in connection.execute("PRAGMA table_info(exchanges)"))
-    assert columns == ("id", "bucket", *EXCHANGE_FIELDS)
+    assert columns[:2] == ("id", "bucket")  # later migrations append columns: the set, not the order, is the contract
+    assert sorted(columns[2:]) == sorted(EXCHANGE_FIELDS) and len(columns) == len(EXCHANGE_FIELDS) + 2
 
 
 # Files, schema, damage
@@ -485,7 +486,7 @@ def test_failed_writes_are_counted_by_kind_told_once_and_writing_goes_on(tmp_pat
             writer.accept(served_by_web(i))
         wait_for(lambda failed=failed: writer.failed_batches == failed)
     with sqlite3.connect(db) as other:
-        for migration in MIGRATIONS[:2]:  # the ones that build the exchanges table
+        for migration in (*MIGRATIONS[:2], *MIGRATIONS[3:]):  # the ones that build the exchanges table
             for statement in migration:
                 other.execute(statement)
     for i in range(5):

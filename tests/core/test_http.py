@@ -36,12 +36,25 @@ def test_simple_get_fills_every_field() -> None:
         status=200,
         reason="OK",
         latency_ms=250.0,
+        duration_ms=250.0,
         request_bytes=0,
         response_bytes=42,
         user_agent="curl/8",
         content_type="text/plain",
         flags=(),
     )
+
+
+def test_duration_runs_to_the_last_response_byte_and_latency_to_the_first() -> None:
+    conn = Conn()
+    conn.client(get("/slow", b"Host: svc\r\n"), ts=10.0)
+    whole = response(200, b"x" * 3000)
+    conn.server(whole[:100], ts=10.25)
+    conn.server(whole[100:], ts=11.5)
+    conn.client(get("/next", b"Host: svc\r\n"), ts=12.0)
+    [slow, unanswered] = conn.close()
+    assert (slow.latency_ms, slow.duration_ms) == (250.0, 1500.0)
+    assert (unanswered.latency_ms, unanswered.duration_ms) == (None, None)
 
 
 def test_request_and_response_fed_one_byte_at_a_time() -> None:
@@ -617,7 +630,7 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
 
 
 def _comparable(exchanges: list[Exchange]) -> list[dict[str, object]]:
-    return [{k: v for k, v in e.to_dict().items() if k not in ("ts", "latency_ms")} for e in exchanges]
+    return [{k: v for k, v in e.to_dict().items() if k not in ("ts", "latency_ms", "duration_ms")} for e in exchanges]
 
 
 def _run(events: list[tuple[bool, bytes]]) -> list[Exchange]:

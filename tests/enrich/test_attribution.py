@@ -17,7 +17,7 @@ REUSER = ContainerInfo(id="c" * 64, name="reuser", image="busybox", addresses=("
 def exchange(ts: float, client: str = "10.0.0.9", server: str = "172.17.0.2", port: int = 80) -> Exchange:
     return Exchange(ts=ts, interface="docker0", client_ip=client, client_port=40000, server_ip=server,
                     server_port=port, method="GET", target="/", host=None, http_version="1.1", status=200,
-                    reason="OK", latency_ms=1.0, request_bytes=0, response_bytes=0, user_agent=None,
+                    reason="OK", latency_ms=1.0, duration_ms=1.0, request_bytes=0, response_bytes=0, user_agent=None,
                     content_type=None)
 
 

@@ -158,7 +158,8 @@ def test_missing_or_corrupt_database_is_one_line_with_the_fix(tmp_path):
 
 
 def exchange(client: str, server: str) -> Exchange:
-    return Exchange(1.0, "eth0", client, 40000, server, 80, "GET", "/", None, "1.1", 200, "OK", 1.0, 0, 0, None, None)
+    return Exchange(1.0, "eth0", client, 40000, server, 80, "GET", "/", None, "1.1", 200, "OK", 1.0, 1.0, 0, 0, None,
+                    None)
 
 
 def test_the_public_end_is_the_client_else_the_server_else_nothing(city_db):

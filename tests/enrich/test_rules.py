@@ -33,7 +33,8 @@ def exchange(target: str = "/", **changes: object) -> Exchange:
     x = Exchange(
         ts=T0, interface="docker0", client_ip="203.0.113.9", client_port=40000, server_ip="172.17.0.2",
         server_port=80, method="GET", target=target, host="web", http_version="1.1", status=200, reason="OK",
-        latency_ms=1.0, request_bytes=0, response_bytes=10, user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0",
+        latency_ms=1.0, duration_ms=1.0, request_bytes=0, response_bytes=10,
+        user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0",
         content_type="text/html",
     )
     return with_fields(x, **changes)  # type: ignore[return-value]

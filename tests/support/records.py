@@ -55,6 +55,7 @@ def make(i: int, **changes: object) -> Exchange:
         status=200,
         reason="OK",
         latency_ms=1.5,
+        duration_ms=1.75,
         request_bytes=0,
         response_bytes=512,
         user_agent="curl/8.5",

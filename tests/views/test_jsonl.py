@@ -27,6 +27,7 @@ exchanges = st.builds(
     status=st.none() | st.integers(100, 599),
     reason=maybe_text,
     latency_ms=st.none() | st.floats(0, 1e17),
+    duration_ms=st.none() | st.floats(0, 1e17),
     request_bytes=st.integers(0, 2**40),
     response_bytes=st.integers(0, 2**40),
     user_agent=maybe_text,

@@ -30,6 +30,7 @@ def make(**changes: object) -> Exchange:
         status=200,
         reason="OK",
         latency_ms=1.234,
+        duration_ms=1.5,
         request_bytes=0,
         response_bytes=512,
         user_agent="curl/8.5",

@@ -81,5 +81,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX flows_bucket_id ON flows (bucket, id)",
         "CREATE INDEX flows_ts_last ON flows (ts_last)",
     ),
+    (
+        # The whole time on the wire, first request byte to last response byte (a span's end, for OTLP export).
+        "ALTER TABLE exchanges ADD COLUMN duration_ms REAL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -189,8 +189,10 @@ class HttpConnection:
                 flags = ["pipelined", *flags] if flags else ["pipelined"]
             if not req.lost:
                 req.prev = None
+        duration = None
         if status is not None:
             req.resp_end = self.responses.ts
+            duration = max(0.0, (self.responses.ts - req.ts) * 1000.0)
         ep = self._endpoints
         self.counters.exchanges += 1
         self._emit(
@@ -208,6 +210,7 @@ class HttpConnection:
                 status,
                 None if reason is None else reason[:MAX_VALUE].decode("utf-8", "replace"),
                 None if resp_ts is None else max(0.0, (resp_ts - req.ts) * 1000.0),
+                duration,
                 req.body,
                 resp_body,
                 req.user_agent,
