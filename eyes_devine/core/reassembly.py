@@ -161,16 +161,15 @@ class Direction:
         nxt = half.nxt
         if nxt is None:
             return
-        starts, chunks = half.starts, half.chunks
+        starts, chunks, origins, conflicts = half.starts, half.chunks, half.origins, half.conflicts
         handler = half.flow.handler
         from_client = half.from_client
         while True:
             while starts and starts[0] == nxt:
                 del starts[0]
-                del half.origins[0]
+                del origins[0]
                 chunk = chunks.pop(0)
                 half.held_bytes -= len(chunk)
-                conflicts = half.conflicts
                 if conflicts and conflicts[0] < nxt + len(chunk):
                     half._deliver_conflicted(chunk, ts)
                     nxt = half.nxt
@@ -186,8 +185,8 @@ class Direction:
                 fin = None
                 starts.clear()
                 chunks.clear()
-                half.origins.clear()
-                half.conflicts.clear()
+                origins.clear()
+                conflicts.clear()
                 half.held_bytes = 0
             if starts:
                 stop = starts[0]
@@ -213,8 +212,8 @@ class Direction:
             nxt = upto
             half.nxt = nxt
             handler.gap(from_client, missing, ts)
-            while half.conflicts and half.conflicts[0] < nxt:  # in the hole: those bytes never arrive
-                del half.conflicts[0]
+            while conflicts and conflicts[0] < nxt:  # in the hole: those bytes never arrive
+                del conflicts[0]
         half.nxt = nxt
         half.slow = bool(starts) or fin is not None
 

@@ -140,7 +140,6 @@ class RequestSide(RequestRecovery):
                     return
             self._cut()
             pairing.requests_lost(missing, in_request=True)
-            self._reset_head()
         else:
             # Between requests a client sends nothing else: the hole began a request.
             pairing.requests_lost(missing, pairing.sure_lost_request(ts))

@@ -116,22 +116,14 @@ class RequestRecovery(MessageStream):
         method = read.method if read.method in METHODS and read.method != b"CONNECT" else b"GET"
         version = read.version if read.version in VERSIONS else "1.1"
         clean = method + b" / HTTP/" + version.encode() + b"\r\n" + read.framing + b"\r\n"
-        self._parser = new_request_parser(self)
-        self._reset_head()
-        self._host, self._user_agent, self._content_type = read.host, read.user_agent, read.content_type
+        self._host = self._user_agent = self._content_type = None  # _fill sets them from ``read``, once
         self._content_length, self._transfer_encoding = read.content_length, read.transfer_encoding
-        self._replaying = req
-        try:
-            self._parser.feed_data(clean)
-        except HttpParserError as error:  # framing llhttp refuses too (conflicting Content-Lengths)
-            self._replaying = None
-            self._fill(req, read)
-            self._abandon(error)
-            return
-        finally:
-            self._replaying = None
+        error = self._replay(new_request_parser(self), clean, req)
         self._fill(req, read)
-        flag(req, "parse_error")
+        if error is not None:  # framing llhttp refuses too (conflicting Content-Lengths)
+            self._abandon(error)
+        else:
+            flag(req, "parse_error")
 
     def _read_partial_head(self, req: Request) -> None:
         """What the whole lines of a head cut short say (a line still arriving is not trusted)."""

@@ -318,16 +318,9 @@ class ResponseSide(MessageStream):
             flag(self.answering, "parse_error")
         self._reason = read.reason
         clean = b"HTTP/1.1 %d X\r\n" % read.status + read.framing + b"\r\n"
-        self._parser = new_response_parser(self)
-        self._reset_head()
-        self._replaying = read
-        try:
-            self._parser.feed_data(clean)
-        except HttpParserError as error:  # framing llhttp refuses too
-            self._replaying = None
+        error = self._replay(new_response_parser(self), clean, read)
+        if error is not None:  # framing llhttp refuses too
             self._on_failure(error, None, False, clean, 0, len(clean))
-        finally:
-            self._replaying = None
 
     def _oversized(self, head: bytes) -> None:
         """The head grew past the limit: its request is flagged ``oversized``; parsing resumes at the next

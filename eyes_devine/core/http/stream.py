@@ -127,12 +127,13 @@ class MessageStream:
                 whole = chunk if start == 0 and end == len(chunk) else chunk[start:end]
                 self._give(whole, whole)
                 return end
-            searched = 0
+            before = 0
+            buffer += chunk[start:]
+            end = -1  # the buffer is chunk[start:], searched just now
         else:
-            searched = max(0, len(buffer) - 3)
-        before = len(buffer)
-        buffer += chunk[start:]
-        end = head_end(buffer, searched)
+            before = len(buffer)
+            buffer += chunk[start:]
+            end = head_end(buffer, max(0, before - 3))
         if end > self._max_head:
             head = bytes(buffer[: self._max_head])
             buffer.clear()
@@ -198,6 +199,20 @@ class MessageStream:
                 self._failed_head_whole = whole_head is not None
             else:
                 self._failed_head = None
+
+    def _replay(self, parser: object, clean: bytes, replaying: object) -> HttpParserError | None:
+        """A fresh ``parser`` given ``clean``, a head standing in for one llhttp refused (``_replaying`` is set
+        meanwhile); what llhttp refuses in it, if anything."""
+        self._parser = parser
+        self._reset_head()
+        self._replaying = replaying
+        try:
+            self._parser.feed_data(clean)  # type: ignore[attr-defined]
+        except HttpParserError as error:
+            return error
+        finally:
+            self._replaying = None
+        return None
 
     def _wait_for_head(self) -> None:
         """llhttp refused a head still arriving: collect the rest, then read it leniently."""
