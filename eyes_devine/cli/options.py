@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -61,8 +62,9 @@ def build_settings(**flags: Any) -> Settings:
     except ConfigError as error:
         fail(str(error))
     if uses_database and os.path.isdir(settings.db_path):  # a wrong argument, not a database failing
-        fail(f"--db: {settings.db_path} is a directory; point --db at a database file, "
-             f"such as {os.path.join(settings.db_path, 'exchanges.db')}")
+        from eyes_devine.adapters.store.files import a_directory
+
+        fail(f"--db: {a_directory(Path(settings.db_path))}")
     return settings
 
 

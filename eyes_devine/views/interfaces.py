@@ -12,11 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from eyes_devine.views.safe import safe
-
-
-def _shown(text: str, style: str = "") -> Text:
-    return Text(safe(text), style=style)
+from eyes_devine.views.cells import plain as _shown
 
 
 def render_report(console: Console, report: dict) -> None:

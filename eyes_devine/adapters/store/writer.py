@@ -91,7 +91,7 @@ class StoreWriter:
         self.dropped_at_close = 0
         """Exchanges still queued or being written when close() gave up waiting."""
         self._flows_refused = self._flows_failed = self._flows_at_close = 0
-        self._full = self._late = self._left_at_close = 0
+        self._full = self._late = 0
         """Records (exchanges and flows) refused for a full queue, arriving after close, left at close."""
         self._failures: dict[str, list[int]] = {}
         """Kind of error -> [batches, records] that failed with it."""
@@ -180,7 +180,6 @@ class StoreWriter:
         exchanges += sum(1 for record in left if type(record) is not Flow)
         self._flows_at_close += flows
         self.dropped_at_close += exchanges
-        self._left_at_close += exchanges + flows
 
     @property
     def dropped(self) -> int:
@@ -207,7 +206,7 @@ class StoreWriter:
         reasons = {"queue full": self._full, "arrived after stop": self._late}
         for kind, batches, records in failures:
             reasons[f"in {batches:,} failed batch{'' if batches == 1 else 'es'}: {kind}"] = records
-        reasons[f"not written within {self._close_timeout:g} s of stop"] = self._left_at_close
+        reasons[f"not written within {self._close_timeout:g} s of stop"] = self.dropped_at_close + self._flows_at_close
         return {reason: count for reason, count in reasons.items() if count}
 
     # -- the writer's thread ---------------------------------------------------------------
