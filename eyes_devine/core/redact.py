@@ -179,7 +179,7 @@ def _redact_jwts(text: str) -> str:
 def redact_user_agent(agent: str) -> str:
     """A User-Agent with the secrets some clients put there replaced: JWTs, ``Bearer <token>``, and
     ``name=value`` pairs with a secret's name (``MyApp/1.0 (token=…)``); browsers' agents return at once."""
-    if "=" not in agent and "eyJ" not in agent and "earer" not in agent and "EARER" not in agent:
+    if "=" not in agent and "eyJ" not in agent and "bearer" not in agent.lower():  # any case: BeArEr too
         return agent
     redacted = _redact_jwts(agent) if "eyJ" in agent else agent
     redacted = _BEARER.sub(rf"\1{REDACTED}", redacted)

@@ -183,6 +183,7 @@ def test_percent_encoded_names_are_judged_decoded(name: str) -> None:
         (f"MyApp/1.0 {JWT}", "MyApp/1.0 REDACTED"),
         ("MyApp/1.0 Bearer xyz123", "MyApp/1.0 Bearer REDACTED"),
         ("svc/2 (BEARER abc)", "svc/2 (BEARER REDACTED)"),
+        ("app BeArEr abc.def", "app BeArEr REDACTED"),
         ("bot/1 (+https://bot.example/?token=3)", "bot/1 (+https://bot.example/?token=REDACTED)"),
     ],
 )
