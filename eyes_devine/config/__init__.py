@@ -1,17 +1,33 @@
 """The one Settings object: flags > environment > defaults, built once and passed down.
 
+Its parts: checked numbers (:mod:`.values`), and how the record leaves the host
+(:mod:`.exports`: Prometheus and OTLP).
+
 No other module reads ``os.environ``; the CLI hands the environment in here, so
 tests can build Settings from a plain dict.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from eyes_devine.config.exports import (
+    EXPORT_VARIABLES,
+    MetricsSettings,
+    OtlpSettings,
+    metrics_settings,
+    otlp_settings,
+)
+from eyes_devine.config.values import WHOLE, ConfigError, bounded_whole, parse_seconds
+
+__all__ = [  # the package's names for other modules, its parts' included
+    "ConfigError", "DEFAULT_PORTS", "ENVIRONMENT_VARIABLES", "MetricsSettings", "OtlpSettings", "Settings",
+    "bpf_filter", "default_db_path", "parse_ports", "parse_seconds", "parse_since", "parse_status", "port_filter",
+]
 
 DEFAULT_PORTS: tuple[int, ...] = (80, 8080, 8000, 3000, 5000)
 DEFAULT_KEEP = 1000
@@ -41,12 +57,9 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "ABUSEIPDB_API_KEY": "check public peers with AbuseIPDB's v2 API (cached, off the capture path)",
     "ABUSEIPDB_URL": "the AbuseIPDB check endpoint (default https://api.abuseipdb.com/api/v2/check)",
     "DOCKER_HOST": "Docker Engine address, as for the docker CLI (with DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)",
+    **EXPORT_VARIABLES,
 }
 """Every variable eyes-devine reads, for the README and --help."""
-
-
-class ConfigError(ValueError):
-    """A flag or variable has a value we cannot use; the message names it and says what is expected."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +93,10 @@ class Settings:
     abuseipdb_url: str = ABUSEIPDB_URL
     all_traffic: bool = False
     """Also summarise non-HTTP flows (DNS, TLS, SSH, ICMP, ...) per container."""
+    metrics: MetricsSettings | None = None
+    """Serve Prometheus /metrics (`run`, capturing `watch`); None: off."""
+    otlp: OtlpSettings | None = None
+    """Export exchanges as spans over OTLP; None: off."""
 
     @classmethod
     def build(
@@ -100,8 +117,19 @@ class Settings:
         geoip_path: str | None = None,
         blocklists: tuple[str, ...] = (),
         all_traffic: bool = False,
+        metrics: str | None = None,
+        max_routes: int | None = None,
+        metrics_grace: str | None = None,
+        otlp: str | None = None,
+        otlp_sample: str | None = None,
+        exports: bool = False,
     ) -> Settings:
-        """Combine flags (keyword arguments; empty means not given) with the environment."""
+        """Combine flags (keyword arguments; empty means not given) with the environment.
+
+        ``exports``: the command can export (`run`, `watch`), so the metrics
+        flags and the OTEL_* variables are read (and a bad one refused); other
+        commands ignore them.
+        """
         if interfaces:
             names, source = _split_names(",".join(interfaces), "-i/--interface"), "-i"
         elif environ.get("NETWORK_INTERFACES", "").strip():
@@ -126,11 +154,11 @@ class Settings:
             docker_environment={key: environ[key] for key in DOCKER_ENVIRONMENT if key in environ},
             follow_docker_ports=follow_docker_ports,
             db_path=_db_path(db_path, environ, is_root),
-            keep=_bounded(keep, environ.get("EYES_DEVINE_KEEP"), "--keep", "EYES_DEVINE_KEEP", DEFAULT_KEEP,
+            keep=bounded_whole(keep, environ.get("EYES_DEVINE_KEEP"), "--keep", "EYES_DEVINE_KEEP", DEFAULT_KEEP,
                           KEEP_BOUNDS),
-            batch_size=_bounded(batch_size, environ.get("EYES_DEVINE_BATCH_SIZE"), "--batch-size",
+            batch_size=bounded_whole(batch_size, environ.get("EYES_DEVINE_BATCH_SIZE"), "--batch-size",
                                 "EYES_DEVINE_BATCH_SIZE", DEFAULT_BATCH_SIZE, BATCH_BOUNDS),
-            max_header_bytes=_bounded(max_header_bytes, environ.get("EYES_DEVINE_MAX_HEADER_BYTES"),
+            max_header_bytes=bounded_whole(max_header_bytes, environ.get("EYES_DEVINE_MAX_HEADER_BYTES"),
                                       "--max-header-bytes", "EYES_DEVINE_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES,
                                       HEADER_BOUNDS),
             log_format=_log_format(log_format or environ.get("EYES_DEVINE_LOG_FORMAT") or "text"),
@@ -140,6 +168,8 @@ class Settings:
             abuseipdb_key=environ.get("ABUSEIPDB_API_KEY") or None,
             abuseipdb_url=environ.get("ABUSEIPDB_URL") or ABUSEIPDB_URL,
             all_traffic=all_traffic,
+            metrics=metrics_settings(metrics, max_routes, metrics_grace, environ) if exports else None,
+            otlp=otlp_settings(otlp, otlp_sample, environ) if exports else None,
         )
 
 
@@ -156,37 +186,6 @@ def default_db_path(environ: Mapping[str, str], is_root: bool) -> str:
         return os.path.join(xdg, "eyes-devine", "exchanges.db")
     home = environ.get("HOME") or os.path.expanduser("~")
     return os.path.join(home, ".local", "share", "eyes-devine", "exchanges.db")
-
-
-_WHOLE = re.compile(r"[0-9]{1,15}")
-"""ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses."""
-
-
-def _bounded(flag: int | None, variable: str | None, flag_name: str, variable_name: str, default: int,
-             bounds: tuple[int, int]) -> int:
-    """A whole number from a flag or a variable, within ``bounds``: a number too big for the database or the
-    memory is bad input, said at once (exit 2), not an error on every batch later."""
-    if flag is not None:
-        value, source = str(flag), flag_name
-    elif variable and variable.strip():
-        value, source = variable.strip(), variable_name
-    else:
-        return default
-    low, high = bounds
-    if not _WHOLE.fullmatch(value) or not low <= int(value) <= high:
-        raise ConfigError(f"{source}: {value!r} is not a whole number from {low:,} to {high:,}")
-    return int(value)
-
-
-def parse_seconds(value: str, what: str, low: float = 0.1, high: float = 86400.0) -> float:
-    """A number of seconds a person typed: finite, within bounds (nan and inf are not a number of seconds)."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds) or not low <= seconds <= high:
-        raise ConfigError(f"{what}: {value!r} is not a number of seconds from {low:g} to {high:g}")
-    return seconds
 
 
 def _db_path(flag: str | None, environ: Mapping[str, str], is_root: bool) -> str:
@@ -216,7 +215,7 @@ def parse_ports(value: str, what: str) -> tuple[int, ...]:
         item = item.strip()
         if not item:
             continue
-        if not _WHOLE.fullmatch(item) or not 1 <= int(item) <= 65535:
+        if not WHOLE.fullmatch(item) or not 1 <= int(item) <= 65535:
             raise ConfigError(f"{what}: {item!r} is not a TCP port (1-65535); example: {what}=80,8080")
         if int(item) not in ports:
             ports.append(int(item))
