@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from eyes_devine.records import Exchange, Flow
+from eyes_devine.records import ContainerInfo, Exchange, Flow
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +83,10 @@ class MonitorSnapshot:
     """Running container's short id -> (compose service, image)."""
     ports: tuple[int, ...] = ()
     bpf: str = ""
+    sniffers: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType({}))
+    """Interface → whether its sniffer is capturing now."""
+    running: tuple[ContainerInfo, ...] = ()
+    """The containers running now, by name (empty while Docker is unreachable)."""
 
 
 @dataclass(frozen=True, slots=True)

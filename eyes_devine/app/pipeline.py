@@ -29,7 +29,7 @@ from eyes_devine.core.flows import FlowTracker
 from eyes_devine.core.http.framing import HttpLimits
 from eyes_devine.enrich.annotator import Annotator
 from eyes_devine.enrich.attribution import ContainerMap
-from eyes_devine.records import EngineCounters, Exchange, Flow
+from eyes_devine.records import ContainerInfo, EngineCounters, Exchange, Flow
 from eyes_devine.sinks import Sink
 from eyes_devine.snapshots import EngineSnapshot, MonitorSnapshot
 
@@ -318,7 +318,14 @@ class Monitor:
             services=MappingProxyType({info.short_id: (info.compose_service, info.image) for info in running}),
             ports=self._ports,
             bpf=self.bpf,
+            sniffers=MappingProxyType({name: status.running for name, status in self.live.capture.status.items()}),
+            running=tuple(running),
         )
+
+    def describe(self, short_id: str) -> ContainerInfo | None:
+        """A running or recently removed container by short id (for the exporters' labels and resources)."""
+        with self._lock:
+            return self.containers.describe(short_id)
 
     def start(self, after_open: Callable[[], None] | None = None) -> None:
         """Start capturing (raises CaptureError), then follow Docker in the background."""

@@ -140,6 +140,18 @@ class ContainerMap:
 
     # -- questions ----------------------------------------------------------------
 
+    def describe(self, short_id: str) -> ContainerInfo | None:
+        """The running container with this short id, else the latest one that held an address or port within the
+        history (a removed container's late records are still described)."""
+        for info in self._running.values():
+            if info.id.startswith(short_id):
+                return info
+        for tenures in self._tenures.values():
+            for tenure in reversed(tenures):
+                if tenure.info.id.startswith(short_id):
+                    return tenure.info
+        return None
+
     def lookup(self, address: str, ts: float) -> ContainerInfo | None:
         """The container that held ``address`` at ``ts``."""
         return self._owner(address, ts)

@@ -195,6 +195,16 @@ class StoreWriter:
     def pending(self) -> int:
         return len(self._pending)
 
+    def lag(self, now: float) -> tuple[int, float]:
+        """Records waiting to be written, and how long ago the oldest of them was captured (0 when none waits)."""
+        pending = self._pending
+        try:
+            oldest = pending[0]
+        except IndexError:  # empty, or emptied by the writer's thread just now
+            return 0, 0.0
+        captured = oldest.ts_last if type(oldest) is Flow else oldest.ts
+        return len(pending), max(0.0, now - captured)
+
     def counters(self) -> SinkCounters:
         return SinkCounters(self.accepted + self.flows_accepted, self.written + self.flows_written,
                             self.dropped + self.flows_dropped)
