@@ -41,6 +41,9 @@ class MetricsSink:
         self._series: dict[str, set[tuple[bool, str, str, str, str, str]]] = {}
         """Container name → its series keys, so a removed container's series can be dropped."""
         self._alert_series: dict[str, set[str]] = {}
+        self._recent: dict[tuple[object, str, int, str], tuple[object, object, object]] = {}
+        """(attribution, method, status, target) → the series' children: a repeated request costs one lookup, not
+        a route template, a cap check and a label lookup.  Bounded; emptied when series are dropped."""
         self._missing_since: dict[str, float] = {}
         self._lock = threading.Lock()
         """Between the engine thread (observing) and the service loop (dropping removed containers' series)."""
@@ -50,31 +53,51 @@ class MetricsSink:
         if type(record) is not Exchange:
             return
         self.accepted += 1
-        attribution = record.attribution
-        server_side = attribution.container is not None or attribution.client_container is None
-        if server_side:
-            container, short_id = attribution.container, attribution.container_id
-        else:
-            container, short_id = attribution.client_container, attribution.client_container_id
-        service = self._service(short_id, container)
-        container = container or ""
+        status = record.status
         with self._lock:
-            if record.status is None:
-                self.metrics.unanswered.labels(container, "server" if server_side else "client").inc()
-                self._series.setdefault(container, set())
-            else:
-                key = (server_side, container, service, method_label(record.method),
-                       str(record.status), self._routes.route(container, record.target))
-                children = self._children.get(key)
+            if status is not None:
+                recent = (record.attribution, record.method, status, record.target)
+                children = self._recent.get(recent)
                 if children is None:
-                    children = self._children[key] = self._new_series(key)
+                    children = self._series_of(record)
+                    if len(self._recent) >= 65536:
+                        self._recent.clear()
+                    self._recent[recent] = children
                 duration, request_size, response_size = children
                 duration.observe((record.duration_ms or 0.0) / 1000.0)  # type: ignore[attr-defined]
                 request_size.observe(record.request_bytes)  # type: ignore[attr-defined]
                 response_size.observe(record.response_bytes)  # type: ignore[attr-defined]
-            for rule in record.alerts:
-                self.metrics.alerts.labels(rule, container).inc()
-                self._alert_series.setdefault(container, set()).add(rule)
+            if status is None or record.alerts:
+                self._count_apart(record)
+
+    @staticmethod
+    def _side(record: Exchange) -> tuple[bool, str | None, str | None]:
+        """Server side?, and the container whose series it is: the server, else the calling container."""
+        attribution = record.attribution
+        if attribution.container is not None or attribution.client_container is None:
+            return True, attribution.container, attribution.container_id
+        return False, attribution.client_container, attribution.client_container_id
+
+    def _series_of(self, record: Exchange) -> tuple[object, object, object]:
+        server_side, container, short_id = self._side(record)
+        name = container or ""
+        key = (server_side, name, self._service(short_id, container), method_label(record.method),
+               str(record.status), self._routes.route(name, record.target))
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = self._new_series(key)
+        return children
+
+    def _count_apart(self, record: Exchange) -> None:
+        """What is not a duration: a request without a response, the alerts it raised."""
+        server_side, container, _ = self._side(record)
+        name = container or ""
+        if record.status is None:
+            self.metrics.unanswered.labels(name, "server" if server_side else "client").inc()
+            self._series.setdefault(name, set())
+        for rule in record.alerts:
+            self.metrics.alerts.labels(rule, name).inc()
+            self._alert_series.setdefault(name, set()).add(rule)
 
     def _service(self, short_id: str | None, name: str | None) -> str:
         info = self._directory.get(short_id, name)
@@ -110,6 +133,7 @@ class MetricsSink:
         return sorted(set(dropped))
 
     def _drop(self, name: str) -> None:
+        self._recent.clear()
         metrics = self.metrics
         for key in self._series.pop(name, set()):
             server_side, *labels = key
