@@ -4,7 +4,7 @@
 #   sudo scripts/test.sh [pytest arguments]
 #
 # Installs the Debian packages the tests use (libpcap, Docker Engine, busybox,
-# iproute2, tcpdump, tshark, ...), makes a venv at .venv from Debian's python3
+# iproute2, tcpdump, tshark, Prometheus, ...), makes a venv at .venv from Debian's python3
 # (readable by every user, so tests can also run the CLI unprivileged), installs
 # eyes-devine with its test extras into it, checks style (ruff) and the layers
 # (import-linter), and runs pytest.  Needs root: the
@@ -18,7 +18,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(python3 python3-venv python3-dev gcc libpcap0.8 docker.io busybox-static iproute2 iptables
-          tcpdump tshark util-linux libcap2-bin curl nginx-light tmux docker-compose systemd openssl)
+          tcpdump tshark util-linux libcap2-bin curl nginx-light tmux docker-compose systemd openssl prometheus)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -3,9 +3,10 @@
 A record is lost when a sink it was meant for gave it up: the store (a full
 queue, a failed write, still queued when the store had to stop), stdout under
 ``--json`` (a reader too slow, or gone: the user asked for every exchange
-there), the alert log lines.  Then the run ends with :data:`EXIT_LOST`, so a
-supervisor or a script can tell "stopped, but records were lost" from a clean
-stop (0) and from a failure (1).
+there), the alert log lines, the OTLP exporter (a collector down for longer
+than its queue lasts; exchanges left out by ``--otlp-sample`` are not lost).
+Then the run ends with :data:`EXIT_LOST`, so a supervisor or a script can tell
+"stopped, but records were lost" from a clean stop (0) and from a failure (1).
 
 Packets that capture dropped (in the kernel, or in the engine's frame queue
 when it fell behind) are named on the same line but leave the exit code alone,
@@ -27,7 +28,8 @@ EXIT_OK = 0
 EXIT_LOST = 3
 """Stopped as asked, but some records were not stored or printed: the final line says which and why."""
 
-LOST_AS = {"store": "not stored", "stdout": "not printed on stdout", "alerts": "alert lines not logged"}
+LOST_AS = {"store": "not stored", "stdout": "not printed on stdout", "alerts": "alert lines not logged",
+           "otlp": "not exported over OTLP"}
 """How the final line names what each sink gave up."""
 
 

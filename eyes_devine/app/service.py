@@ -22,10 +22,13 @@ from dataclasses import dataclass
 
 from eyes_devine.adapters.capture import CaptureError
 from eyes_devine.adapters.host import Account, PrivilegeDropError, drop_privileges
+from eyes_devine.adapters.metrics import MetricsServerError
+from eyes_devine.adapters.otlp import OtlpError
 from eyes_devine.adapters.store.memory import RingBuffers
 from eyes_devine.adapters.store.sqlite import StoreError, open_store
 from eyes_devine.adapters.store.writer import StoreWriter
 from eyes_devine.app.ending import ending
+from eyes_devine.app.exports import open_exports
 from eyes_devine.app.logs import MemoryLog, ServiceLog
 from eyes_devine.app.outputs import AlertLogSink, JsonLinesSink
 from eyes_devine.app.pipeline import Monitor
@@ -35,10 +38,11 @@ from eyes_devine.sinks import Sink
 from eyes_devine.snapshots import MonitorSnapshot
 
 EXIT_FAILURE = 1
-STORE_CLOSE_SECONDS = 30.0
-"""How long the store may take to write what it still holds when the service stops."""
 OUTPUT_CLOSE_SECONDS = 3.0
 """How long stdout and the log may stay blocked at stop before what they hold counts as dropped."""
+CLOSE_SECONDS = {"store": 30.0, "otlp": 10.0}
+"""Sinks given longer than OUTPUT_CLOSE_SECONDS at stop: the store (it is the record), the OTLP exporter (one
+export request may take its timeout)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +103,22 @@ async def serve(
     if options.log_alerts:
         outputs.append(AlertLogSink(log))
     outputs.extend(sinks)
+    latest: list[MonitorSnapshot] = []
+    try:  # before capture starts (and privileges drop): a metrics port below 1024 is bound as root
+        exports = open_exports(settings, log, lambda: latest[-1] if latest else None, lambda: outputs, time.time)
+    except (MetricsServerError, OtlpError) as error:
+        log.error(str(error))
+        await _close(outputs, options.annotator)
+        return EXIT_FAILURE
+    outputs.extend(exports.sinks)
+    if settings.metrics is not None:
+        log.info("serving metrics", url=settings.metrics.url)
+    if settings.otlp is not None:
+        log.info("exporting spans", otlp=settings.otlp.endpoint, protocol=settings.otlp.protocol,
+                 sample=settings.otlp.sample)
     monitor = Monitor(settings, options.interfaces, outputs, log.info, options.annotator,
                       active_flows=options.active_flows)
+    exports.directory.describe = monitor.describe
     account = options.account
     try:
         await asyncio.to_thread(monitor.start, (lambda: drop_privileges(account)) if account else None)
@@ -126,6 +144,9 @@ async def serve(
             for event in await asyncio.to_thread(monitor.check):
                 log.warning(event)
             snapshot = await asyncio.to_thread(monitor.snapshot)
+            latest[:] = [snapshot]
+            for line in exports.tick(snapshot):
+                log.info(line)
             if on_tick is not None:
                 on_tick(snapshot)
             if time.monotonic() >= next_stats:
@@ -166,8 +187,7 @@ async def _close(sinks: Sequence[Sink], annotator: Annotator | None) -> None:
     if annotator is not None:
         annotator.close()
     for sink in sorted(sinks, key=lambda sink: isinstance(sink, StoreWriter)):
-        timeout = STORE_CLOSE_SECONDS if isinstance(sink, StoreWriter) else OUTPUT_CLOSE_SECONDS
-        await asyncio.to_thread(sink.close, timeout)
+        await asyncio.to_thread(sink.close, CLOSE_SECONDS.get(sink.name, OUTPUT_CLOSE_SECONDS))
 
 
 def _log_batch(log: ServiceLog | MemoryLog, exchanges: int, flows: int, seconds: float) -> None:
@@ -201,7 +221,7 @@ def counters(snapshot: MonitorSnapshot, sinks: Sequence[Sink], flows: bool) -> d
                 fields.update(flow_summaries=snapshot.engine.flow_summaries, flows_open=snapshot.engine.flows_open,
                               flow_evictions=snapshot.engine.flow_evictions, flows_stored=sink.flows_written,
                               flow_store_drops=sink.flows_dropped)
-        elif sink.name in ("stdout", "alerts"):
+        elif sink.name in ("stdout", "alerts", "otlp"):
             accepted, written, dropped = sink.counters()
             fields.update({f"{sink.name}_written": written, f"{sink.name}_drops": dropped})
     return fields

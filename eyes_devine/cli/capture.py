@@ -21,7 +21,9 @@ from eyes_devine.cli.options import (
     build_settings,
     capture_options,
     check_docker_host,
+    check_exports,
     docker_options,
+    export_options,
     fail,
     parsing_options,
     seconds,
@@ -104,9 +106,11 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
 
 
 @main.command(epilog=ENVIRONMENT_HELP + "\n\n\b\nExit codes:\n  0  stopped by SIGTERM or SIGINT, "
-              "nothing lost\n  1  capture or the database failed (refused, or written by another run)\n"
+              "nothing lost\n  1  capture, the database or the metrics address failed (refused, in use, or the\n"
+              "     database written by another run)\n"
               "  2  bad flag, variable or interface\n"
-              "  3  stopped, but records were lost (not stored, or not printed with --json); the last\n"
+              "  3  stopped, but records were lost (not stored, not printed with --json, or not\n"
+              "     exported over OTLP); the last\n"
               "     line says how many and why")
 @capture_options
 @docker_options
@@ -122,6 +126,7 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
 @user_option
 @security_options
 @parsing_options
+@export_options
 def run(stats_interval: str, as_json: bool, user: str | None, **flags: Any) -> None:
     """Capture, attribute and store HTTP exchanges until SIGTERM or SIGINT (the headless service).
 
@@ -139,6 +144,7 @@ def run(stats_interval: str, as_json: bool, user: str | None, **flags: Any) -> N
 
     settings = build_settings(**flags)
     check_docker_host(settings)
+    check_exports(settings)
     account = account_for(user)
     selected, hint = _capture_interfaces(settings)
     log = ServiceLog(sys.stderr, settings.log_format)
@@ -166,6 +172,7 @@ def run(stats_interval: str, as_json: bool, user: str | None, **flags: Any) -> N
 @user_option
 @security_options
 @parsing_options
+@export_options
 def watch(attach: bool, container: str | None, user: str | None, flows_view: bool, **flags: Any) -> None:
     """The live per-container table: requests, rates, status classes, latency, the latest exchanges.
 
@@ -185,8 +192,15 @@ def watch(attach: bool, container: str | None, user: str | None, flows_view: boo
 
     if flows_view and not attach:
         flags["all_traffic"] = True
+    if attach:  # nothing captured, nothing exported: OTEL_* variables set for the whole host are not read either
+        asked = [flag for flag in ("metrics", "max_routes", "metrics_grace", "otlp", "otlp_sample")
+                 if flags.pop(flag) is not None]
+        if asked:
+            fail(f"--{asked[0].replace('_', '-')} exports what eyes-devine captures; `watch --attach` captures "
+                 "nothing (give it to the `run` you attach to)")
     settings = build_settings(**flags)
     check_docker_host(settings)
+    check_exports(settings)
     explicit_ports = settings.ports_source != "default"
     view_filter = WatchFilter(container, settings.ports if explicit_ports else (), settings.interfaces or ())
     account = account_for(user)

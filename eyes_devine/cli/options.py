@@ -55,10 +55,11 @@ def capture_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def build_settings(**flags: Any) -> Settings:
     """Settings from the flags given and the environment; a bad value is one line and exit 2."""
     uses_database = "db_path" in flags
+    exports = "metrics" in flags  # a command with the export flags: the OTEL_* variables count too
     flags = {name: value for name, value in flags.items() if value is not None}
     is_root = os.geteuid() == 0 if hasattr(os, "geteuid") else False
     try:
-        settings = Settings.build(os.environ, is_root=is_root, **flags)
+        settings = Settings.build(os.environ, is_root=is_root, exports=exports, **flags)
     except ConfigError as error:
         fail(str(error))
     if uses_database and os.path.isdir(settings.db_path):  # a wrong argument, not a database failing
@@ -169,3 +170,43 @@ def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="SQLite database, not a link (writers also refuse a directory others can write) [EYES_DEVINE_DB; "
              "default ~/.local/share/eyes-devine/exchanges.db, as root /var/lib/eyes-devine/exchanges.db].",
     )(command)
+
+
+def export_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the record goes besides the database: Prometheus /metrics, OTLP spans (`run`, capturing `watch`)."""
+    command = click.option(
+        "--otlp-sample", metavar="RATIO",
+        help="Share of exchanges exported as spans, 0 to 1; errors and alerts always are "
+             "[EYES_DEVINE_OTLP_SAMPLE; default 1].",
+    )(command)
+    command = click.option(
+        "--otlp", metavar="URL",
+        help="Export every exchange as OpenTelemetry spans to this OTLP collector, e.g. http://collector:4318 "
+             "[OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables].",
+    )(command)
+    command = click.option(
+        "--metrics-grace", metavar="SECONDS",
+        help="Seconds a removed container's series stay in /metrics [default 300].",
+    )(command)
+    command = click.option(
+        "--max-routes", type=int, metavar="N",
+        help="Routes per container in metric labels; the rest count as /{other} [EYES_DEVINE_MAX_ROUTES; "
+             "default 100].",
+    )(command)
+    return click.option(
+        "--metrics", metavar="[ADDR:]PORT",
+        help="Serve Prometheus metrics at http://ADDR:PORT/metrics; a bare PORT listens on 127.0.0.1 only, "
+             "0.0.0.0:PORT on every address [EYES_DEVINE_METRICS].",
+    )(command)
+
+
+def check_exports(settings: Settings) -> None:
+    """An OTLP protocol whose exporter is not installed is bad input: one line and exit 2, before capture."""
+    if settings.otlp is None:
+        return
+    from eyes_devine.adapters.otlp import OtlpError, check_protocol
+
+    try:
+        check_protocol(settings.otlp.protocol)
+    except OtlpError as error:
+        fail(str(error))
