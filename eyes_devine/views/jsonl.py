@@ -48,7 +48,7 @@ def _milliseconds(value: float | None) -> str:
     rounded, are the shortest text of the rounded float once their trailing zeros go."""
     if value is None:
         return "null"
-    if value < 1e15:
+    if value < 1e12:  # below 2**40 a float is finer than 0.001: the decimals are its shortest text
         text = f"{value:.3f}".rstrip("0")
         return text + "0" if text[-1] == "." else text
     return repr(round(value, 3))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -65,3 +66,10 @@ def test_json_line_keys_are_the_exchange_fields_in_order(exchange):
 @given(exchanges)
 def test_json_lines_are_ascii_as_json_dumps_writes_them(exchange):
     assert json_line(exchange) == json.dumps(exchange.to_dict(), separators=(",", ":"))
+
+
+@pytest.mark.parametrize("milliseconds", [70368744177664.88, 2.0**40 + 0.5, 999_999_999_999.9995, 0.0005, 1.0])
+def test_latencies_where_floats_are_coarser_than_a_microsecond_are_written_as_json_dumps_writes_them(milliseconds):
+    x = Exchange(0.0, "", "0.0.0.0", 0, "0.0.0.0", 0, "", "", None, "1.0", 200, None, milliseconds, milliseconds,
+                 0, 0, None, None)
+    assert json_line(x) == json.dumps(x.to_dict(), separators=(",", ":"))
