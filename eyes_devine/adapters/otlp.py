@@ -68,8 +68,9 @@ class SpanBuilder:
         resource = self._resources.get(info.id)
         if resource is None:
             attributes = {**self._base, "service.name": info.compose_service or info.name,
-                          "container.name": info.name, "container.id": info.id, "container.image.name": info.image,
-                          "host.name": self._host_name}
+                          "container.name": info.name, "container.id": info.id, "host.name": self._host_name}
+            if info.image:
+                attributes["container.image.name"] = info.image
             if info.compose_project:
                 attributes["docker.compose.project"] = info.compose_project
             if len(self._resources) > 10_000:  # containers come and go; start again rather than grow

@@ -34,8 +34,10 @@ class ContainerDirectory:
         info = self._known.get(short_id)
         if info is None:
             info = self.describe(short_id) if self.describe is not None else None
-            if info is None:
-                return ContainerInfo(short_id, name, "") if name else None
+            if info is None:  # gone before it was asked for: what the record says is all there is
+                if not name:
+                    return None
+                info = ContainerInfo(short_id, name, "")
             if len(self._known) >= MAX_REMEMBERED:
                 self._known.clear()
             self._known[short_id] = info
