@@ -64,7 +64,9 @@ DEFAULT_QUEUE = 100_000
 class QueuedSink:
     """A sink whose ``deliver(batch)`` may block: records wait in a bounded queue drained by the sink's own thread.
 
-    ``deliver`` gets the records queued since its last call, oldest first, and
+    ``deliver`` gets the records queued since its last call, oldest first (at
+    most ``batch_size``; with ``linger``, it waits up to that many seconds for a
+    full batch, as a collector would rather take few large requests), and
     returns how many of them it delivered (the rest count as dropped, for the
     reason in :attr:`undelivered`, which a subclass names when its output fails).
     ``wants`` picks the records this sink takes at all (others are ignored and
@@ -76,14 +78,17 @@ class QueuedSink:
 
     def __init__(self, name: str, deliver: Callable[[list[Any]], int], *,
                  wants: Callable[[Record], bool] = lambda record: True, max_queued: int = DEFAULT_QUEUE,
-                 batch_size: int = 1000) -> None:
+                 batch_size: int = 1000, linger: float = 0.0) -> None:
         self.name = name
         self._deliver = deliver
         self._wants = wants
         self._max_queued = max_queued
         self._batch_size = batch_size
+        self._linger = linger
         self._queue: deque[object] = deque()
         self._wake = threading.Event()
+        self._full = threading.Event()
+        """A whole batch is queued, or the sink is closing: no more lingering."""
         self._idle = threading.Event()
         self._idle.set()
         self._closing = False
@@ -115,6 +120,8 @@ class QueuedSink:
         if len(queue) == 1:
             self._idle.clear()
             self._wake.set()
+        elif len(queue) == self._batch_size:
+            self._full.set()
 
     def flush(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -123,11 +130,13 @@ class QueuedSink:
             if remaining <= 0:
                 return False
             self._wake.set()
+            self._full.set()  # deliver now, whatever the batch's size
             self._idle.wait(min(remaining, 0.05))
         return True
 
     def close(self, timeout: float) -> None:
         self._closing = True
+        self._full.set()
         self._close_timeout = timeout
         if self.flush(timeout):
             return
@@ -156,6 +165,9 @@ class QueuedSink:
         while True:
             self._wake.wait(0.5)
             self._wake.clear()
+            if self._linger and queue and len(queue) < self._batch_size and not self._closing:
+                self._full.wait(self._linger)
+            self._full.clear()
             while queue:
                 with self._count_lock:
                     batch = [queue.popleft() for _ in range(min(len(queue), self._batch_size))]

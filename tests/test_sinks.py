@@ -67,3 +67,28 @@ def test_a_clean_run_has_no_losses_and_records_after_close_are_counted_apart():
     assert sink.counters() == (1, 1, 0) and sink.losses() == {}
     sink.accept(make(1))
     assert sink.counters() == (2, 1, 1) and sink.losses() == {"arrived after close": 1}
+
+
+def test_a_lingering_sink_waits_for_a_full_batch_and_flush_cuts_the_wait_short():
+    batches: list[int] = []
+
+    def deliver(batch: list) -> int:
+        batches.append(len(batch))
+        return len(batch)
+
+    sink = QueuedSink("linger", deliver, batch_size=3, linger=30.0)
+    sink.accept(make(0))
+    time.sleep(0.3)
+    assert batches == [], "one record waits for its batch"
+    sink.accept(make(1))
+    sink.accept(make(2))
+    deadline = time.monotonic() + 5
+    while not batches:
+        assert time.monotonic() < deadline, "a full batch goes at once"
+        time.sleep(0.01)
+    assert batches == [3]
+    sink.accept(make(3))
+    started = time.monotonic()
+    assert sink.flush(5) and time.monotonic() - started < 2, "flush does not wait out the linger"
+    sink.close(5)
+    assert batches == [3, 1] and sink.counters() == (4, 4, 0)

@@ -76,7 +76,8 @@ class Metrics:
                                          "Time from the first request byte to the last response byte, "
                                          "requests a container served", DURATION_BUCKETS)
         self.server_request_size = histogram("http_server_request_body_size_bytes",
-                                             "Request body sizes, requests a container served", SIZE_BUCKETS)
+                                             "Request body sizes, requests with a body a container served",
+                                             SIZE_BUCKETS)
         self.server_response_size = histogram("http_server_response_body_size_bytes",
                                               "Response body sizes, requests a container served", SIZE_BUCKETS)
         self.client_duration = histogram("http_client_request_duration_seconds",
@@ -84,7 +85,8 @@ class Metrics:
                                          "requests a container sent to a server that is not a container",
                                          DURATION_BUCKETS)
         self.client_request_size = histogram("http_client_request_body_size_bytes",
-                                             "Request body sizes, requests a container sent out", SIZE_BUCKETS)
+                                             "Request body sizes, requests with a body a container sent out",
+                                             SIZE_BUCKETS)
         self.client_response_size = histogram("http_client_response_body_size_bytes",
                                               "Response body sizes, requests a container sent out", SIZE_BUCKETS)
         self.unanswered = Counter("eyes_devine_unanswered_requests",

@@ -65,7 +65,8 @@ class MetricsSink:
                     self._recent[recent] = children
                 duration, request_size, response_size = children
                 duration.observe((record.duration_ms or 0.0) / 1000.0)  # type: ignore[attr-defined]
-                request_size.observe(record.request_bytes)  # type: ignore[attr-defined]
+                if record.request_bytes:  # a request without a body has no body size (as instrumentations record it)
+                    request_size.observe(record.request_bytes)  # type: ignore[attr-defined]
                 response_size.observe(record.response_bytes)  # type: ignore[attr-defined]
             if status is None or record.alerts:
                 self._count_apart(record)

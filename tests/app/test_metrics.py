@@ -37,7 +37,7 @@ def test_served_requests_count_per_container_service_method_status_and_route():
     metrics_sink, metrics = sink()
     for i in range(5):
         metrics_sink.accept(served(i, target=f"/items/{i}?page=2", duration_ms=30.0))
-    metrics_sink.accept(served(9, method="POST", status=201, target="/items"))
+    metrics_sink.accept(served(9, method="POST", status=201, target="/items", request_bytes=300))
     counts = {tuple(sorted(labels.items())): value
               for labels, value in samples(metrics, "http_server_request_duration_seconds_count")}
     base = {"container": "shop-web-1", "compose_service": "web", "http_request_method": "GET",
@@ -51,6 +51,9 @@ def test_served_requests_count_per_container_service_method_status_and_route():
                if labels["http_route"] == "/items/{id}"}
     assert (buckets["0.025"], buckets["0.05"]) == (0.0, 5.0), "duration_ms, in seconds"
     assert sum(v for _, v in samples(metrics, "http_server_response_body_size_bytes_count")) == 6
+    [(labels, count)] = [(labels, v) for labels, v in samples(metrics, "http_server_request_body_size_bytes_count")
+                         if v]
+    assert (labels["http_request_method"], count) == ("POST", 1.0), "only requests with a body have a body size"
 
 
 def test_a_container_calling_out_counts_as_a_client_request_and_unanswered_requests_are_counted_apart():
