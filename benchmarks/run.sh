@@ -20,4 +20,5 @@ fi
 .venv/bin/pip install -q -e '.[test]'   # also brings an older .venv up to the current dependencies
 .venv/bin/python benchmarks/read_vs_tshark.py
 .venv/bin/python benchmarks/header_cost.py
+.venv/bin/python benchmarks/export_cost.py --live 5000
 .venv/bin/python benchmarks/live_completeness.py "$@"

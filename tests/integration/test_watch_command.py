@@ -7,6 +7,7 @@ import shlex
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -212,3 +213,22 @@ def test_a_compose_label_with_escape_sequences_cannot_repaint_or_retitle_the_ter
         assert any("Docker:" in line for line in lines), "the header was not wiped by ESC [2J"
     finally:
         container.remove(force=True)
+
+
+def test_a_capturing_watch_serves_metrics_too(docker_engine, web, terminal, tmp_path):
+    from tests.support.prometheus import free_port
+
+    port = free_port()
+    term = terminal([*EYES_DEVINE, "watch", "-i", "docker0", "--db", str(tmp_path / "w.db"), "--metrics", str(port)],
+                    environment(docker_engine))
+    term.wait_for(lambda lines: any("Docker:" in line and "containers" in line for line in lines),
+                  what="Docker connected in the header")
+    send(web, 7, "scraped")
+    term.wait_for(shows_requests(web.name, 7), what=f"{web.name} with 7 requests")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    counts = [line for line in text.splitlines()
+              if line.startswith("http_server_request_duration_seconds_count") and f'container="{web.name}"' in line]
+    assert len(counts) == 1 and counts[0].endswith(" 7.0"), counts
+    term.keys("C-c")
+    term.wait_for(lambda lines: "EXIT=0" in lines, what="exit 0")
