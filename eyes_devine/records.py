@@ -232,6 +232,30 @@ def flow_from_values(values: tuple[object, ...] | list[object]) -> Flow:
     return Flow(*values[:at], attribution_of(values[at:at + width]), peer_of(values[at + width:]))  # type: ignore[arg-type]
 
 
+ANSWERED, REDIRECTED, REFUSED, FAILED, NO_RESPONSE = "answered", "redirected", "refused", "failed", "no_response"
+OUTCOMES: tuple[str, ...] = (ANSWERED, REDIRECTED, REFUSED, FAILED, NO_RESPONSE)
+
+
+def outcome(x: Exchange) -> str:
+    """Whether the server gave what was asked, which for an attack says whether it worked: ``answered`` (2xx,
+    a 1xx that switched protocols, or a 3xx with a body), ``redirected`` (a 3xx without one), ``refused``
+    (4xx), ``failed`` (5xx), ``no_response``."""
+    status = x.status
+    if status is None:
+        return NO_RESPONSE
+    if status >= 500:
+        return FAILED
+    if status >= 400:
+        return REFUSED
+    if status >= 300:
+        return ANSWERED if x.response_bytes else REDIRECTED
+    return ANSWERED
+
+
+ANSWERED_SQL = "(status < 300 OR (status < 400 AND response_bytes > 0))"
+"""The SQL condition of :func:`outcome` being ``answered`` (NULL status, no response, is not)."""
+
+
 UNATTRIBUTED = "unattributed"
 """The bucket of records that no container served or sent (host, outside machines, capture files)."""
 

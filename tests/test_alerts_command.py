@@ -81,15 +81,25 @@ def test_query_rule_never_matches_part_of_an_id(db: Path) -> None:
     assert len(asyncio.run(query())) == 32
 
 
-def test_the_table_shows_time_container_client_rules_method_target_status(db: Path) -> None:
+def test_the_table_shows_time_container_client_rules_method_target_status_and_outcome(db: Path) -> None:
     result = alerts(db)
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["time", "container", "client", "rules", "method", "target", "status"]
+    assert header.split() == ["time", "container", "client", "rules", "method", "target", "status", "outcome"]
     assert len(rows) == 3
     assert "web" in rows[0] and "sensitive-path" in rows[0] and "/.env" in rows[0] and "404" in rows[0]
-    assert "xss,scanner-user-agent" in rows[1]
+    assert rows[0].rstrip().endswith("refused")
+    assert "xss,scanner-user-agent" in rows[1] and rows[1].rstrip().endswith("answered")
     assert "worker →" in rows[2] and "path-traversal,burst-4xx" in rows[2]
+
+
+def test_each_alert_carries_its_outcome_and_answered_lists_the_attacks_that_may_have_worked(db: Path) -> None:
+    assert [(x["target"], x["outcome"]) for x in lines(alerts(db, "--json"))] == \
+        [("/.env", "refused"), ("/?q=<script>", "answered"), ("/../etc/passwd", "refused")]
+    assert [x["target"] for x in lines(alerts(db, "--json", "--answered"))] == ["/?q=<script>"]
+    assert lines(alerts(db, "--json", "--answered", "--rule", "sensitive-path")) == []
+    nothing = alerts(db, "--answered", "--rule", "sensitive-path")
+    assert nothing.stderr == "no stored exchanges matched a rule and were answered\n"
 
 
 def test_no_alert_is_one_line_on_stderr_and_exit_0(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
-from eyes_devine.records import UNATTRIBUTED, Exchange, Flow, bucket_of
+from eyes_devine.records import ANSWERED, UNATTRIBUTED, Exchange, Flow, bucket_of, outcome
 from eyes_devine.sinks import NO_LOSSES, Record, SinkCounters
 from eyes_devine.snapshots import ContainerRow, Snapshot
 
@@ -25,7 +25,7 @@ LATENCY_SAMPLES = 1000
 
 
 class _Tally:
-    __slots__ = ("name", "requests", "by_class", "latencies", "seconds", "last", "last_seen", "alerts")
+    __slots__ = ("name", "requests", "by_class", "latencies", "seconds", "last", "last_seen", "alerts", "answered")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -37,6 +37,8 @@ class _Tally:
         self.last: Exchange | None = None
         self.last_seen = 0.0
         self.alerts = 0
+        self.answered = 0
+        """Alerting exchanges the server answered: attacks that may have worked."""
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:
@@ -101,6 +103,8 @@ class Board:
             tally.requests += 1
             if x.alerts:
                 tally.alerts += 1
+                if outcome(x) == ANSWERED:
+                    tally.answered += 1
             status = x.status
             tally.by_class[status // 100 - 2 if status is not None and 200 <= status < 600 else 4] += 1
             if x.latency_ms is not None:
@@ -125,12 +129,12 @@ class Board:
         with self._lock:
             raw = [(key, t.name, t.requests, tuple(t.by_class), list(t.latencies),
                     sum(count for second, count in t.seconds if second > now - RATE_WINDOW), t.last, t.last_seen,
-                    t.alerts)
+                    t.alerts, t.answered)
                    for key, t in self._tallies.items()]
             latest = tuple(self._latest)
             total = self.total
         rows = []
-        for key, name, requests, by_class, latencies, recent, last, last_seen, alerts in raw:
+        for key, name, requests, by_class, latencies, recent, last, last_seen, alerts, answered in raw:
             latencies.sort()
             service, image = services.get(key, (None, None))
             rows.append(ContainerRow(
@@ -138,7 +142,7 @@ class Board:
                 rate=recent / RATE_WINDOW, by_class=by_class,  # type: ignore[arg-type]
                 p50_ms=_percentile(latencies, 0.50) if latencies else None,
                 p95_ms=_percentile(latencies, 0.95) if latencies else None,
-                last=last, last_seen=last_seen, alerts=alerts,
+                last=last, last_seen=last_seen, alerts=alerts, answered_alerts=answered,
             ))
         rows.sort(key=lambda row: (row.key == UNATTRIBUTED, -row.rate, -row.requests, row.name))
         return Snapshot(tuple(rows), latest, total, flows)

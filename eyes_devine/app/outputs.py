@@ -11,7 +11,7 @@ import os
 import time
 
 from eyes_devine.app.logs import MemoryLog, ServiceLog
-from eyes_devine.records import Exchange
+from eyes_devine.records import ANSWERED, Exchange, outcome
 from eyes_devine.sinks import QueuedSink, Record
 from eyes_devine.views.jsonl import json_line
 
@@ -52,13 +52,18 @@ class JsonLinesSink(QueuedSink):
         return len(batch)
 
 
+ANSWERED_IS_BENIGN = frozenset({"scanner-user-agent", "burst-4xx"})
+"""Rules whose exchange being answered says nothing of a break-in (a scanner fetching an ordinary page); an
+answered sensitive path, traversal or injection is logged as an error: the file or the query may have gone out."""
+
 ALERT_LINES_PER_SECOND = 20
 """A scanner sends thousands of alerting requests a second; past this many lines a second the rest are
 counted and the count logged, and `eyes-devine alerts` still has every one."""
 
 
 class AlertLogSink(QueuedSink):
-    """A warning line per exchange that matched a suspicious-request rule, at most 20 a second.
+    """A warning line per exchange that matched a suspicious-request rule, at most 20 a second; an error line
+    ("alert answered") when the server answered an attack that may have worked.
 
     The engine thread decides which exchanges get a line and how many went
     without one since; the sink's thread only writes.
@@ -88,7 +93,10 @@ class AlertLogSink(QueuedSink):
         for x, not_logged in batch:
             extra = {"not_logged": not_logged} if not_logged else {}
             attribution = x.attribution
-            self._log.warning("alert", rules=",".join(x.alerts), client=x.client_ip,
-                              container=attribution.container or attribution.client_container, method=x.method,
-                              target=x.target, **extra)
+            result = outcome(x)
+            worked = result == ANSWERED and not ANSWERED_IS_BENIGN.issuperset(x.alerts)
+            (self._log.error if worked else self._log.warning)(
+                "alert answered" if worked else "alert", rules=",".join(x.alerts), outcome=result,
+                status=x.status, client=x.client_ip, container=attribution.container or attribution.client_container,
+                method=x.method, target=x.target, **extra)
         return len(batch)

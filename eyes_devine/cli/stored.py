@@ -57,9 +57,12 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
 @click.option("--since", metavar="AGE|TIME", help="Only newer than an age (90s, 10m, 2h, 1d) or an ISO-8601 time.")
 @click.option("-n", "--limit", type=click.IntRange(min=1, max=1_000_000), default=100, show_default=True,
               help="The newest N matching exchanges.")
-@click.option("--json", "as_json", is_flag=True, help="JSON Lines with the exchange keys instead of the table.")
+@click.option("--answered", is_flag=True,
+              help="Only attacks the server answered (2xx, or 3xx with a body): the ones that may have worked.")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON Lines with the exchange keys and outcome instead of the table.")
 def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, container: str | None,
-           db_path: str | None) -> None:
+           db_path: str | None, answered: bool) -> None:
     """Show the stored exchanges that matched a suspicious-request rule, oldest of the selection first.
 
     \b
@@ -67,25 +70,31 @@ def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, conta
     sensitive-path (/.env, /.git/, /wp-admin, /phpmyadmin, ...),
     scanner-user-agent (sqlmap, nikto, masscan, zgrab, ...),
     burst-4xx (20 or more 4xx answers to one client within 10 s).
+
+    \b
+    Outcome: answered (2xx, or 3xx with a body), redirected (3xx without one),
+    refused (4xx), failed (5xx), no_response.
     """
     import time
 
     from eyes_devine.adapters.store.query import Query
     from eyes_devine.config import parse_since
     from eyes_devine.views.alerts_table import alerts_table
+    from eyes_devine.views.jsonl import alert_json_line
 
     settings = build_settings(db_path=db_path)
     try:
-        query = Query(container=container, alerted=True, rule=rule, limit=limit,
+        query = Query(container=container, alerted=True, rule=rule, limit=limit, answered=answered,
                       since=parse_since(since, time.time()) if since else None)
     except ValueError as error:
         fail(str(error))
     _show_stored(settings, lambda store: store.query(query), as_json, alerts_table,
-                 "no stored exchanges matched a rule")
+                 "no stored exchanges matched a rule" + (" and were answered" if answered else ""), alert_json_line)
 
 
 def _show_stored(settings: Settings, ask: Callable[[Any], Awaitable[list[Any]]], as_json: bool,
-                 table: Callable[[list[Any], float], Any], nothing: str) -> None:
+                 table: Callable[[list[Any], float], Any], nothing: str,
+                 json_line: Callable[[Any], str] | None = None) -> None:
     """Print what ``ask`` finds in the database, opened read-only, oldest first: JSON Lines, or ``table``.
 
     A missing or damaged database: one line and exit 1.
@@ -102,7 +111,7 @@ def _show_stored(settings: Settings, ask: Callable[[Any], Awaitable[list[Any]]],
         click.echo(nothing, err=True)
         return
     try:
-        print_records(found, as_json, table)
+        print_records(found, as_json, table, *([json_line] if json_line else []))
     except ReaderGone:
         sys.exit(EXIT_OK)
 

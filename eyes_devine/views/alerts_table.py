@@ -1,7 +1,8 @@
 """The table of `eyes-devine alerts`: stored exchanges that matched a suspicious-request rule.
 
 The rule ids come right after who sent the request, before what was asked,
-because they are what the reader scans for; cells are the `requests` table's.
+because they are what the reader scans for; the outcome comes last, and says
+whether the attack was answered; cells are the `requests` table's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from rich.table import Table
 
 from eyes_devine.records import Exchange
-from eyes_devine.views.cells import clock, cut, endpoint, owner, plain, rules, short_target, status
+from eyes_devine.views.cells import clock, cut, endpoint, outcome_cell, owner, plain, rules, short_target, status
 
 
 def alerts_table(exchanges: Iterable[Exchange], now: float) -> Table:
@@ -26,6 +27,7 @@ def alerts_table(exchanges: Iterable[Exchange], now: float) -> Table:
     table.add_column("method", no_wrap=True)
     table.add_column("target")
     table.add_column("status", no_wrap=True, justify="right")
+    table.add_column("outcome", no_wrap=True)
     for x in exchanges:
         table.add_row(
             clock(x.ts, today),
@@ -35,5 +37,6 @@ def alerts_table(exchanges: Iterable[Exchange], now: float) -> Table:
             plain(x.method),
             cut(short_target(x.target)),
             status(x.status),
+            outcome_cell(x),
         )
     return table

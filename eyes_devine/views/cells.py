@@ -13,7 +13,7 @@ import time
 
 from rich.text import Text
 
-from eyes_devine.records import Attribution
+from eyes_devine.records import Attribution, Exchange, outcome
 from eyes_devine.views.safe import safe
 
 STATUS_STYLES = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
@@ -70,6 +70,17 @@ def status(code: int | None) -> Text:
 def rules(alerts: tuple[str, ...]) -> Text:
     """The ids of the rules a record matched, in red; empty when none."""
     return cut(",".join(alerts), style=ALERT_STYLE) if alerts else Text("")
+
+
+OUTCOME_STYLES = {"answered": "bold red", "redirected": "yellow", "refused": "green", "failed": "magenta",
+                  "no_response": "dim"}
+"""An attack answered is the one to look at first."""
+
+
+def outcome_cell(x: Exchange) -> Text:
+    """What the server did with the request: answered, redirected, refused, failed, no_response."""
+    name = outcome(x)
+    return Text(name, style=OUTCOME_STYLES[name])
 
 
 def short_target(target: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from json.encoder import encode_basestring_ascii as _quote
 
-from eyes_devine.records import NO_ATTRIBUTION, NO_PEER, Attribution, Exchange, Flow, Peer
+from eyes_devine.records import NO_ATTRIBUTION, NO_PEER, Attribution, Exchange, Flow, Peer, outcome
 
 
 def _text(value: str | None) -> str:
@@ -71,6 +71,11 @@ def _security(alerts: tuple[str, ...], peer: Peer) -> str:
 
 def _number(value: float | None) -> str:
     return "null" if value is None else repr(value)
+
+
+def alert_json_line(x: Exchange) -> str:
+    """An alerting exchange for `alerts --json`: the exchange keys, then ``outcome`` (did the attack work?)."""
+    return f'{json_line(x)[:-1]},"outcome":"{outcome(x)}"}}'
 
 
 def flow_json_line(flow: Flow) -> str:

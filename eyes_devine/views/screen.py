@@ -62,7 +62,7 @@ _COLUMNS: list[tuple[str, int, str]] = [
     ("3xx", 5, "right"),
     ("4xx", 5, "right"),
     ("5xx", 5, "right"),
-    ("alerts", 7, "right"),
+    ("alerts", 9, "right"),
     ("req/s", 7, "right"),
     ("p50", 8, "right"),
     ("p95", 8, "right"),
@@ -101,6 +101,8 @@ def _cell(name: str, row: ContainerRow, now: float) -> Text | str:
         count = {"2xx": twoxx, "3xx": threexx, "4xx": fourxx, "5xx": fivexx}[name]
         return Text(str(count), style=STATUS_STYLES.get(int(name[0]), "") if count else "dim")
     if name == "alerts":
+        if row.answered_alerts:  # "12 (3!)": three of the twelve were answered
+            return Text(f"{row.alerts:,} ({row.answered_alerts:,}!)", style="bold " + ALERT_STYLE)
         return Text(f"{row.alerts:,}", style=ALERT_STYLE if row.alerts else "dim")
     if name == "req/s":
         return f"{row.rate:.1f}"

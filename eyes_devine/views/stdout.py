@@ -33,12 +33,13 @@ def stdout_text(buffer: int = 1 << 16) -> Iterator[TextIO]:
 
 
 def print_records(found: Sequence[Exchange] | Sequence[Flow], as_json: bool,
-                  table: Callable[[Any, float], Any]) -> None:
-    """Records as JSON Lines (exchanges or flows, by their type), or as ``table`` on the terminal."""
+                  table: Callable[[Any, float], Any], exchange_line: Callable[[Exchange], str] = json_line) -> None:
+    """Records as JSON Lines (exchanges with ``exchange_line``, or flows, by their type), or as ``table`` on the
+    terminal."""
     with stdout_text() as out:
         if as_json:
             for record in found:
-                out.write((flow_json_line(record) if type(record) is Flow else json_line(record)) + "\n")  # type: ignore[arg-type]
+                out.write((flow_json_line(record) if type(record) is Flow else exchange_line(record)) + "\n")  # type: ignore[arg-type]
         else:
             out.flush()
             make_console().print(table(found, time.time()))

@@ -68,3 +68,15 @@ def test_requests_table_adds_a_red_alerts_column_only_when_some_exchange_has_ale
     flagged = render([make(1, ts=T0), make(2, ts=T0, target="/?q=<script>", alerts=("xss", "scanner-user-agent"))])
     assert "alerts" in flagged[0]
     assert "\x1b[31mxss,scanner-user-agent" in flagged[2] and "\x1b[31m" not in flagged[1]
+
+
+def test_the_alerts_column_marks_how_many_attacks_were_answered() -> None:
+    board = board_with_alerts()
+    board.add(make(11, ts=T0 + 9, container="shop-api", container_id="a" * 12, target="/.git/config", status=200,
+                   response_bytes=92, alerts=("sensitive-path",)))
+    for width in (160, 60):
+        lines = draw(board, width)
+        assert all(len(line) <= width for line in lines)
+        shop = next(line for line in lines if line.startswith("shop-api")).split()
+        assert shop[6:8] == ["3", "(1!)"], "three alerts, one of them answered"
+    assert next(line for line in draw(board, 160) if line.startswith("quiet")).split()[6] == "0"

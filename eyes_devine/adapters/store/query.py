@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from eyes_devine.records import ANSWERED_SQL
+
 
 @dataclass(frozen=True, slots=True)
 class Query:
@@ -26,6 +28,8 @@ class Query:
     limit: int | None = 100
     alerted: bool = False
     rule: str | None = None
+    answered: bool = False
+    """Only exchanges whose server gave what was asked (see :func:`~eyes_devine.records.outcome`)."""
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -63,6 +67,8 @@ def where_clause(q: Query) -> tuple[str, list[object]]:
     if q.rule:
         clauses.append("instr(' ' || alerts || ' ', ?) > 0")  # ids are space-joined: match whole ids
         params.append(f" {q.rule} ")
+    if q.answered:
+        clauses.append(ANSWERED_SQL)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
