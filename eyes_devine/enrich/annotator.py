@@ -17,7 +17,7 @@ from eyes_devine.adapters.blocklist import BlocklistError
 from eyes_devine.adapters.geoip import GeoIPError
 from eyes_devine.config import Settings
 from eyes_devine.enrich.intel import Intel, open_intel
-from eyes_devine.enrich.rules import RuleSet
+from eyes_devine.enrich.rules import RuleSet, merge_alerts
 from eyes_devine.records import Exchange, Flow
 
 
@@ -70,7 +70,11 @@ def _add_rules(settings: Settings, log: Callable[[str], None], stages: list[Stag
 
     def rules(exchange: Exchange) -> Exchange:
         found = match(exchange)
-        return exchange._replace(alerts=exchange.alerts + found) if found else exchange
+        if not found:
+            return exchange
+        if exchange.alerts:  # the core's verdict on the headers, merged in rule order
+            found = merge_alerts(exchange.alerts, found)
+        return exchange._replace(alerts=found)
 
     stages.append(rules)
 

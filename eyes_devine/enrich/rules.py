@@ -22,6 +22,15 @@ from __future__ import annotations
 import re
 from collections import deque
 
+from eyes_devine.core.signatures import (
+    COMMAND_INJECTION,
+    FILE_INCLUSION,
+    JNDI,
+    SHELLSHOCK,
+    SSRF_METADATA,
+    metadata_host,
+    text_rules,
+)
 from eyes_devine.records import Exchange
 
 PATH_TRAVERSAL = "path-traversal"
@@ -30,8 +39,12 @@ XSS = "xss"
 SENSITIVE_PATH = "sensitive-path"
 SCANNER_USER_AGENT = "scanner-user-agent"
 BURST_4XX = "burst-4xx"
-RULE_IDS: tuple[str, ...] = (PATH_TRAVERSAL, SQL_INJECTION, XSS, SENSITIVE_PATH, SCANNER_USER_AGENT, BURST_4XX)
-"""Every rule id, in the order an exchange's ``alerts`` lists them."""
+RULE_IDS: tuple[str, ...] = (PATH_TRAVERSAL, FILE_INCLUSION, SQL_INJECTION, COMMAND_INJECTION, XSS, JNDI, SHELLSHOCK,
+                             SSRF_METADATA, SENSITIVE_PATH, SCANNER_USER_AGENT, BURST_4XX)
+"""Every rule id, in the order an exchange's ``alerts`` lists them.  JNDI lookups, Shellshock, command
+injection and metadata addresses are also looked for in the headers, by the core while it parses
+(:mod:`eyes_devine.core.signatures`): header values are never kept."""
+_ORDER = {rule: index for index, rule in enumerate(RULE_IDS)}
 
 BURST_THRESHOLD = 20
 """4xx responses to one client within :data:`BURST_WINDOW` that make a burst: the 20th and every later one
@@ -54,10 +67,12 @@ DECODE_ROUNDS = 3
 # SQL word that needs none of them (information_schema).  One search decides; its alternatives all start
 # with a literal, so the engine only stops at those characters.
 _SUSPECT = re.compile(
-    "|".join(re.escape(c) for c in "%'\"<>()\\;*+`@")
+    "|".join(re.escape(c) for c in "%'\"<>()\\;*+`@$|")
     # Literals rather than case-insensitive classes (half the cost): the spellings probes use.
     + r"|\.(?:\.|ini|php|INI|PHP)|_schema|_SCHEMA"
     r"|/(?:\.|etc/|proc/|wp-|WP-|phpmy|phpMy|PhpMy|PHPMY|server-|Server-|SERVER-|actuator|Actuator|ACTUATOR)"
+    # Stream wrappers and the metadata addresses, as a target carries them in a parameter.
+    r"|://|:/|data:|DATA:|169\.254|2852039166|0x[aA]9|metadata\.goog|fd00:|FD00:"
 )
 
 # The rest run on the lower-cased, percent-decoded target of the few that pass _SUSPECT.
@@ -173,6 +188,9 @@ def _decoded_target_rules(target: str) -> tuple[str, ...]:
         found.append(XSS)
     if _SENSITIVE.search(path):
         found.append(SENSITIVE_PATH)
+    signatures = text_rules(text)
+    if signatures:
+        found = sorted(found + signatures, key=_ORDER.__getitem__)
     return tuple(found)
 
 
@@ -187,6 +205,11 @@ def _sql_injection(text: str, syntax: bool) -> bool:
     return ("union" in text or "sleep" in text or "benchmark" in text or "waitfor" in text or "@@version" in text
             or "information_schema" in text or "xp_cmdshell" in text or "load_file" in text) \
         and _SQL_KEYWORDS.search(text) is not None
+
+
+def merge_alerts(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    """Rule ids from two looks at one exchange (headers, then target and agent), once each, in rule order."""
+    return tuple(sorted(set(first) | set(second), key=_ORDER.__getitem__))
 
 
 def is_scanner(user_agent: str) -> bool:
@@ -206,11 +229,13 @@ class RuleSet:
         self.burst_clients = burst_clients
         self._targets: dict[str, tuple[str, ...]] = {}
         self._agents: dict[str, bool] = {}
+        self._hosts: dict[str, bool] = {}
         self._errors: dict[str, deque[float]] = {}
         """Client address → times of its latest 4xx, oldest first; the dict's order is least recent first."""
 
     def match(self, x: Exchange) -> tuple[str, ...]:
-        """The ids of the rules ``x`` matches, in :data:`RULE_IDS` order (usually none)."""
+        """The ids of the rules ``x`` matches, in :data:`RULE_IDS` order (usually none), besides those the core
+        found in its headers (already in ``x.alerts``)."""
         target = x.target
         found = () if _SUSPECT.search(target) is None else self._suspect_target(target)
         agent = x.user_agent
@@ -224,6 +249,16 @@ class RuleSet:
                     self._agents[agent] = scanner
             if scanner:
                 found += (SCANNER_USER_AGENT,)
+        host = x.host
+        if host is not None:
+            to_metadata = self._hosts.get(host)
+            if to_metadata is None:
+                to_metadata = metadata_host(host)
+                if len(self._hosts) >= VERDICT_CACHE:
+                    self._hosts.clear()
+                self._hosts[host] = to_metadata
+            if to_metadata and SSRF_METADATA not in found:
+                found = tuple(sorted((*found, SSRF_METADATA), key=_ORDER.__getitem__))
         status = x.status
         if status is not None and 400 <= status < 500 and self._burst(x.client_ip, x.ts):
             found += (BURST_4XX,)

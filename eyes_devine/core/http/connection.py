@@ -217,7 +217,7 @@ class HttpConnection:
                 req.content_type if resp_ctype is None else resp_ctype[:MAX_VALUE].decode("utf-8", "replace"),
                 tuple(flags) if flags else (),
                 NO_ATTRIBUTION,
-                (),
+                req.alerts,
                 NO_PEER,
             ))
         )

@@ -48,7 +48,7 @@ class Request:
     """One request, from its first byte until its exchange is emitted."""
 
     __slots__ = ("ts", "prev", "method", "target", "host", "version", "user_agent", "content_type", "body", "flags",
-                 "lost", "done", "resp_end", "special")
+                 "lost", "done", "resp_end", "special", "alerts")
 
     def __init__(self, ts: float, prev: Request | None) -> None:
         self.ts = ts
@@ -65,6 +65,7 @@ class Request:
         self.done = False  # emitted
         self.resp_end: float | None = None
         self.special = False  # HEAD, CONNECT or Upgrade: its response must be given to llhttp in parts
+        self.alerts: tuple[str, ...] = ()  # signatures its headers matched (core.signatures): values are not kept
 
 
 class LostRequests:

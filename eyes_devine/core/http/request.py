@@ -28,6 +28,7 @@ from eyes_devine.core.http.parsers import Mode, new_request_parser
 from eyes_devine.core.http.request_recovery import VERSIONS, RequestRecovery
 from eyes_devine.core.http.resync import METHODS, REQUEST_LINE, Scanner
 from eyes_devine.core.redact import redact_host, redact_target, redact_user_agent
+from eyes_devine.core.signatures import RARE_BYTE, head_rules
 from eyes_devine.core.tls import HelloCollector
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class RequestSide(RequestRecovery):
     __slots__ = ("_conn", "_pairing", "_counters", "mode", "_parser", "_ts", "current", "last", "_url", "_host",
                  "_user_agent", "_content_type", "_content_length", "_transfer_encoding", "seen", "_false_starts",
                  "_feeds", "_ended_in", "_scanner", "_held", "_held_ts", "hold_request", "_hello", "special",
-                 "_replaying", "_overlap_next")
+                 "_replaying", "_overlap_next", "_head_bytes")
 
     def __init__(self, conn: HttpConnection) -> None:
         self._init_stream(conn.limits.max_header_bytes)
@@ -63,6 +64,8 @@ class RequestSide(RequestRecovery):
         self.last: Request | None = None
         self._url = b""
         self._host: bytes | None = None
+        self._head_bytes: bytes | memoryview | None = None
+        """The whole head being parsed, when it came whole: its headers are checked for attack signatures."""
         self._user_agent: bytes | None = None
         self._content_type: bytes | None = None
         self._content_length: bytes | None = None
@@ -248,6 +251,11 @@ class RequestSide(RequestRecovery):
         req = self.current
         assert req is not None
         self._finish_request(req)
+        head = self._head_bytes
+        if head is not None:  # the attack signatures of its headers (core.signatures): their values are not kept
+            self._head_bytes = None
+            if RARE_BYTE(head) is not None:
+                req.alerts = head_rules(bytes(head))
         if self._transfer_encoding is not None and self._content_length is not None:
             flag(req, "smuggling_suspect")
         self.seen = True
@@ -272,8 +280,9 @@ class RequestSide(RequestRecovery):
         pairing.orphans = 0
         if (self._in_head and not self._head_buffer and chunk.find(b"\r\n\r\n") + 4 == len(chunk)
                 and len(chunk) <= self._max_head):
-            # The usual segment, one whole head and nothing else: MessageStream._whole, inlined.  What llhttp
+            # The usual segment, one whole head and nothing else: MessageStream._give, inlined.  What llhttp
             # refuses in it is in that head.
+            self._head_bytes = chunk
             try:
                 self._parser.feed_data(chunk)  # type: ignore[union-attr]
             except HttpParserUpgrade as upgrade:
@@ -282,6 +291,10 @@ class RequestSide(RequestRecovery):
                 self._on_failure(error, bytes(chunk), True, chunk, 0, len(chunk))
             return
         self._cut_stream(chunk)
+
+    def _give(self, data: bytes | memoryview, whole_head: bytes | memoryview | None) -> None:
+        self._head_bytes = whole_head  # None for a piece of a head arriving in parts, or for a body
+        super()._give(data, whole_head)
 
     def _finish_request(self, req: Request) -> None:
         """Fill the request record from what was parsed (request line known)."""
