@@ -29,7 +29,8 @@ SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 ERROR_FLAGS = frozenset({"gap", "no_response", "truncated", "parse_error", "smuggling_suspect", "oversized",
                          "overlap_conflict"})
 """Flags that mean the exchange went wrong or cannot be trusted whole: they set ``error.type``."""
-OTHER_METHOD = "_OTHER"
+MAX_TEXT = 2048
+"""Characters of a path, query or User-Agent kept: 512 exchanges of 64 KiB targets outgrow what collectors take."""
 
 
 class OtlpError(Exception):
@@ -84,7 +85,7 @@ class SpanBuilder:
         trace_id = random.getrandbits(128) or 1
         attributes = _attributes(x, ends)
         events = [Event("eyes_devine.alert", {"eyes_devine.rule": rule}, timestamp=start) for rule in x.alerts]
-        name = f"{'HTTP' if ends.method == OTHER_METHOD else ends.method} {ends.route}"
+        name = f"{ends.method if ends.method == x.method else 'HTTP'} {ends.route}"  # the conventions' name
         error = _error_type(x, client_side=False)
         spans = []
         parent = None
@@ -93,7 +94,8 @@ class SpanBuilder:
             client_error = _error_type(x, client_side=True)
             spans.append(ReadableSpan(
                 name, parent, None, self.resource(ends.client),
-                {**attributes, "error.type": client_error} if client_error else attributes,
+                {**attributes, "network.peer.address": x.server_ip, "network.peer.port": x.server_port,
+                 **({"error.type": client_error} if client_error else {})},
                 events, kind=SpanKind.CLIENT, status=Status(StatusCode.ERROR) if client_error else Status(),
                 start_time=start, end_time=end, instrumentation_scope=SCOPE))
         if ends.server is not None or ends.client is None:
@@ -111,7 +113,7 @@ def _attributes(x: Exchange, ends: Ends) -> dict[str, object]:
     host, port = _host_and_port(x.host, x.server_port)
     attributes: dict[str, object] = {
         "http.request.method": ends.method,
-        "url.path": path.partition("#")[0],
+        "url.path": path.partition("#")[0][:MAX_TEXT],
         "url.scheme": "http",
         "http.route": ends.route,
         "server.address": host or x.server_ip,
@@ -128,12 +130,12 @@ def _attributes(x: Exchange, ends: Ends) -> dict[str, object]:
     if ends.method != x.method:
         attributes["http.request.method_original"] = x.method
     if query:
-        attributes["url.query"] = query.partition("#")[0]  # redacted when the exchange was built
+        attributes["url.query"] = query.partition("#")[0][:MAX_TEXT]  # redacted when the exchange was built
     if x.status is not None:
         attributes["http.response.status_code"] = x.status
         attributes["http.response.body.size"] = x.response_bytes
     if x.user_agent is not None:
-        attributes["user_agent.original"] = x.user_agent
+        attributes["user_agent.original"] = x.user_agent[:MAX_TEXT]
     if x.flags:
         attributes["eyes_devine.flags"] = list(x.flags)
     if x.alerts:
@@ -150,7 +152,9 @@ def _host_and_port(host: str | None, default_port: int) -> tuple[str | None, int
         port_text = rest[1:] if rest.startswith(":") else ""
     else:
         address, _, port_text = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
-    return address or None, int(port_text) if port_text.isdigit() and len(port_text) <= 5 else default_port
+    if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and 0 < int(port_text) < 65536):
+        return address or None, default_port  # str.isdigit() also accepts "²", which int() refuses
+    return address or None, int(port_text)
 
 
 def _error_type(x: Exchange, client_side: bool) -> str | None:
@@ -194,6 +198,7 @@ class Exporter:
 
     def __init__(self, endpoint: str, protocol: str, headers: Mapping[str, str], timeout: float) -> None:
         self._complaints = _LastError()
+        self._down = False
         otel_log = logging.getLogger("opentelemetry")
         otel_log.addHandler(self._complaints)
         otel_log.propagate = False  # its lines would repeat per batch; ours say it once per outage
@@ -211,6 +216,12 @@ class Exporter:
             return None
         return self._complaints.last or "the collector refused the spans"
 
+    def interrupt(self) -> None:
+        """End the SDK's retries at once (at stop, the collector away); :meth:`shutdown` still follows."""
+        if not self._down:
+            self._down = True
+            self._exporter.shutdown()
+
     def shutdown(self) -> None:
-        self._exporter.shutdown()
+        self.interrupt()
         logging.getLogger("opentelemetry").removeHandler(self._complaints)

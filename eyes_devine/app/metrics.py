@@ -23,6 +23,8 @@ from eyes_devine.records import ContainerInfo, Exchange
 from eyes_devine.sinks import NO_LOSSES, Record, Sink, SinkCounters
 from eyes_devine.snapshots import MonitorSnapshot
 
+MAX_CACHED_TARGET = 512
+
 
 class MetricsSink:
     """The request histograms and the alert counter, by container, method, status and route."""
@@ -56,13 +58,16 @@ class MetricsSink:
         status = record.status
         with self._lock:
             if status is not None:
-                recent = (record.attribution, record.method, status, record.target)
-                children = self._recent.get(recent)
-                if children is None:
+                if len(record.target) > MAX_CACHED_TARGET:  # a 64 KiB target must not stay in memory as a key
                     children = self._series_of(record)
-                    if len(self._recent) >= 65536:
-                        self._recent.clear()
-                    self._recent[recent] = children
+                else:
+                    recent = (record.attribution, record.method, status, record.target)
+                    children = self._recent.get(recent)
+                    if children is None:
+                        children = self._series_of(record)
+                        if len(self._recent) >= 65536:
+                            self._recent.clear()
+                        self._recent[recent] = children
                 duration, request_size, response_size = children
                 duration.observe((record.duration_ms or 0.0) / 1000.0)  # type: ignore[attr-defined]
                 if record.request_bytes:  # a request without a body has no body size (as instrumentations record it)

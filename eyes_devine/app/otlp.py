@@ -62,10 +62,14 @@ class OtlpSink(QueuedSink):
 
     def close(self, timeout: float) -> None:
         self._stop.set()  # no more waiting for the collector: what it has not taken by now counts as dropped
+        if self._outage_drops_at is not None:  # it is away: also cut short the SDK's retries of the batch in hand
+            self._exporter.interrupt()
         super().close(timeout)
         self._exporter.shutdown()
 
     def _deliver(self, batch: list[Exchange]) -> int:
+        if self._stop.is_set() and self._outage_drops_at is not None:
+            return 0
         spans = [span for x in batch for span in self._builder.spans(x, self._ends(x))]
         attempt = 0
         while True:

@@ -125,12 +125,14 @@ def otlp_settings(flag: str | None, sample: str | None, environ: Mapping[str, st
                      "OTEL_EXPORTER_OTLP_HEADERS")
     timeout = environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")
     ratio = sample if sample is not None else environ.get("EYES_DEVINE_OTLP_SAMPLE")
+    resource = _pairs(environ.get("OTEL_RESOURCE_ATTRIBUTES"), "OTEL_RESOURCE_ATTRIBUTES")
     return OtlpSettings(
         endpoint=endpoint, source=source, protocol=protocol, headers=headers,
         timeout_seconds=parse_number(timeout, "OTEL_EXPORTER_OTLP_TIMEOUT", 1, 600_000, "a number of milliseconds")
         / 1000 if timeout else 10.0,
-        resource=_pairs(environ.get("OTEL_RESOURCE_ATTRIBUTES"), "OTEL_RESOURCE_ATTRIBUTES"),
-        service_name=(environ.get("OTEL_SERVICE_NAME") or "").strip() or "unknown_service",
+        resource=resource,
+        service_name=(environ.get("OTEL_SERVICE_NAME") or "").strip() or resource.get("service.name")
+        or "unknown_service",  # the spec: OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES
         sample=parse_number(ratio, "--otlp-sample" if sample is not None else "EYES_DEVINE_OTLP_SAMPLE", 0, 1)
         if ratio is not None and ratio.strip() else 1.0,
     )

@@ -47,8 +47,12 @@ def _segment(segment: str) -> str:
     return segment
 
 
-@lru_cache(maxsize=8192)
 def route_template(target: str) -> str:
+    """:func:`_route_template`, remembered for targets short enough to keep as cache keys."""
+    return _cached_route(target) if len(target) <= 512 else _route_template(target)
+
+
+def _route_template(target: str) -> str:
     """The route of a request target: query and fragment dropped, identifier-like segments replaced.
 
     ``/users/42/orders?page=2`` → ``/users/{id}/orders``; an absolute-form target
@@ -65,6 +69,9 @@ def route_template(target: str) -> str:
         path = "/" + rest.partition("/")[2]
     route = "/".join(_segment(segment) for segment in path.split("/"))
     return route if len(route) <= MAX_ROUTE_LENGTH else route[:MAX_ROUTE_LENGTH] + "…"
+
+
+_cached_route = lru_cache(maxsize=8192)(_route_template)
 
 
 def method_label(method: str) -> str:

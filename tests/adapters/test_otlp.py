@@ -71,3 +71,17 @@ def test_a_host_header_with_an_ipv6_address_or_no_port_splits_as_the_conventions
     for host, address, port in (("[::1]:9000", "::1", 9000), ("shop", "shop", 80), (None, "172.17.0.2", 80)):
         [span] = BUILDER.spans(make(8, host=host), Ends("/", "GET", None, None))
         assert (span.attributes["server.address"], span.attributes["server.port"]) == (address, port)
+
+
+def test_a_host_port_that_is_not_a_port_falls_back_to_the_connections_and_never_ends_the_export():
+    for host in ("shop:²", "shop:99999", "shop:0", "shop:"):
+        [span] = BUILDER.spans(make(9, host=host), Ends("/", "GET", None, None))
+        assert (span.attributes["server.address"], span.attributes["server.port"]) == ("shop", 80)
+
+
+def test_a_client_spans_peer_is_the_server_and_long_texts_are_cut():
+    x = make(10, target="/a" * 5000 + "?q=" + "b" * 5000, user_agent="u" * 5000, client_container="api",
+             client_container_id=API)
+    [client] = BUILDER.spans(x, Ends("/{other}", "GET", None, API_INFO))
+    assert (client.attributes["network.peer.address"], client.attributes["network.peer.port"]) == ("172.17.0.2", 80)
+    assert max(len(client.attributes[key]) for key in ("url.path", "url.query", "user_agent.original")) == 2048

@@ -66,6 +66,12 @@ def test_otlp_headers_resource_and_service_name_are_parsed_with_percent_decoding
     assert "s3cr" not in repr(otlp), "headers may hold an API key: never printed"
 
 
+def test_service_name_comes_from_otel_service_name_else_the_resource_attributes_as_the_specification_says():
+    base = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_RESOURCE_ATTRIBUTES": "service.name=edge"}
+    assert build(base).otlp.service_name == "edge"
+    assert build({**base, "OTEL_SERVICE_NAME": "gateway"}).otlp.service_name == "gateway"
+
+
 def test_otlp_is_off_without_an_endpoint_or_when_the_sdk_is_disabled():
     assert build().otlp is None
     assert build({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"}).otlp is None
