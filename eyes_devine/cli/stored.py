@@ -66,7 +66,9 @@ def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, conta
     """Show the stored exchanges that matched a suspicious-request rule, oldest of the selection first.
 
     \b
-    Rules: path-traversal, sql-injection, xss (in the percent-decoded target),
+    Rules: path-traversal, file-inclusion (php://, ....//), sql-injection,
+    command-injection, xss (in the percent-decoded target); jndi-lookup,
+    shellshock, ssrf-metadata (169.254.169.254 and its forms), also in headers;
     sensitive-path (/.env, /.git/, /wp-admin, /phpmyadmin, ...),
     scanner-user-agent (sqlmap, nikto, masscan, zgrab, ...),
     burst-4xx (20 or more 4xx answers to one client within 10 s).

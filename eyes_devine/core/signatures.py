@@ -2,11 +2,11 @@
 decoded target for the enrich stage's rules.
 
 Header values reach no record (credentials live there), so the only moment a
-rule can see them is the parse: the request side asks :data:`RARE_BYTE` about
-each head, and :func:`head_rules` about the few it flags; only the verdict
-(rule ids) is kept.  The first question must cost well under a microsecond, so
-it is asked of the head's rare bytes only (``$``, a backtick, ``|``, ``&``, a
-bracket).  The Host header is kept (redacted), so the enrich stage looks at it:
+rule can see them is the parse: the request side asks whether a head holds any
+rare byte (:data:`ORDINARY_BYTES`), and :func:`head_rules` about the few that
+do; only the verdict (rule ids) is kept.  The first question must cost well
+under a microsecond, so it is asked of the head's rare bytes only (``$``, a
+backtick, ``|``, ``&``, ``{``).  The Host header is kept (redacted), so the enrich stage looks at it:
 :func:`metadata_host`.
 
 Each signature needs a shape ordinary requests do not have (word and segment
@@ -52,9 +52,10 @@ _INCLUSION = re.compile(
 )
 _SHELLSHOCK = re.compile(r"\n[^:\n]*:[ \t]*\(\s*\)\s*\{")
 """``() {`` opening a header value (each header line follows a newline)."""
-RARE_BYTE = re.compile(rb"[$`|&(]").search
-"""The first question asked of a head: one character class the regex engine scans for in C; most heads have none
-of these bytes but a browser's ``(``."""
+ORDINARY_BYTES = bytes(byte for byte in range(256) if chr(byte) not in "$`|&{")
+"""Every byte but the rare ones the header signatures need (``${``, a backtick, ``|``, ``&&``, ``() {``):
+``head.translate(None, ORDINARY_BYTES)`` keeps only those, in one C pass (faster than a regex scan), and is
+empty for almost every head, a browser's included."""
 _METADATA_HOSTS = ("169.254.169.254", "metadata.google.internal", "[fd00:ec2::254]", "[::ffff:169.254.169.254]",
                    "[::ffff:a9fe:a9fe]", "2852039166", "0xa9fea9fe", "0251.0376.0251.0376")
 
@@ -81,10 +82,10 @@ def metadata_host(host: str) -> bool:
 def head_rules(head: bytes) -> tuple[str, ...]:
     """The signatures in a request head's headers: the verdict kept for values that are not.
 
-    Asked only of heads with a :data:`RARE_BYTE`; the next question is still cheap, the full one (decoding,
-    every pattern) rare.
+    Asked only of heads with a rare byte (see :data:`ORDINARY_BYTES`); the next question is still cheap, the
+    full one (decoding, every pattern) rare.
     """
-    if not (b"$" in head or b"`" in head or b"|" in head or b"&&" in head or b"()" in head or b"( )" in head):
+    if not (b"$" in head or b"`" in head or b"|" in head or b"&&" in head or b"{" in head):
         return ()
     text = head.decode("latin-1").lower()
     found = []

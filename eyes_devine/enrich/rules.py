@@ -71,8 +71,9 @@ _SUSPECT = re.compile(
     # Literals rather than case-insensitive classes (half the cost): the spellings probes use.
     + r"|\.(?:\.|ini|php|INI|PHP)|_schema|_SCHEMA"
     r"|/(?:\.|etc/|proc/|wp-|WP-|phpmy|phpMy|PhpMy|PHPMY|server-|Server-|SERVER-|actuator|Actuator|ACTUATOR)"
-    # Stream wrappers and the metadata addresses, as a target carries them in a parameter.
-    r"|://|:/|data:|DATA:|169\.254|2852039166|0x[aA]9|metadata\.goog|fd00:|FD00:"
+    # A URL in a parameter (a stream wrapper, a metadata address) has a ":/"; every alternative starts with a
+    # character ordinary paths seldom hold, so the search only stops there.
+    r"|:/"
 )
 
 # The rest run on the lower-cased, percent-decoded target of the few that pass _SUSPECT.

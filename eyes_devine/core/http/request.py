@@ -28,7 +28,7 @@ from eyes_devine.core.http.parsers import Mode, new_request_parser
 from eyes_devine.core.http.request_recovery import VERSIONS, RequestRecovery
 from eyes_devine.core.http.resync import METHODS, REQUEST_LINE, Scanner
 from eyes_devine.core.redact import redact_host, redact_target, redact_user_agent
-from eyes_devine.core.signatures import RARE_BYTE, head_rules
+from eyes_devine.core.signatures import ORDINARY_BYTES, head_rules
 from eyes_devine.core.tls import HelloCollector
 
 if TYPE_CHECKING:
@@ -254,8 +254,10 @@ class RequestSide(RequestRecovery):
         head = self._head_bytes
         if head is not None:  # the attack signatures of its headers (core.signatures): their values are not kept
             self._head_bytes = None
-            if RARE_BYTE(head) is not None:
-                req.alerts = head_rules(bytes(head))
+            if type(head) is not bytes:
+                head = bytes(head)
+            if head.translate(None, ORDINARY_BYTES):
+                req.alerts = head_rules(head)
         if self._transfer_encoding is not None and self._content_length is not None:
             flag(req, "smuggling_suspect")
         self.seen = True
