@@ -29,6 +29,7 @@ from eyes_devine.core.flows import FlowTracker
 from eyes_devine.core.http.framing import HttpLimits
 from eyes_devine.enrich.annotator import Annotator
 from eyes_devine.enrich.attribution import ContainerMap
+from eyes_devine.enrich.rule_data import header_rules, rule_book
 from eyes_devine.records import ContainerInfo, EngineCounters, Exchange, Flow
 from eyes_devine.sinks import Sink
 from eyes_devine.snapshots import EngineSnapshot, MonitorSnapshot
@@ -39,6 +40,11 @@ QUEUE_FRAMES = 200_000
 """Frames held between the sniffers and the engine: about a second of a busy bridge."""
 TICK_SECONDS = 0.5
 """Wall-clock seconds between idle sweeps and snapshots on the engine thread."""
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    """How HTTP is parsed: the head bound, and the rule book's header signatures, judged while parsing."""
+    return HttpLimits(settings.max_header_bytes, header_rules(rule_book(settings.rules_path)))
 
 
 class Stages:
@@ -269,7 +275,7 @@ class Monitor:
 
         self.live = LivePipeline(interfaces, bpf_filter(settings), settings.ports, self.stages,
                                  flows=settings.all_traffic, active_flows=active_flows,
-                                 http_limits=HttpLimits(settings.max_header_bytes))
+                                 http_limits=http_limits(settings))
         self.docker = DockerWatcher(settings.docker_environment, self._update, self.containers, log,
                                     on_change=self._follow_ports)
         self._log = log

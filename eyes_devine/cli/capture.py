@@ -81,9 +81,9 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
     readable, then the error, and exits 1.
     """
     from eyes_devine.adapters.pcapfile import CaptureFileError
+    from eyes_devine.app.pipeline import http_limits
     from eyes_devine.app.reader import read_file
     from eyes_devine.core.decode import UnsupportedLinkType
-    from eyes_devine.core.http.framing import HttpLimits
     from eyes_devine.views.stdout import ReaderGone
     from eyes_devine.views.summary import summary_line
 
@@ -91,7 +91,7 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
     try:
         result = read_file(capture_file, settings.ports, annotator_for(settings), as_json, flows_only,
                            progress=not quiet, colour=sys.stdout.isatty(),
-                           http_limits=HttpLimits(settings.max_header_bytes))
+                           http_limits=http_limits(settings))
     except CaptureFileError as error:
         fail(str(error), EXIT_FAILURE)
     except UnsupportedLinkType as error:

@@ -116,7 +116,12 @@ def account_for(user: str | None) -> Any:
 
 
 def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """GeoIP and IP reputation: where public peers are, and whether they are known to be hostile."""
+    """Rules, GeoIP and IP reputation: what attacks look like, where public peers are, whether they are hostile."""
+    command = click.option(
+        "--rules", "rules_path", metavar="FILE",
+        help="TOML file of suspicious-request rules added to the built-in ones (format: rules/http.toml) "
+             "[EYES_DEVINE_RULES].",
+    )(command)
     command = click.option(
         "--blocklist", "blocklists", multiple=True, metavar="FILE",
         help="IP/CIDR blocklist (plain, FireHOL or Spamhaus DROP) added to the built-in one; repeatable "

@@ -53,6 +53,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "EYES_DEVINE_MAX_HEADER_BYTES": "most bytes of one HTTP message head (same as --max-header-bytes; default 65536)",
     "EYES_DEVINE_LOG_FORMAT": "`run` log lines: text or json (same as --log-format)",
     "EYES_DEVINE_GEOIP": "a MaxMind .mmdb (GeoLite2 City or Country): where public peers are (same as --geoip)",
+    "EYES_DEVINE_RULES": "a TOML file of suspicious-request rules added to the built-in ones (same as --rules)",
     "EYES_DEVINE_BLOCKLISTS": "comma-separated IP blocklist files added to the built-in list (same as --blocklist)",
     "ABUSEIPDB_API_KEY": "check public peers with AbuseIPDB's v2 API (cached, off the capture path)",
     "ABUSEIPDB_URL": "the AbuseIPDB check endpoint (default https://api.abuseipdb.com/api/v2/check)",
@@ -87,6 +88,8 @@ class Settings:
     log_format: str = "text"
     geoip_path: str | None = None
     """A MaxMind-format database for the country, city and coordinates of public peers."""
+    rules_path: str | None = None
+    """A TOML file of suspicious-request rules added to the built-in ones (``--rules``)."""
     blocklists: tuple[str, ...] = ()
     """IP/CIDR blocklist files (plain, FireHOL or Spamhaus DROP) on top of the built-in list."""
     abuseipdb_key: str | None = field(default=None, repr=False)
@@ -115,6 +118,7 @@ class Settings:
         log_format: str | None = None,
         is_root: bool = False,
         geoip_path: str | None = None,
+        rules_path: str | None = None,
         blocklists: tuple[str, ...] = (),
         all_traffic: bool = False,
         metrics: str | None = None,
@@ -163,6 +167,7 @@ class Settings:
                                       HEADER_BOUNDS),
             log_format=_log_format(log_format or environ.get("EYES_DEVINE_LOG_FORMAT") or "text"),
             geoip_path=geoip_path or environ.get("EYES_DEVINE_GEOIP") or None,
+            rules_path=rules_path or environ.get("EYES_DEVINE_RULES") or None,
             blocklists=tuple(blocklists) or tuple(
                 name.strip() for name in environ.get("EYES_DEVINE_BLOCKLISTS", "").split(",") if name.strip()),
             abuseipdb_key=environ.get("ABUSEIPDB_API_KEY") or None,

@@ -17,7 +17,8 @@ from eyes_devine.adapters.blocklist import BlocklistError
 from eyes_devine.adapters.geoip import GeoIPError
 from eyes_devine.config import Settings
 from eyes_devine.enrich.intel import Intel, open_intel
-from eyes_devine.enrich.rules import RuleSet, merge_alerts
+from eyes_devine.enrich.rule_data import RuleFileError, rule_book
+from eyes_devine.enrich.rules import RuleSet
 from eyes_devine.records import Exchange, Flow
 
 
@@ -66,14 +67,18 @@ class SecurityConfigError(ValueError):
 def _add_rules(settings: Settings, log: Callable[[str], None], stages: list[Stage],
                closers: list[Callable[[], None]]) -> None:
     """Suspicious-request rules (eyes_devine.enrich.rules)."""
-    match = RuleSet().match
+    try:
+        ruleset = RuleSet(rule_book(settings.rules_path))
+    except RuleFileError as error:
+        raise SecurityConfigError(str(error)) from None
+    match, merge = ruleset.match, ruleset.merge
 
     def rules(exchange: Exchange) -> Exchange:
         found = match(exchange)
         if not found:
             return exchange
         if exchange.alerts:  # the core's verdict on the headers, merged in rule order
-            found = merge_alerts(exchange.alerts, found)
+            found = merge(exchange.alerts, found)
         return exchange._replace(alerts=found)
 
     stages.append(rules)

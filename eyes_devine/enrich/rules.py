@@ -1,14 +1,15 @@
 """Suspicious-request rules: which known attack or reconnaissance patterns an exchange matches.
 
-Sans-I/O and run on every exchange (live on the engine thread, and by `read`
-on captures of hundreds of thousands of requests), so the common case must
-cost about a microsecond: one regex search (:data:`_SUSPECT`) decides whether
-a target holds anything an attack needs at all; only the few that do are
-percent-decoded and matched in full, and their verdicts are cached, as targets
-repeat.  User agents repeat even more, and are cached the same way.
-The patterns aim at few false positives: each needs a shape ordinary requests
-do not have (a quote followed by SQL, a tag, a ``../`` segment, a whole
-sensitive path segment), not merely a word.
+The rules are data (``rules/http.toml``, shipped in the wheel; a user's own
+with ``--rules FILE``: :mod:`eyes_devine.enrich.rule_data`); this module runs
+them.  Sans-I/O and run on every exchange (live on the engine thread, and by
+`read` on captures of hundreds of thousands of requests), so the common case
+must cost about a microsecond: one regex search (the book's target prefilter)
+decides whether a target holds anything an attack needs at all; only the few
+that do are percent-decoded and matched in full, and their verdicts are
+cached, as targets repeat.  User agents and Host headers repeat even more, and
+are cached the same way.  Header values are judged by the core while it
+parses (they are never kept); their verdicts arrive in ``x.alerts``.
 
 The rules see the target as stored, after credential redaction: a payload
 hidden in a redacted query value (``?password=' or 1=1``) is not seen.
@@ -22,29 +23,23 @@ from __future__ import annotations
 import re
 from collections import deque
 
-from eyes_devine.core.signatures import (
-    COMMAND_INJECTION,
-    FILE_INCLUSION,
-    JNDI,
-    SHELLSHOCK,
-    SSRF_METADATA,
-    metadata_host,
-    text_rules,
-)
+from eyes_devine.core.signatures import unwrap_lookups
+from eyes_devine.enrich.rule_data import Rule, RuleBook, rule_book
 from eyes_devine.records import Exchange
 
 PATH_TRAVERSAL = "path-traversal"
+FILE_INCLUSION = "file-inclusion"
 SQL_INJECTION = "sql-injection"
+COMMAND_INJECTION = "command-injection"
 XSS = "xss"
+JNDI_LOOKUP = "jndi-lookup"
+SHELLSHOCK = "shellshock"
+SSRF_METADATA = "ssrf-metadata"
 SENSITIVE_PATH = "sensitive-path"
 SCANNER_USER_AGENT = "scanner-user-agent"
 BURST_4XX = "burst-4xx"
-RULE_IDS: tuple[str, ...] = (PATH_TRAVERSAL, FILE_INCLUSION, SQL_INJECTION, COMMAND_INJECTION, XSS, JNDI, SHELLSHOCK,
-                             SSRF_METADATA, SENSITIVE_PATH, SCANNER_USER_AGENT, BURST_4XX)
-"""Every rule id, in the order an exchange's ``alerts`` lists them.  JNDI lookups, Shellshock, command
-injection and metadata addresses are also looked for in the headers, by the core while it parses
-(:mod:`eyes_devine.core.signatures`): header values are never kept."""
-_ORDER = {rule: index for index, rule in enumerate(RULE_IDS)}
+RULE_IDS: tuple[str, ...] = rule_book().ids
+"""Every built-in rule id, in the order an exchange's ``alerts`` lists them (a user's rules come after)."""
 
 BURST_THRESHOLD = 20
 """4xx responses to one client within :data:`BURST_WINDOW` that make a burst: the 20th and every later one
@@ -55,72 +50,15 @@ BURST_CLIENTS = 4096
 """Clients whose recent 4xx times are remembered; the one not seen for longest is forgotten first, so a
 spoofed-address flood costs bounded memory (at most BURST_THRESHOLD times per client)."""
 VERDICT_CACHE = 4096
-"""Distinct suspect targets (and user agents) whose verdicts are kept; the cache is emptied when full."""
+"""Distinct suspect targets (and user agents, hosts) whose verdicts are kept; a cache is emptied when full."""
 CACHED_TARGET_MAX = 512
 """Longer targets and user agents are matched afresh each time (an agent only on its first 512 characters),
 so the caches hold at most a few megabytes."""
 DECODE_ROUNDS = 3
 """Percent-decoding passes: enough for double and triple encoding, bounded against decoding bombs."""
 
-# Most targets have none of what an attack needs: a character that must be decoded or can carry SQL or
-# script (a space is `+` or `%20`, a comment `/**/`), a dot-segment, a sensitive path or file, or the one
-# SQL word that needs none of them (information_schema).  One search decides; its alternatives all start
-# with a literal, so the engine only stops at those characters.
-_SUSPECT = re.compile(
-    "|".join(re.escape(c) for c in "%'\"<>()\\;*+`@$|")
-    # Literals rather than case-insensitive classes (half the cost): the spellings probes use.
-    + r"|\.(?:\.|ini|php|INI|PHP)|_schema|_SCHEMA"
-    r"|/(?:\.|etc/|proc/|wp-|WP-|phpmy|phpMy|PhpMy|PHPMY|server-|Server-|SERVER-|actuator|Actuator|ACTUATOR)"
-    # A URL in a parameter (a stream wrapper, a metadata address) has a ":/"; every alternative starts with a
-    # character ordinary paths seldom hold, so the search only stops there.
-    r"|:/"
-)
-
-# The rest run on the lower-cased, percent-decoded target of the few that pass _SUSPECT.
-_TRAVERSAL = re.compile(  # every alternative starts with a literal, for the same reason as _SUSPECT's
-    r"\.\.(?<=[/\\=:]\.\.)(?:[/\\;?&]|$)"  # a ../ or ..\ segment (also ..;/ and a trailing ..)
-    r"|/etc/(?:passwd|shadow|group|hosts)\b|/proc/self/|:\\windows\\"
-    r"|\.ini\b(?:(?<=\bwin\.ini)|(?<=\bboot\.ini)|(?<=\bsystem\.ini))"
-)
 # What most SQL and all script need: a quote, a bracket, markup, a statement separator or @@.
 _SYNTAX = re.compile(r"['\"`()<>;@]")
-# SQL after a quote or bracket.  Each pattern below starts with a character class or a literal, so the regex
-# engine jumps between the few places it could start instead of trying every position of the target.
-_SQL_QUOTED = re.compile(
-    r"""['"`)](?:"""
-    r"""(?<=['`)])\s*(?:or|and|xor|\|\||&&)\b\s*['"(]?\w+['"]?\s*(?:[=<>]|like\b|is\b)"""  # ' or 1=1, ' and 'a'='a
-    r"""|(?<=")\s*(?:or|and)\b\s*(?P<q>"?)(?P<w>\w+)(?P=q)\s*=\s*(?P=q)(?P=w)\b"""  # " or "1"="1, not "a" and x=1
-    r"""|(?<=')\s*(?:--|\#|/\*)|(?<=")\s*--"""  # a string closed, the rest of the query commented out
-    r"""|(?<=['"])\s*;\s*(?:drop|select|insert|update|delete|exec|shutdown|declare)\b)"""  # a stacked query
-)
-# SQL keywords, in :func:`_sql_injection` only once one of them is present.
-_SQL_SPACE = r"(?:\s|/\*.*?\*/)+"
-_SQL_KEYWORDS = re.compile(
-    rf"\bunion{_SQL_SPACE}(?:all{_SQL_SPACE}|distinct{_SQL_SPACE})?select\b"
-    r"|\b(?:pg_)?sleep\s*\(\s*\d|\bbenchmark\s*\(\s*\d|\bwaitfor\s+delay\s+'"
-    r"|\binformation_schema\b|@@version\b|\bxp_cmdshell\b|\bload_file\s*\("
-)
-_SQL_TAUTOLOGY = re.compile(r"\s(?:or|and)\s+(?P<n>\d+)\s*=\s*(?P=n)\b")  # 1 or 1=1, without quotes
-# Script: a tag, or an event handler inside one (after a space, quote or slash: not a query parameter named onload)...
-_XSS_MARKUP = re.compile(
-    r"[<\s/\"'](?:(?<=<)(?:script|svg|iframe)\b"
-    r"|on(?:error|load|mouseover|focus|toggle|animationstart|pointerenter|begin)\s*=)"
-)
-# ...or a call, looked for with `in` first.
-_XSS_CALLS = re.compile(r"javascript:\s*[\w$.]+\s*\(|\balert\s*[(`]|\bdocument\.cookie\b")
-# On the decoded path only: whole segments, anywhere (probes try /blog/wp-admin as well as /wp-admin).
-_SENSITIVE = re.compile(
-    r"/\.(?:env(?:\.[\w.-]+)?|git|svn|aws|ds_store|htpasswd)(?:/|$)"
-    r"|/wp-admin(?:$|/(?!admin-ajax\.php$))"  # admin-ajax.php serves a WordPress site's ordinary visitors
-    r"|/wp-login\.php$|/phpmyadmin[\w.-]*(?:/|$)|/server-(?:status|info)(?:/|$)"
-    r"|/(?:wp-)?config\.php(?:\.\w+|~)?$"
-    r"|/actuator(?:$|/(?!health(?:/|$)))"  # /actuator/health is every orchestrator's liveness probe
-)
-_SCANNER = re.compile(
-    r"\b(?:sqlmap|nikto|masscan|zgrab|nmap|nuclei|wpscan|dirbuster|gobuster|feroxbuster|wfuzz|fuzz faster u fool"
-    r"|acunetix|netsparker|openvas|nessus|w3af|arachni|skipfish|havij|zmeu|commix|jaeles|whatweb)",
-    re.IGNORECASE,
-)
 
 
 def decode_target(target: str) -> tuple[str, str]:
@@ -171,109 +109,80 @@ def _percent_decode(text: str) -> str:
     return "".join(parts)
 
 
-def target_rules(target: str) -> tuple[str, ...]:
-    """The ids of the rules that look only at the target."""
-    return _decoded_target_rules(target) if _SUSPECT.search(target) else ()
-
-
-def _decoded_target_rules(target: str) -> tuple[str, ...]:
-    path, text = decode_target(target)
-    syntax = _SYNTAX.search(text) is not None
-    found = []
-    if _TRAVERSAL.search(text):
-        found.append(PATH_TRAVERSAL)
-    if _sql_injection(text, syntax):
-        found.append(SQL_INJECTION)
-    if syntax and (_XSS_MARKUP.search(text) or (("javascript:" in text or "alert" in text or "document.cookie" in text)
-                                                and _XSS_CALLS.search(text))):
-        found.append(XSS)
-    if _SENSITIVE.search(path):
-        found.append(SENSITIVE_PATH)
-    signatures = text_rules(text)
-    if signatures:
-        found = sorted(found + signatures, key=_ORDER.__getitem__)
-    return tuple(found)
-
-
-def _sql_injection(text: str, syntax: bool) -> bool:
-    if _SQL_TAUTOLOGY.search(text):
-        return True
-    if not syntax:  # only these two need no quote, bracket or @
-        return ("union" in text or "information_schema" in text) and _SQL_KEYWORDS.search(text) is not None
-    if _SQL_QUOTED.search(text):
-        return True
-    # One C scan per keyword, cheaper than a regex that would stop at each of their first letters.
-    return ("union" in text or "sleep" in text or "benchmark" in text or "waitfor" in text or "@@version" in text
-            or "information_schema" in text or "xp_cmdshell" in text or "load_file" in text) \
-        and _SQL_KEYWORDS.search(text) is not None
-
-
-def merge_alerts(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
-    """Rule ids from two looks at one exchange (headers, then target and agent), once each, in rule order."""
-    return tuple(sorted(set(first) | set(second), key=_ORDER.__getitem__))
-
-
-def is_scanner(user_agent: str) -> bool:
-    """Whether a User-Agent names a vulnerability scanner or a content-discovery tool."""
-    return _SCANNER.search(user_agent) is not None
-
-
 class RuleSet:
-    """Every rule, with the state the burst rule needs; :meth:`match` an exchange to get its rule ids."""
+    """Every rule of a book, with the state the burst rule needs; :meth:`match` an exchange to get its rule ids."""
 
-    def __init__(self, burst_threshold: int = BURST_THRESHOLD, burst_window: float = BURST_WINDOW,
-                 burst_clients: int = BURST_CLIENTS) -> None:
+    def __init__(self, book: RuleBook | None = None, burst_threshold: int = BURST_THRESHOLD,
+                 burst_window: float = BURST_WINDOW, burst_clients: int = BURST_CLIENTS) -> None:
         if burst_threshold < 1 or burst_clients < 1:
             raise ValueError("burst_threshold and burst_clients must be at least 1")
+        book = book or rule_book()
+        self.book = book
         self.burst_threshold = burst_threshold
         self.burst_window = burst_window
         self.burst_clients = burst_clients
+        self._order = {rule: index for index, rule in enumerate(book.ids)}
+        self._prefilter = book.target_prefilter.search
+        self._builtin_targets = _matches(book.rules, ("text", "path"), builtin=True)
+        self._user_targets = _matches(book.rules, ("text", "path"), builtin=False)
+        self._agent_matches = _matches(book.rules, ("user_agent",))
+        self._host_matches = _matches(book.rules, ("host",))
+        self._burst_rule = next((rule.id for rule in book.rules if rule.kind == "burst"), None)
         self._targets: dict[str, tuple[str, ...]] = {}
-        self._agents: dict[str, bool] = {}
-        self._hosts: dict[str, bool] = {}
+        self._agents: dict[str, tuple[str, ...]] = {}
+        self._hosts: dict[str, tuple[str, ...]] = {}
         self._errors: dict[str, deque[float]] = {}
         """Client address → times of its latest 4xx, oldest first; the dict's order is least recent first."""
 
     def match(self, x: Exchange) -> tuple[str, ...]:
-        """The ids of the rules ``x`` matches, in :data:`RULE_IDS` order (usually none), besides those the core
-        found in its headers (already in ``x.alerts``)."""
+        """The ids of the rules ``x`` matches, in the book's order (usually none), besides those the core found
+        in its headers (already in ``x.alerts``)."""
         target = x.target
-        found = () if _SUSPECT.search(target) is None else self._suspect_target(target)
+        found = self._target(target) if self._user_targets or self._prefilter(target) is not None else ()
         agent = x.user_agent
-        if agent is not None:
-            scanner = self._agents.get(agent)
-            if scanner is None:
-                scanner = is_scanner(agent[:CACHED_TARGET_MAX])  # tools name themselves first
+        if agent is not None and self._agent_matches:
+            verdict = self._agents.get(agent)
+            if verdict is None:
+                verdict = _run(self._agent_matches, agent[:CACHED_TARGET_MAX])  # tools name themselves first
                 if len(agent) <= CACHED_TARGET_MAX:
-                    if len(self._agents) >= VERDICT_CACHE:
-                        self._agents.clear()
-                    self._agents[agent] = scanner
-            if scanner:
-                found += (SCANNER_USER_AGENT,)
+                    _remember(self._agents, agent, verdict)
+            found = self.merge(found, verdict) if verdict else found
         host = x.host
-        if host is not None:
-            to_metadata = self._hosts.get(host)
-            if to_metadata is None:
-                to_metadata = metadata_host(host)
-                if len(self._hosts) >= VERDICT_CACHE:
-                    self._hosts.clear()
-                self._hosts[host] = to_metadata
-            if to_metadata and SSRF_METADATA not in found:
-                found = tuple(sorted((*found, SSRF_METADATA), key=_ORDER.__getitem__))
+        if host is not None and self._host_matches:
+            verdict = self._hosts.get(host)
+            if verdict is None:
+                verdict = _run(self._host_matches, host.lower())
+                if len(host) <= CACHED_TARGET_MAX:
+                    _remember(self._hosts, host, verdict)
+            found = self.merge(found, verdict) if verdict else found
         status = x.status
-        if status is not None and 400 <= status < 500 and self._burst(x.client_ip, x.ts):
-            found += (BURST_4XX,)
+        if (self._burst_rule is not None and status is not None and 400 <= status < 500
+                and self._burst(x.client_ip, x.ts)):
+            found += (self._burst_rule,)
         return found
 
-    def _suspect_target(self, target: str) -> tuple[str, ...]:
+    def merge(self, first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+        """Rule ids from two looks at one exchange, once each, in the book's order."""
+        if not first:
+            return second
+        return tuple(sorted(set(first) | set(second), key=self._order.__getitem__))
+
+    def target_rules(self, target: str) -> tuple[str, ...]:
+        """The ids of the rules that look at the target only (decoded, whatever the prefilter says)."""
+        return self._target(target, cached=False)
+
+    def _target(self, target: str, cached: bool = True) -> tuple[str, ...]:
         """The full match costs microseconds: remember it, as targets repeat."""
-        found = self._targets.get(target)
+        found = self._targets.get(target) if cached else None
         if found is None:
-            found = _decoded_target_rules(target)
-            if len(target) <= CACHED_TARGET_MAX:
-                if len(self._targets) >= VERDICT_CACHE:
-                    self._targets.clear()
-                self._targets[target] = found
+            path, text = decode_target(target)
+            matches = self._builtin_targets + self._user_targets if self._prefilter(target) is not None \
+                else self._user_targets
+            found = _run(matches, text, path, _SYNTAX.search(text) is not None)
+            if len(found) > 1:
+                found = tuple(sorted(found, key=self._order.__getitem__))
+            if cached and len(target) <= CACHED_TARGET_MAX:
+                _remember(self._targets, target, found)
         return found
 
     def _burst(self, client: str, ts: float) -> bool:
@@ -291,3 +200,63 @@ class RuleSet:
     def tracked_clients(self) -> int:
         """Clients whose 4xx times are remembered now (bounded by ``burst_clients``)."""
         return len(self._errors)
+
+
+_Matches = tuple[tuple[str, str, re.Pattern[str], tuple[str, ...], bool, bool], ...]
+"""(rule id, place, pattern, needs, syntax, unwrap) for each match of a kind, in the book's order."""
+
+
+def _matches(rules: tuple[Rule, ...], places: tuple[str, ...], builtin: bool | None = None) -> _Matches:
+    return tuple((rule.id, match.place, match.pattern, match.needs, match.syntax, match.unwrap)
+                 for rule in rules if builtin is None or rule.builtin == builtin
+                 for match in rule.matches if match.place in places)
+
+
+def _run(matches: _Matches, text: str, path: str | None = None, syntax: bool = True) -> tuple[str, ...]:
+    """The ids of the rules one of whose ``matches`` finds ``text`` (``path`` for path matches)."""
+    found: list[str] = []
+    unwrapped: str | None = None
+    for rule, place, pattern, needs, needs_syntax, unwrap in matches:
+        if rule in found or (needs_syntax and not syntax):
+            continue
+        subject = path if place == "path" else text
+        if subject is None or (needs and not any(need in subject for need in needs)):
+            continue
+        if unwrap:
+            if unwrapped is None:
+                unwrapped = unwrap_lookups(text)
+            subject = unwrapped
+        if pattern.search(subject):
+            found.append(rule)
+    return tuple(found)
+
+
+def _remember(cache: dict[str, tuple[str, ...]], key: str, verdict: tuple[str, ...]) -> None:
+    if len(cache) >= VERDICT_CACHE:
+        cache.clear()
+    cache[key] = verdict
+
+
+_DEFAULT: list[RuleSet] = []
+
+
+def _default() -> RuleSet:
+    if not _DEFAULT:
+        _DEFAULT.append(RuleSet())
+    return _DEFAULT[0]
+
+
+def target_rules(target: str) -> tuple[str, ...]:
+    """The ids of the built-in rules that look only at the target (a convenience for tests and tools)."""
+    default = _default()
+    return default.target_rules(target) if default._prefilter(target) is not None else ()
+
+
+def is_scanner(user_agent: str) -> bool:
+    """Whether a User-Agent names a vulnerability scanner or a content-discovery tool."""
+    return SCANNER_USER_AGENT in _run(_default()._agent_matches, user_agent)
+
+
+def merge_alerts(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    """Rule ids from two looks at one exchange (headers, then target and agent), in the built-in book's order."""
+    return _default().merge(first, second)

@@ -2,16 +2,27 @@
 stream wrappers and doubled traversal; and the look-alikes that must stay quiet.
 
 Headers are checked by the core while it parses (their values are never kept): bytes in, the verdict out on
-the exchange.  Targets are checked by the rule set, percent-decoded as before.
+the exchange, with the built-in rule book's header patterns.  Targets are checked by the rule set,
+percent-decoded as before.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from eyes_devine.core.http.framing import HttpLimits
+from eyes_devine.enrich.rule_data import header_rules, rule_book
 from eyes_devine.enrich.rules import RuleSet
 from tests.enrich.test_rules import exchange
-from tests.support.conn import Conn, response
+from tests.support.conn import Conn as PlainConn
+from tests.support.conn import response
+
+LIMITS = HttpLimits(header_rules=header_rules(rule_book()))
+"""The built-in book's header signatures, as `read` and `run` hand them to the core."""
+
+
+def Conn() -> PlainConn:  # noqa: N802 - stands in for the class, with the header rules
+    return PlainConn(limits=LIMITS)
 
 
 def with_header(line: bytes, target: bytes = b"/") -> tuple[str, ...]:

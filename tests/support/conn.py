@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from eyes_devine.core.http.connection import HttpConnection
+from eyes_devine.core.http.connection import DEFAULT_LIMITS, HttpConnection
+from eyes_devine.core.http.framing import HttpLimits
 from eyes_devine.core.tcp import Endpoints
 from eyes_devine.records import EngineCounters, Exchange
 
@@ -12,10 +13,10 @@ ENDPOINTS = Endpoints("br-1", "172.18.0.2", 40000, "172.18.0.3", 8080)
 class Conn:
     """Drives one HttpConnection; every call is one step later in time unless ``ts`` is given."""
 
-    def __init__(self, counters: EngineCounters | None = None) -> None:
+    def __init__(self, counters: EngineCounters | None = None, limits: HttpLimits = DEFAULT_LIMITS) -> None:
         self.exchanges: list[Exchange] = []
         self.counters = counters or EngineCounters()
-        self.handler = HttpConnection(ENDPOINTS, self.exchanges.append, self.counters)
+        self.handler = HttpConnection(ENDPOINTS, self.exchanges.append, self.counters, limits)
         self.now = 100.0
 
     def _tick(self, ts: float | None) -> float:

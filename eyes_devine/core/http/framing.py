@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from eyes_devine.core.http.headers import request_fields, response_fields
+from eyes_devine.core.signatures import HeaderRules
 
 DEFAULT_MAX_HEADER_BYTES = 65536
 """Most bytes of one message head (request or status line and headers), as nginx, Node and Go allow by default."""
@@ -29,9 +30,11 @@ DEFAULT_MAX_HEADER_BYTES = 65536
 
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
-    """The bounds of one connection's HTTP parsing."""
+    """The bounds of one connection's HTTP parsing, and what is judged while it parses."""
 
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    header_rules: HeaderRules | None = None
+    """Attack signatures judged in request heads (their values are not kept); None: none."""
 
     def __post_init__(self) -> None:
         if self.max_header_bytes < 64:

@@ -28,7 +28,6 @@ from eyes_devine.core.http.parsers import Mode, new_request_parser
 from eyes_devine.core.http.request_recovery import VERSIONS, RequestRecovery
 from eyes_devine.core.http.resync import METHODS, REQUEST_LINE, Scanner
 from eyes_devine.core.redact import redact_host, redact_target, redact_user_agent
-from eyes_devine.core.signatures import ORDINARY_BYTES, head_rules
 from eyes_devine.core.tls import HelloCollector
 
 if TYPE_CHECKING:
@@ -47,10 +46,11 @@ class RequestSide(RequestRecovery):
     __slots__ = ("_conn", "_pairing", "_counters", "mode", "_parser", "_ts", "current", "last", "_url", "_host",
                  "_user_agent", "_content_type", "_content_length", "_transfer_encoding", "seen", "_false_starts",
                  "_feeds", "_ended_in", "_scanner", "_held", "_held_ts", "hold_request", "_hello", "special",
-                 "_replaying", "_overlap_next", "_head_bytes")
+                 "_replaying", "_overlap_next", "_head_bytes", "_header_rules")
 
     def __init__(self, conn: HttpConnection) -> None:
         self._init_stream(conn.limits.max_header_bytes)
+        self._header_rules = conn.limits.header_rules
         self._conn = conn
         self._pairing = conn.pairing
         self._counters = conn.counters
@@ -254,10 +254,12 @@ class RequestSide(RequestRecovery):
         head = self._head_bytes
         if head is not None:  # the attack signatures of its headers (core.signatures): their values are not kept
             self._head_bytes = None
-            if type(head) is not bytes:
-                head = bytes(head)
-            if head.translate(None, ORDINARY_BYTES):
-                req.alerts = head_rules(head)
+            rules = self._header_rules
+            if rules is not None:
+                if type(head) is not bytes:
+                    head = bytes(head)
+                if head.translate(None, rules.ordinary):
+                    req.alerts = rules.judge(head)
         if self._transfer_encoding is not None and self._content_length is not None:
             flag(req, "smuggling_suspect")
         self.seen = True

@@ -1,0 +1,166 @@
+"""The suspicious-request rules as data: ``rules/http.toml`` shipped in the wheel, and a user's ``--rules FILE``.
+
+A rule book is read once at start and checked whole: a pattern that does not
+compile, an unknown field or place to look, a duplicate id is one error naming
+the file and the rule, so `run` refuses to start rather than watch with a rule
+quietly missing.  The built-in file's first lines document the format.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from eyes_devine.core.signatures import HeaderPattern, HeaderRules
+
+PLACES = ("text", "path", "user_agent", "host", "headers")
+"""Where a match looks: the decoded target, its path, the User-Agent, the Host header, the whole head."""
+_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_MATCH_FIELDS = {"in", "pattern", "needs", "syntax", "unwrap", "ignore_case"}
+_RULE_FIELDS = {"id", "catches", "misses", "match", "kind"}
+
+
+class RuleFileError(ValueError):
+    """A rule file we cannot use: the message names the file and the rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    place: str
+    """One of :data:`PLACES`."""
+    pattern: re.Pattern[str]
+    needs: tuple[str, ...] = ()
+    """Literals one of which must be present before the pattern is searched (a cheap gate)."""
+    syntax: bool = False
+    """Only when the target holds a quote, a bracket, markup, ``;`` or ``@``."""
+    unwrap: bool = False
+    """Search with nested ``${…}`` lookups unwrapped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    catches: str
+    misses: str
+    matches: tuple[Match, ...]
+    kind: str = "pattern"
+    """"pattern", or "burst" (the stateful 4xx burst rule, whose logic is code)."""
+    builtin: bool = True
+    """A rule of the shipped book (its target matches run behind the shipped prefilter)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleBook:
+    rules: tuple[Rule, ...]
+    target_prefilter: re.Pattern[str]
+    """Targets the built-in target rules are matched on: those with anything an attack needs."""
+    header_bytes: str
+    header_needs: tuple[str, ...]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(rule.id for rule in self.rules)
+
+
+@lru_cache(maxsize=8)
+def header_rules(book: RuleBook) -> HeaderRules:
+    """The core's part of a book: every ``headers`` match, judged while a head is parsed."""
+    patterns = [HeaderPattern(rule.id, match.pattern, match.needs, match.unwrap)
+                for rule in book.rules for match in rule.matches if match.place == "headers"]
+    return HeaderRules(patterns, book.header_bytes, book.header_needs)
+
+
+def parse_rules(text: str, origin: str, builtin: bool) -> tuple[tuple[Rule, ...], dict[str, object]]:
+    """The rules of one file, and its ``[prefilter]`` table (the shipped book's only)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise RuleFileError(f"{origin}: not TOML: {error}") from None
+    unknown = set(data) - {"rule", "prefilter"}
+    if unknown:
+        raise RuleFileError(f"{origin}: unknown table {sorted(unknown)[0]!r}; a rule file holds [[rule]] tables")
+    if not builtin and "prefilter" in data:
+        raise RuleFileError(f"{origin}: [prefilter] belongs to the built-in rules; your rules run on every target")
+    rules = []
+    for index, table in enumerate(data.get("rule", [])):
+        rules.append(_rule(table, f"{origin}: rule {table.get('id', f'#{index + 1}')!r}", builtin))
+    if not rules:
+        raise RuleFileError(f"{origin}: no [[rule]] in it")
+    return tuple(rules), data.get("prefilter", {})
+
+
+def _rule(table: dict[str, object], where: str, builtin: bool) -> Rule:
+    unknown = set(table) - _RULE_FIELDS
+    if unknown:
+        raise RuleFileError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+    rule_id = table.get("id")
+    if not isinstance(rule_id, str) or not _ID.fullmatch(rule_id):
+        raise RuleFileError(f"{where}: id must be lower-case words joined by '-', such as my-probe")
+    kind = table.get("kind", "pattern")
+    if kind not in ("pattern", "burst") or (kind == "burst" and not builtin):
+        raise RuleFileError(f"{where}: kind {kind!r} is not one a rule file can use (pattern)")
+    matches = tuple(_match(entry, where) for entry in table.get("match", []))  # type: ignore[attr-defined]
+    if kind == "pattern" and not matches:
+        raise RuleFileError(f"{where}: no [[rule.match]]; give at least one pattern")
+    return Rule(rule_id, str(table.get("catches", "")), str(table.get("misses", "")), matches, kind, builtin)
+
+
+def _match(entry: dict[str, object], where: str) -> Match:
+    unknown = set(entry) - _MATCH_FIELDS
+    if unknown:
+        raise RuleFileError(f"{where}: unknown match field {sorted(unknown)[0]!r}")
+    place = entry.get("in")
+    if place not in PLACES:
+        raise RuleFileError(f"{where}: match 'in' must be one of {', '.join(PLACES)}, not {place!r}")
+    source = entry.get("pattern")
+    if not isinstance(source, str) or not source:
+        raise RuleFileError(f"{where}: a match needs a pattern")
+    try:
+        pattern = re.compile(source, re.IGNORECASE if entry.get("ignore_case") else 0)
+    except re.error as error:
+        raise RuleFileError(f"{where}: pattern does not compile: {error}") from None
+    needs = entry.get("needs", [])
+    if not isinstance(needs, list) or not all(isinstance(need, str) and need for need in needs):
+        raise RuleFileError(f"{where}: needs must be a list of non-empty strings")
+    return Match(place, pattern, tuple(needs), bool(entry.get("syntax", False)),  # type: ignore[arg-type]
+                 bool(entry.get("unwrap", False)))
+
+
+@lru_cache(maxsize=8)
+def rule_book(user_file: str | None = None) -> RuleBook:
+    """The shipped rules, and the user's after them; raises RuleFileError."""
+    text, origin = _builtin_text()
+    rules, prefilter = parse_rules(text, origin, builtin=True)
+    try:
+        book = RuleBook(rules, re.compile(str(prefilter["target"])), str(prefilter["header_bytes"]),
+                        tuple(prefilter["header_needs"]))  # type: ignore[arg-type]
+    except (KeyError, re.error, TypeError) as error:
+        raise RuleFileError(f"{origin}: [prefilter] is broken: {error}") from None
+    if user_file is None:
+        return book
+    try:
+        user_text = Path(user_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RuleFileError(f"cannot read rule file {user_file}: {getattr(error, 'strerror', None) or error}") \
+            from None
+    user_rules, _ = parse_rules(user_text, user_file, builtin=False)
+    seen = set(book.ids)
+    for rule in user_rules:
+        if rule.id in seen:
+            raise RuleFileError(f"{user_file}: rule {rule.id!r}: that id is taken; choose another")
+        seen.add(rule.id)
+    return RuleBook(book.rules + user_rules, book.target_prefilter, book.header_bytes, book.header_needs)
+
+
+def _builtin_text() -> tuple[str, str]:
+    packaged = importlib.resources.files("eyes_devine").joinpath("rulesets", "http.toml")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8"), "built-in http.toml"
+    checkout = Path(__file__).resolve().parents[2] / "rules" / "http.toml"
+    if checkout.is_file():
+        return checkout.read_text(encoding="utf-8"), str(checkout)
+    raise RuleFileError("the built-in rules (http.toml) are missing from this install; reinstall eyes-devine")
