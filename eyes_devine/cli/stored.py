@@ -11,7 +11,6 @@ import click
 from eyes_devine.cli.group import main
 from eyes_devine.cli.options import ENVIRONMENT_HELP, EXIT_FAILURE, EXIT_OK, build_settings, fail, store_options
 from eyes_devine.config import Settings
-from eyes_devine.enrich.rules import RULE_IDS
 
 
 @main.command(epilog=ENVIRONMENT_HELP)
@@ -53,7 +52,10 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
 @main.command(epilog=ENVIRONMENT_HELP)
 @store_options
 @click.option("-c", "--container", metavar="NAME|ID", help="Served or sent by this container (name, or id prefix).")
-@click.option("--rule", type=click.Choice(RULE_IDS), metavar="ID", help="Only exchanges that matched this rule.")
+@click.option("--rule", metavar="ID",
+              help="Only exchanges that matched this rule: a built-in id, or one of the --rules file's.")
+@click.option("--rules", "rules_path", metavar="FILE",
+              help="The rule file `run` was given, so --rule knows its ids [EYES_DEVINE_RULES].")
 @click.option("--since", metavar="AGE|TIME", help="Only newer than an age (90s, 10m, 2h, 1d) or an ISO-8601 time.")
 @click.option("-n", "--limit", type=click.IntRange(min=1, max=1_000_000), default=100, show_default=True,
               help="The newest N matching exchanges.")
@@ -62,7 +64,7 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
 @click.option("--json", "as_json", is_flag=True,
               help="JSON Lines with the exchange keys and outcome instead of the table.")
 def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, container: str | None,
-           db_path: str | None, answered: bool) -> None:
+           db_path: str | None, answered: bool, rules_path: str | None) -> None:
     """Show the stored exchanges that matched a suspicious-request rule, oldest of the selection first.
 
     \b
@@ -84,7 +86,16 @@ def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, conta
     from eyes_devine.views.alerts_table import alerts_table
     from eyes_devine.views.jsonl import alert_json_line
 
-    settings = build_settings(db_path=db_path)
+    settings = build_settings(db_path=db_path, rules_path=rules_path)
+    if rule is not None:
+        from eyes_devine.enrich.rule_data import RuleFileError, rule_book
+
+        try:
+            known = rule_book(settings.rules_path).ids
+        except RuleFileError as error:
+            fail(str(error))
+        if rule not in known:
+            fail(f"--rule {rule!r} is not a rule id; the rules are {', '.join(known)}")
     try:
         query = Query(container=container, alerted=True, rule=rule, limit=limit, answered=answered,
                       since=parse_since(since, time.time()) if since else None)

@@ -85,3 +85,28 @@ def test_a_missing_rule_file_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == f"eyes-devine: cannot read rule file {tmp_path / 'none.toml'}: No such file or " \
                                     "directory"
+
+
+def test_alerts_filters_on_a_users_rule_when_told_of_the_file(tmp_path):
+    import asyncio
+
+    from eyes_devine.adapters.store.sqlite import open_store
+    from tests.support.records import make
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text(MINE)
+    db = tmp_path / "x.db"
+
+    async def write() -> None:
+        store = await open_store(db)
+        await store.write([make(1, target="/internal/admin", alerts=("internal-admin",)), make(2)])
+        await store.close()
+
+    asyncio.run(write())
+    asked = [*EYES_DEVINE, "alerts", "--db", str(db), "--json", "--rule", "internal-admin"]
+    found = subprocess.run([*asked, "--rules", str(mine)], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0 and [json.loads(line)["target"] for line in found.stdout.splitlines()] == \
+        ["/internal/admin"]
+    unknown = subprocess.run(asked, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("eyes-devine: --rule 'internal-admin' is not a rule id")
