@@ -238,7 +238,7 @@ OUTCOMES: tuple[str, ...] = (ANSWERED, REDIRECTED, REFUSED, FAILED, NO_RESPONSE)
 
 def outcome(x: Exchange) -> str:
     """Whether the server gave what was asked, which for an attack says whether it worked: ``answered`` (2xx,
-    a 1xx that switched protocols, or a 3xx with a body), ``redirected`` (a 3xx without one), ``refused``
+    a 1xx that switched protocols, or a 3xx with more than a "Moved" notice), ``redirected`` (other 3xx), ``refused``
     (4xx), ``failed`` (5xx), ``no_response``."""
     status = x.status
     if status is None:
@@ -248,11 +248,14 @@ def outcome(x: Exchange) -> str:
     if status >= 400:
         return REFUSED
     if status >= 300:
-        return ANSWERED if x.response_bytes else REDIRECTED
+        return ANSWERED if x.response_bytes > REDIRECT_NOTICE else REDIRECTED
     return ANSWERED
 
 
-ANSWERED_SQL = "(status < 300 OR (status < 400 AND response_bytes > 0))"
+REDIRECT_NOTICE = 512
+"""Body bytes of the "Moved" notice nginx, Apache, Go and Express send with a redirect (100 to 300); a 3xx carrying
+more sent a page."""
+ANSWERED_SQL = f"(status < 300 OR (status < 400 AND response_bytes > {REDIRECT_NOTICE}))"
 """The SQL condition of :func:`outcome` being ``answered`` (NULL status, no response, is not)."""
 
 

@@ -35,7 +35,8 @@ class ContainerRow:
     alerts: int = 0
     """Exchanges that matched a suspicious-request rule."""
     answered_alerts: int = 0
-    """Of those, the ones the server answered (2xx, or 3xx with a body): attacks that may have worked."""
+    """Of those, the ones the server answered (see :func:`~eyes_devine.records.outcome`): attacks that may have
+    worked."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,8 +119,8 @@ def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Rules, GeoIP and IP reputation: what attacks look like, where public peers are, whether they are hostile."""
     command = click.option(
         "--rules", "rules_path", metavar="FILE",
-        help="TOML file of suspicious-request rules added to the built-in ones (format: rules/http.toml) "
-             "[EYES_DEVINE_RULES].",
+        help="TOML file of suspicious-request rules added to the built-in ones (format: the README's \"Your own "
+             "rules\") [EYES_DEVINE_RULES].",
     )(command)
     command = click.option(
         "--blocklist", "blocklists", multiple=True, metavar="FILE",

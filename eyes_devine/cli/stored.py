@@ -60,7 +60,8 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
 @click.option("-n", "--limit", type=click.IntRange(min=1, max=1_000_000), default=100, show_default=True,
               help="The newest N matching exchanges.")
 @click.option("--answered", is_flag=True,
-              help="Only attacks the server answered (2xx, or 3xx with a body): the ones that may have worked.")
+              help="Only attacks the server answered (2xx, or a 3xx with more than a 512-byte notice of body): the "
+                   "ones that may have worked.")
 @click.option("--json", "as_json", is_flag=True,
               help="JSON Lines with the exchange keys and outcome instead of the table.")
 def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, container: str | None,
@@ -69,14 +70,15 @@ def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, conta
 
     \b
     Rules: path-traversal, file-inclusion (php://, ....//), sql-injection,
-    command-injection, xss (in the percent-decoded target); jndi-lookup,
-    shellshock, ssrf-metadata (169.254.169.254 and its forms), also in headers;
+    command-injection, xss (in the percent-decoded target); jndi-lookup and
+    ssrf-metadata (169.254.169.254 and its forms), also in headers; shellshock
+    (in headers);
     sensitive-path (/.env, /.git/, /wp-admin, /phpmyadmin, ...),
     scanner-user-agent (sqlmap, nikto, masscan, zgrab, ...),
     burst-4xx (20 or more 4xx answers to one client within 10 s).
 
     \b
-    Outcome: answered (2xx, or 3xx with a body), redirected (3xx without one),
+    Outcome: answered (2xx, or a 3xx with a page), redirected (other 3xx),
     refused (4xx), failed (5xx), no_response.
     """
     import time

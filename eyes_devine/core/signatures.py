@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 LOOKUP_ROUNDS = 8
 """Nested lookups unwrapped (``${${lower:j}${::-n}di:…}``), bounded against a head built to loop."""
-_LOOKUP = re.compile(r"\$\{(?:(?:lower|upper)\s*:\s*|date\s*:\s*'?|[^${}]*?:-)([^${}']*)'?\}")
+_LOOKUP = re.compile(r"\$\{(?>(?:lower|upper)\s*:\s*+|date\s*:\s*+'?|[^${}]*?:-)([^${}']*+)'?\}")
 """An obfuscating lookup whose value is its argument: ${lower:j}, ${upper:J}, ${::-j}, ${env:X:-j}, ${date:'j'}."""
 
 

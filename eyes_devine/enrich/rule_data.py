@@ -85,8 +85,11 @@ def parse_rules(text: str, origin: str, builtin: bool) -> tuple[tuple[Rule, ...]
         raise RuleFileError(f"{origin}: unknown table {sorted(unknown)[0]!r}; a rule file holds [[rule]] tables")
     if not builtin and "prefilter" in data:
         raise RuleFileError(f"{origin}: [prefilter] belongs to the built-in rules; your rules run on every target")
+    tables = data.get("rule", [])
+    if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
+        raise RuleFileError(f"{origin}: each rule is a [[rule]] table (two brackets)")
     rules = []
-    for index, table in enumerate(data.get("rule", [])):
+    for index, table in enumerate(tables):
         rules.append(_rule(table, f"{origin}: rule {table.get('id', f'#{index + 1}')!r}", builtin))
     if not rules:
         raise RuleFileError(f"{origin}: no [[rule]] in it")
@@ -103,7 +106,10 @@ def _rule(table: dict[str, object], where: str, builtin: bool) -> Rule:
     kind = table.get("kind", "pattern")
     if kind not in ("pattern", "burst") or (kind == "burst" and not builtin):
         raise RuleFileError(f"{where}: kind {kind!r} is not one a rule file can use (pattern)")
-    matches = tuple(_match(entry, where) for entry in table.get("match", []))  # type: ignore[attr-defined]
+    entries = table.get("match", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise RuleFileError(f"{where}: each match is a [[rule.match]] table")
+    matches = tuple(_match(entry, where) for entry in entries)
     if kind == "pattern" and not matches:
         raise RuleFileError(f"{where}: no [[rule.match]]; give at least one pattern")
     return Rule(rule_id, str(table.get("catches", "")), str(table.get("misses", "")), matches, kind, builtin)

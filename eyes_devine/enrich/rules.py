@@ -57,6 +57,9 @@ so the caches hold at most a few megabytes."""
 DECODE_ROUNDS = 3
 """Percent-decoding passes: enough for double and triple encoding, bounded against decoding bombs."""
 
+METADATA_SERVERS = frozenset({"169.254.169.254", "fd00:ec2::254"})
+"""A request sent to the metadata service itself (an SDK fetching credentials) names it in Host: not SSRF."""
+
 # What most SQL and all script need: a quote, a bracket, markup, a statement separator or @@.
 _SYNTAX = re.compile(r"['\"`()<>;@]")
 
@@ -148,7 +151,7 @@ class RuleSet:
                     _remember(self._agents, agent, verdict)
             found = self.merge(found, verdict) if verdict else found
         host = x.host
-        if host is not None and self._host_matches:
+        if host is not None and self._host_matches and x.server_ip not in METADATA_SERVERS:
             verdict = self._hosts.get(host)
             if verdict is None:
                 verdict = _run(self._host_matches, host.lower())
@@ -158,7 +161,7 @@ class RuleSet:
         status = x.status
         if (self._burst_rule is not None and status is not None and 400 <= status < 500
                 and self._burst(x.client_ip, x.ts)):
-            found += (self._burst_rule,)
+            found = self.merge(found, (self._burst_rule,))
         return found
 
     def merge(self, first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
@@ -223,9 +226,12 @@ def _run(matches: _Matches, text: str, path: str | None = None, syntax: bool = T
         if subject is None or (needs and not any(need in subject for need in needs)):
             continue
         if unwrap:
-            if unwrapped is None:
-                unwrapped = unwrap_lookups(text)
-            subject = unwrapped
+            if place == "path":
+                subject = unwrap_lookups(subject)
+            else:
+                if unwrapped is None:
+                    unwrapped = unwrap_lookups(text)
+                subject = unwrapped
         if pattern.search(subject):
             found.append(rule)
     return tuple(found)
@@ -255,8 +261,3 @@ def target_rules(target: str) -> tuple[str, ...]:
 def is_scanner(user_agent: str) -> bool:
     """Whether a User-Agent names a vulnerability scanner or a content-discovery tool."""
     return SCANNER_USER_AGENT in _run(_default()._agent_matches, user_agent)
-
-
-def merge_alerts(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
-    """Rule ids from two looks at one exchange (headers, then target and agent), in the built-in book's order."""
-    return _default().merge(first, second)

@@ -161,3 +161,46 @@ def test_header_and_target_verdicts_merge_once_each_in_rule_order():
         assert annotate(x).alerts == ("jndi-lookup", "shellshock")
     finally:
         annotate.close()
+
+
+@pytest.mark.parametrize("target", [
+    "/search?tags=dog|cat", "/api/users?fields=name;id", "/posts?tags=linux;bash", "/a?x=b|ls",
+])
+def test_lists_separated_by_a_bar_or_semicolon_are_not_commands(target):
+    assert target_alerts(target) == ()
+
+
+@pytest.mark.parametrize("line", [b"Cookie: tags=dog|cat; seen=1", b"Referer: https://shop.example/?tags=dog|cat"])
+def test_lists_in_headers_are_not_commands(line):
+    assert with_header(line) == ()
+
+
+@pytest.mark.parametrize(("target", "rule"), [
+    ("/fetch?url=169.254.169.254/latest/meta-data/", "ssrf-metadata"),
+    ("/fetch?host=metadata.google.internal", "ssrf-metadata"),
+    ("/proxy/2852039166/latest/", "ssrf-metadata"),
+    ("/x?h=1.1.1.1|cat%20/etc/hostname", "command-injection"),
+    ("/x?h=1;sleep%205", "command-injection"),
+])
+def test_metadata_hosts_without_a_scheme_and_commands_with_arguments_are_found(target, rule):
+    assert rule in target_alerts(target), target_alerts(target)
+
+
+def test_a_container_calling_the_metadata_service_itself_is_not_ssrf():
+    """An SDK fetching its credentials: the server is the metadata address, and Host names it."""
+    assert RuleSet().match(exchange("/latest/meta-data/iam/", host="169.254.169.254",
+                                    server_ip="169.254.169.254")) == ()
+
+
+@pytest.mark.parametrize("target", [
+    "/?q=union" + "/**/" * 40 + "x",  # the lazy comment pattern could split these comments 2**40 ways
+    "/?q=" + "${:-" * 4000,
+    "/?q=" + "'" * 3000 + " or " * 500,
+])
+def test_hostile_targets_cost_linear_time(target):
+    """Each finishes in milliseconds; the patterns before this test took hours (the suite's timeout fails it)."""
+    RuleSet().match(exchange(target))
+
+
+def test_a_hostile_head_costs_linear_time():
+    with_header(b"X: " + b"${:-" * 15000)

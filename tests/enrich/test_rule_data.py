@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,15 @@ def test_alerts_filters_on_a_users_rule_when_told_of_the_file(tmp_path):
     unknown = subprocess.run(asked, capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 2
     assert unknown.stderr.startswith("eyes-devine: --rule 'internal-admin' is not a rule id")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[rule]\nid = "x"\n', "each rule is a [[rule]] table (two brackets)"),
+    ('rule = 5\n', "each rule is a [[rule]] table"),
+    ('[[rule]]\nid = "x"\nmatch = 5\n', "rule 'x': each match is a [[rule.match]] table"),
+])
+def test_a_rule_file_with_single_brackets_is_one_line_not_a_traceback(tmp_path, text, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    with pytest.raises(RuleFileError, match=re.escape(message)):
+        rule_book(str(bad))
