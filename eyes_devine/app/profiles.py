@@ -9,11 +9,12 @@ top-level folder.  A user's own file can replace the built-in one.
 from __future__ import annotations
 
 import fnmatch
-import importlib.resources
 import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from eyes_devine.packaged import packaged_text
 
 KINDS: dict[str, str] = {
     "docker_bridge": "Docker default bridge",
@@ -95,14 +96,11 @@ def load_profile(os_name: str | None = None, path: str | Path | None = None) -> 
 
 
 def _builtin_text(os_name: str) -> tuple[str, str]:
-    filename = f"{os_name}.toml"
-    packaged = importlib.resources.files("eyes_devine").joinpath("profiles", filename)
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8"), f"built-in {filename}"
-    checkout = Path(__file__).resolve().parents[2] / "interfaces" / filename
-    if checkout.is_file():
-        return checkout.read_text(encoding="utf-8"), str(checkout)
-    raise ProfileError(f"built-in interface profile {filename} is missing from this install; reinstall eyes-devine")
+    found = packaged_text("interfaces", "profiles", f"{os_name}.toml")
+    if found is None:
+        raise ProfileError(f"built-in interface profile {os_name}.toml is missing from this install; reinstall "
+                           "eyes-devine")
+    return found
 
 
 def parse_profile(text: str, source: str) -> Profile:

@@ -8,7 +8,6 @@ quietly missing.  The built-in file's first lines document the format.
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 import tomllib
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from eyes_devine.core.signatures import HeaderPattern, HeaderRules
+from eyes_devine.packaged import packaged_text
 
 PLACES = ("text", "path", "user_agent", "host", "headers")
 """Where a match looks: the decoded target, its path, the User-Agent, the Host header, the whole head."""
@@ -163,10 +163,7 @@ def rule_book(user_file: str | None = None) -> RuleBook:
 
 
 def _builtin_text() -> tuple[str, str]:
-    packaged = importlib.resources.files("eyes_devine").joinpath("rulesets", "http.toml")
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8"), "built-in http.toml"
-    checkout = Path(__file__).resolve().parents[2] / "rules" / "http.toml"
-    if checkout.is_file():
-        return checkout.read_text(encoding="utf-8"), str(checkout)
-    raise RuleFileError("the built-in rules (http.toml) are missing from this install; reinstall eyes-devine")
+    found = packaged_text("rules", "rulesets", "http.toml")
+    if found is None:
+        raise RuleFileError("the built-in rules (http.toml) are missing from this install; reinstall eyes-devine")
+    return found
