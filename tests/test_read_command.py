@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +167,17 @@ def test_the_summary_shows_a_file_name_with_control_characters_escaped(tmp_path,
     assert result.returncode == 0, result.stderr
     [summary] = result.stderr.splitlines()
     assert summary.isprintable() and summary.startswith(f"{tmp_path}/capture\\x1b]0;pwned\\x07.pcap: ")
+
+
+def test_the_table_shows_alerts_before_the_target_so_no_cut_hides_them():
+    def row(columns: int) -> str:
+        result = subprocess.run([sys.executable, "-m", "eyes_devine", "read", str(PCAPS / "overlap-decoy.pcap")],
+                                capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": str(columns)})
+        assert result.returncode == 0, result.stderr
+        header, line = result.stdout.splitlines()
+        assert header.endswith("target [flags] (alerts first: !rule)")
+        return line
+
+    assert row(200).endswith(" !sensitive-path /.env?x=1&y=2222 [overlap_conflict]")
+    narrow = row(110)
+    assert narrow.endswith(" !sensitive-path /.e…"), "the target is cut, the alert is not"

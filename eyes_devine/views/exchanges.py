@@ -32,7 +32,7 @@ class ExchangeTable:
         self.target_width = max(16, width - len(FIXED.format(*HEADER)))
 
     def header(self) -> None:
-        self.out.write(FIXED.format(*HEADER) + "target / flags\n")
+        self.out.write(FIXED.format(*HEADER) + "target [flags] (alerts first: !rule)\n")
 
     def line(self, exchange: Exchange) -> str:
         clock = time.strftime("%H:%M:%S", time.localtime(exchange.ts)) + f".{int(exchange.ts * 1000) % 1000:03d}"
@@ -49,13 +49,16 @@ class ExchangeTable:
         target = safe(exchange.target)
         if exchange.flags:
             target = f"{target} [{','.join(exchange.flags)}]"
-        if len(target) > self.target_width:
-            target = target[: self.target_width - 1] + "…"
+        alerts = f"!{',!'.join(exchange.alerts)} " if exchange.alerts else ""  # first, so no cut can hide them
+        if len(alerts) + len(target) > self.target_width:
+            target = target[: max(0, self.target_width - len(alerts) - 1)] + "…"
+        if alerts and self.colour:
+            alerts = f"{STATUS_COLOURS[5]}{alerts}{RESET}"
         if self.colour and exchange.status is not None:
             colour = STATUS_COLOURS.get(exchange.status // 100)
             if colour:
                 line = line.replace(f" {status} ", f" {colour}{status}{RESET} ", 1)
-        return line + target
+        return line + alerts + target
 
 
 class ExchangeLines:
