@@ -97,6 +97,12 @@ class Metrics:
         self.registry.register(_HealthCollector(health))  # type: ignore[arg-type]
         self._server: object | None = None
 
+    def histograms(self, server_side: bool) -> tuple[Histogram, Histogram, Histogram]:
+        """Duration, request size and response size: of requests a container served, or of those it sent out."""
+        if server_side:
+            return self.server_duration, self.server_request_size, self.server_response_size
+        return self.client_duration, self.client_request_size, self.client_response_size
+
     def serve(self, address: str, port: int) -> None:
         """Serve /metrics on ``address:port`` from a thread of prometheus_client's own."""
         try:

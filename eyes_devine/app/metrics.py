@@ -111,10 +111,8 @@ class MetricsSink:
 
     def _new_series(self, key: tuple[bool, str, str, str, str, str]) -> tuple[object, object, object]:
         server_side, *labels = key
-        metrics = self.metrics
-        histograms = (metrics.server_duration, metrics.server_request_size, metrics.server_response_size) \
-            if server_side else (metrics.client_duration, metrics.client_request_size, metrics.client_response_size)
         self._series.setdefault(labels[0], set()).add(key)
+        histograms = self.metrics.histograms(server_side)
         return tuple(histogram.labels(*labels) for histogram in histograms)  # type: ignore[return-value]
 
     def follow(self, running: Sequence[ContainerInfo], docker_reachable: bool) -> list[str]:
@@ -143,10 +141,7 @@ class MetricsSink:
         metrics = self.metrics
         for key in self._series.pop(name, set()):
             server_side, *labels = key
-            histograms = (metrics.server_duration, metrics.server_request_size, metrics.server_response_size) \
-                if server_side else (metrics.client_duration, metrics.client_request_size,
-                                     metrics.client_response_size)
-            for histogram in histograms:
+            for histogram in metrics.histograms(server_side):
                 histogram.remove(*labels)
             del self._children[key]
         for side in ("server", "client"):
