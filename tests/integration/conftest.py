@@ -35,19 +35,36 @@ def service(docker_engine: DockerEngine, tmp_path: Path) -> Iterator:
             run.process.wait()
 
 
-@pytest.fixture
-def web(docker_engine: DockerEngine, busybox_image: str) -> Iterator:
-    container = docker_engine.client.containers.run(busybox_image, name=f"edt-run-{os.getpid()}", detach=True)
+def serving(container, path: str = "/probe", status: int | None = None):
+    """``container`` with its bridge ``address``, once its httpd answers ``path`` (with ``status``, if given)."""
     container.reload()
     address = container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
     deadline = time.monotonic() + 15
     while True:
         try:
-            get(address, 80, "/probe", timeout=1)
-            break
+            answered: int | None = get(address, 80, path, timeout=1)
         except OSError:
-            assert time.monotonic() < deadline, "httpd did not start"
-            time.sleep(0.1)
+            answered = None
+        if answered is not None and status in (None, answered):
+            break
+        assert time.monotonic() < deadline, f"httpd did not answer {path} in 15 s"
+        time.sleep(0.1)
     container.address = address
-    yield container
+    return container
+
+
+@pytest.fixture
+def web(docker_engine: DockerEngine, busybox_image: str) -> Iterator:
+    container = docker_engine.client.containers.run(busybox_image, name=f"edt-run-{os.getpid()}", detach=True)
+    yield serving(container)
+    container.remove(force=True)
+
+
+@pytest.fixture
+def leaky(docker_engine: DockerEngine, busybox_image: str) -> Iterator:
+    """A busybox web container that serves its .env file: a probe for it works."""
+    serve = "mkdir -p /www && echo DB_PASSWORD=hunter2 > /www/.env && exec httpd -f -p 80 -h /www"
+    container = docker_engine.client.containers.run(busybox_image, ["sh", "-c", serve],
+                                                    name=f"edt-leaky-{os.getpid()}", detach=True)
+    yield serving(container, "/.env", 200)
     container.remove(force=True)

@@ -130,44 +130,27 @@ def test_the_real_test_captures_stay_clean():
 
 
 @pytest.mark.docker
-def test_an_attack_a_container_answers_shows_as_answered_and_is_logged_as_an_error(service, docker_engine,
-                                                                                     busybox_image):
+def test_an_attack_a_container_answers_shows_as_answered_and_is_logged_as_an_error(service, leaky):
     """A container that serves its .env file: the probe for it worked, and eyes-devine says so."""
-    serve = "mkdir -p /www && echo DB_PASSWORD=hunter2 > /www/.env && exec httpd -f -p 80 -h /www"
-    leaky = docker_engine.client.containers.run(busybox_image, ["sh", "-c", serve], name=f"edt-leaky-{os.getpid()}",
-                                                detach=True)
-    try:
-        leaky.reload()
-        address = leaky.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
-        wait_until(lambda: _status(address, "/.env") == 200, 15, "httpd serving /.env")
-        run = service("-i", "docker0")
-        run.wait_for("Docker: connected")
-        assert send(address, "/.env", "curl/8.5") == 200
-        assert send(address, "/.git/config", "curl/8.5") == 404
+    run = service("-i", "docker0")
+    run.wait_for("Docker: connected")
+    assert send(leaky.address, "/.env", "curl/8.5") == 200
+    assert send(leaky.address, "/.git/config", "curl/8.5") == 404
 
-        def listed(*args: str) -> list[dict]:
-            result = subprocess.run([*EYES_DEVINE, "alerts", "--db", str(run.db), "--json", *args],
-                                    capture_output=True, text=True, timeout=60)
-            assert result.returncode == 0, result.stderr
-            return [json.loads(line) for line in result.stdout.splitlines()]
+    def listed(*args: str) -> list[dict]:
+        result = subprocess.run([*EYES_DEVINE, "alerts", "--db", str(run.db), "--json", *args],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines()]
 
-        wait_until(lambda: len(listed()) == 2, 20, "both probes stored")
-        assert {x["target"]: x["outcome"] for x in listed()} == {"/.env": "answered", "/.git/config": "refused"}
-        assert [x["target"] for x in listed("--answered")] == ["/.env"]
-        table = subprocess.run([*EYES_DEVINE, "alerts", "--db", str(run.db)], capture_output=True, text=True,
-                               timeout=60, env={**os.environ, "COLUMNS": "160"})
-        assert any("/.env" in line and line.rstrip().endswith("answered") for line in table.stdout.splitlines())
-        assert run.stop() == 0
-        [answered] = [line for line in run.log if line["msg"] == "alert answered"]
-        assert (answered["level"], answered["target"], answered["status"]) == ("error", "/.env", 200)
-        [refused] = [line for line in run.log if line["msg"] == "alert"]
-        assert (refused["level"], refused["outcome"]) == ("warning", "refused")
-    finally:
-        leaky.remove(force=True)
-
-
-def _status(address: str, target: str) -> int | None:
-    try:
-        return send(address, target, "probe")
-    except OSError:
-        return None
+    wait_until(lambda: len(listed()) == 2, 20, "both probes stored")
+    assert {x["target"]: x["outcome"] for x in listed()} == {"/.env": "answered", "/.git/config": "refused"}
+    assert [x["target"] for x in listed("--answered")] == ["/.env"]
+    table = subprocess.run([*EYES_DEVINE, "alerts", "--db", str(run.db)], capture_output=True, text=True,
+                           timeout=60, env={**os.environ, "COLUMNS": "160"})
+    assert any("/.env" in line and line.rstrip().endswith("answered") for line in table.stdout.splitlines())
+    assert run.stop() == 0
+    [answered] = [line for line in run.log if line["msg"] == "alert answered"]
+    assert (answered["level"], answered["target"], answered["status"]) == ("error", "/.env", 200)
+    [refused] = [line for line in run.log if line["msg"] == "alert"]
+    assert (refused["level"], refused["outcome"]) == ("warning", "refused")

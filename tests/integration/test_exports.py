@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import serving
 from tests.support.dockerd import DockerEngine
 from tests.support.load import get, hammer
 from tests.support.otlp_receiver import OtlpReceiver
@@ -29,19 +30,8 @@ def shop(docker_engine: DockerEngine, busybox_image: str) -> Iterator:
     container = docker_engine.client.containers.run(
         busybox_image, name=f"edt-shop-{os.getpid()}", detach=True,
         labels={"com.docker.compose.project": "shop", "com.docker.compose.service": "web"})
-    container.reload()
-    container.address = container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
-    wait_until(lambda: _answers(container.address), 15, "httpd in the container")
-    yield container
+    yield serving(container)
     container.remove(force=True)
-
-
-def _answers(address: str) -> bool:
-    try:
-        get(address, 80, "/probe", timeout=1)
-    except OSError:
-        return False
-    return True
 
 
 def scrape(port: int) -> str:
@@ -129,10 +119,7 @@ def test_a_removed_containers_series_leave_metrics_after_the_grace_period(servic
     port = free_port()
     run = service("-i", "docker0", "--metrics", f"127.0.0.1:{port}", "--metrics-grace", "2")
     run.wait_for("Docker: connected")
-    gone = docker_engine.client.containers.run(busybox_image, name=f"edt-gone-{os.getpid()}", detach=True)
-    gone.reload()
-    address = gone.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
-    wait_until(lambda: _answers(address), 15, "httpd in the container")
+    gone = serving(docker_engine.client.containers.run(busybox_image, name=f"edt-gone-{os.getpid()}", detach=True))
     wait_until(lambda: f'container="{gone.name}"' in scrape(port), 10, "its series")
     gone.remove(force=True)
     run.wait_for(f"metrics: series of removed container {gone.name} dropped", 20)

@@ -234,31 +234,15 @@ def test_a_capturing_watch_serves_metrics_too(docker_engine, web, terminal, tmp_
     term.wait_for(lambda lines: "EXIT=0" in lines, what="exit 0")
 
 
-def test_an_attack_the_container_answered_is_marked_in_the_alerts_column(docker_engine, busybox_image, terminal,
-                                                                           tmp_path):
-    serve = "mkdir -p /www && echo DB_PASSWORD=hunter2 > /www/.env && exec httpd -f -p 80 -h /www"
-    leaky = docker_engine.client.containers.run(busybox_image, ["sh", "-c", serve], name=f"edt-leakw-{os.getpid()}",
-                                                detach=True)
-    try:
-        leaky.reload()
-        address = leaky.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
-        term = terminal([*EYES_DEVINE, "watch", "-i", "docker0", "--db", str(tmp_path / "w.db")],
-                        environment(docker_engine))
-        term.wait_for(lambda lines: any("Docker:" in line and "containers" in line for line in lines),
-                      what="Docker connected in the header")
-        deadline = time.monotonic() + 15
-        while True:  # httpd may still be starting
-            try:
-                assert get(address, 80, "/.env") == 200
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "httpd did not start"
-                time.sleep(0.2)
-        assert get(address, 80, "/.git/config") == 404
-        lines = term.wait_for(lambda lines: (row := row_of(lines, leaky.name)) is not None and "(1!)" in row,
-                              what="two alerts, one answered")
-        assert row_of(lines, leaky.name)[6:8] == ["2", "(1!)"]
-        term.keys("C-c")
-        term.wait_for(lambda lines: "EXIT=0" in lines, what="exit 0")
-    finally:
-        leaky.remove(force=True)
+def test_an_attack_the_container_answered_is_marked_in_the_alerts_column(docker_engine, leaky, terminal, tmp_path):
+    term = terminal([*EYES_DEVINE, "watch", "-i", "docker0", "--db", str(tmp_path / "w.db")],
+                    environment(docker_engine))
+    term.wait_for(lambda lines: any("Docker:" in line and "containers" in line for line in lines),
+                  what="Docker connected in the header")
+    assert get(leaky.address, 80, "/.env") == 200
+    assert get(leaky.address, 80, "/.git/config") == 404
+    lines = term.wait_for(lambda lines: (row := row_of(lines, leaky.name)) is not None and "(1!)" in row,
+                          what="two alerts, one answered")
+    assert row_of(lines, leaky.name)[6:8] == ["2", "(1!)"]
+    term.keys("C-c")
+    term.wait_for(lambda lines: "EXIT=0" in lines, what="exit 0")
