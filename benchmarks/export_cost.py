@@ -21,10 +21,7 @@ benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -34,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.results import append_results  # noqa: E402
 
 MODES = ("off", "metrics", "otlp 1.0", "otlp 0.1", "metrics and otlp 1.0")
 
@@ -108,18 +107,11 @@ LIVE_ARGS = {"off": [], "metrics": ["--metrics", "0"], "otlp 1.0": ["--otlp", "{
 
 def live_figures(rate: int, seconds: int, runs: int, receiver: str, workdir: Path) -> list[str]:
     """CPU of `run` per 1,000 responses under hey at ``rate``, each mode in turn, best of ``runs`` rounds."""
-    from benchmarks.live_completeness import Run, cpu_seconds, hey, nginx_container
-    from tests.support.dockerd import answers, start_private_dockerd
+    from benchmarks.live_completeness import Run, cpu_seconds, docker_engine, hey, nginx_container
     from tests.support.images import ensure_image
     from tests.support.prometheus import free_port
 
-    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    client = answers(host)
-    engine = None
-    if client is None:
-        engine = start_private_dockerd(shutil.which("dockerd"))
-        client, host = engine.client, engine.host
-    env = {**os.environ, "DOCKER_HOST": host}
+    client, env, engine = docker_engine()
     best: dict[str, float] = {}
     container = nginx_container(client, ensure_image(client, shutil.which("busybox")), workdir)
     try:
@@ -181,10 +173,7 @@ def main() -> None:
                      + (f" ({result['dropped']} dropped)" if result["dropped"] else ""))
     lines += live
     print("\n".join(lines))
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as results:
-        results.write(f"\n## export cost, {stamp} ({machine})\n\n" + "".join(f"- {line}\n" for line in lines))
+    append_results("export cost", lines)
 
 
 if __name__ == "__main__":

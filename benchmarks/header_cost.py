@@ -17,9 +17,7 @@ PYTHONPATH).  Appends the figures to benchmarks/RESULTS.md.  Needs tshark; no ro
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -31,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from scapy.utils import wrpcap  # noqa: E402
 
+from benchmarks.results import append_results  # noqa: E402
 from tests.pcaps.hostile import Conversation  # noqa: E402
 
 MSS = 1448
@@ -134,11 +133,7 @@ def main() -> None:
                  for size, path in files.items()}
         lines.append(line("tshark -T fields", costs, f" (start-up {start_up:.2f} s not counted)"))
         print(lines[-1], flush=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    entry = (f"\n## header cost, {stamp} ({platform.machine()}, {os.cpu_count()} cores, "
-             f"Python {platform.python_version()})\n\n" + "\n".join(lines) + "\n")
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a") as results:
-        results.write(entry)
+    append_results("header cost", lines)
 
 
 if __name__ == "__main__":

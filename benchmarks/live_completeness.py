@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -38,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results import append_results  # noqa: E402
 from tests.support.dockerd import answers, start_private_dockerd  # noqa: E402
 from tests.support.images import ensure_image  # noqa: E402
 from tests.support.netns import Lab  # noqa: E402
@@ -167,6 +166,18 @@ def measure_tcpdump(url: str, rate: int, seconds: int) -> dict:
             "kernel_drops": int(dropped.group(1)) if dropped else 0}
 
 
+def docker_engine():
+    """A Docker client, the environment that names its engine, and the private dockerd started for it (None when
+    DOCKER_HOST or the default socket answered)."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    client = answers(host)
+    engine = None
+    if client is None:
+        engine = start_private_dockerd(shutil.which("dockerd"))
+        client, host = engine.client, engine.host
+    return client, {**os.environ, "DOCKER_HOST": host}, engine
+
+
 def nginx_container(client, image: str, workdir: Path):
     """The host's nginx in the busybox image: its binary and libraries bind-mounted read-only."""
     conf = workdir / "nginx.conf"
@@ -235,13 +246,7 @@ def main() -> None:
         if shutil.which(tool) is None:
             sys.exit(f"live_completeness.py: {tool} is missing (apt-get install hey tshark tcpdump docker.io "
                      "busybox-static nginx-light)")
-    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    client = answers(host)
-    engine = None
-    if client is None:
-        engine = start_private_dockerd(shutil.which("dockerd"))
-        client, host = engine.client, engine.host
-    env = {**os.environ, "DOCKER_HOST": host}
+    client, env, engine = docker_engine()
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edb-") as tmp:
         workdir = Path(tmp)
@@ -271,11 +276,7 @@ def main() -> None:
                 lines.append(line)
     if engine is not None:
         engine.close()
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as results:
-        results.write(f"\n## live completeness, {stamp} ({machine}; hey, nginx and the monitor share the machine)\n\n"
-                      + "".join(f"- {line}\n" for line in lines))
+    append_results("live completeness", lines, "hey, nginx and the monitor share the machine")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,6 @@ benchmarks/RESULTS.md.  Needs root, nginx, wrk, tcpdump and tshark.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -25,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results import append_results  # noqa: E402
 from tests.support.netns import Lab  # noqa: E402
 
 NGINX_CONF = """
@@ -117,10 +115,7 @@ def main() -> None:
         "(target >= 99%)",
     ]
     print("\n".join(lines))
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as results:
-        results.write(f"\n## read vs tshark, {stamp} ({machine})\n\n" + "".join(f"- {line}\n" for line in lines))
+    append_results("read vs tshark", lines)
 
 
 if __name__ == "__main__":

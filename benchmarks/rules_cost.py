@@ -15,9 +15,6 @@ figures to benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import random
 import resource
 import subprocess
@@ -30,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from scapy.utils import PcapWriter  # noqa: E402
 
+from benchmarks.results import append_results  # noqa: E402
 from tests.pcaps.hostile import Conversation  # noqa: E402
 
 BROWSER = (b"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0\r\n"
@@ -109,10 +107,7 @@ def main() -> None:
             lines.append(f"{name}: this tree {ours[0]:.2f} CPU s, {args.before} {theirs[0]:.2f} CPU s, "
                          f"{ours[0] / theirs[0] - 1:+.1%} (target <= +5%); {ours[1]:,} and {theirs[1]:,} exchanges")
             print(lines[-1], flush=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as results:
-        results.write(f"\n## rules cost, {stamp} ({machine})\n\n" + "".join(f"- {line}\n" for line in lines))
+    append_results("rules cost", lines)
 
 
 if __name__ == "__main__":
