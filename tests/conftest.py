@@ -8,9 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import install as shared_install
 from tests.support.captures import LAB_HTTP, LabCapture, lab_capture
 from tests.support.dockerd import DockerEngine, answers, start_private_dockerd
 from tests.support.images import ensure_image
+from tests.support.install import Install
 from tests.support.netns import Lab
 from tests.support.requirements import missing, require_binary, require_root
 
@@ -54,5 +56,18 @@ def lab() -> Iterator[Lab]:
     require_root()
     require_binary("ip", "iproute2")
     built = Lab()
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Install]:
+    """eyes-devine installed where `nobody` can read it: a process that dropped to it still imports modules."""
+    require_root()
+    require_binary("setpriv", "util-linux")
+    try:
+        built = shared_install.build()
+    except RuntimeError as error:
+        missing(f"a world-readable install ({error})")
     yield built
     built.close()

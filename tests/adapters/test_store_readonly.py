@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from eyes_devine.adapters.store.sqlite import open_store
-from tests.support import install as shared_install
-from tests.support.install import Install, run_as
+from tests.support.install import run_as
 from tests.support.records import WEB, flow, make
-from tests.support.requirements import missing, require_binary, require_root
+from tests.support.requirements import require_binary, require_root
 
 EYES_DEVINE = [sys.executable, "-m", "eyes_devine"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,19 +108,6 @@ def test_a_wal_that_cannot_be_read_on_read_only_storage_is_one_line_not_less_dat
     assert result.stderr == (f"eyes-devine: cannot read {db}: SQLite cannot create x.db-shm there (read-only "
                              f"storage?) and x.db-wal holds {pending} bytes not yet in the database; copy the "
                              "database with its -wal to writable storage and point --db at the copy\n")
-
-
-@pytest.fixture(scope="module")
-def shared() -> Iterator[Install]:
-    """eyes-devine installed where `nobody` can run it."""
-    require_root()
-    require_binary("setpriv", "util-linux")
-    try:
-        built = shared_install.build()
-    except RuntimeError as error:
-        missing(f"a world-readable install ({error})")
-    yield built
-    built.close()
 
 
 def test_a_user_who_may_only_read_the_files_reads_them(shared, tmp_path_factory):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 
 from tests.support.dockerd import DockerEngine
 from tests.support.load import get
-from tests.support.requirements import require_root
+from tests.support.netns import Lab
+from tests.support.requirements import require_binary, require_root
 from tests.support.service import Service
 
 
@@ -68,3 +70,23 @@ def leaky(docker_engine: DockerEngine, busybox_image: str) -> Iterator:
                                                     name=f"edt-leaky-{os.getpid()}", detach=True)
     yield serving(container, "/.env", 200)
     container.remove(force=True)
+
+
+SERVED_PORT = 8000
+"""The port of the lab's HTTP server (`served`)."""
+
+
+@pytest.fixture
+def served(lab: Lab):
+    """A bridge with an HTTP server (port :data:`SERVED_PORT`) and a client namespace with curl on it."""
+    require_binary("curl", "curl")
+    bridge = lab.bridge()
+    server = lab.host("s", 2, bridge=bridge)
+    client = lab.host("c", 3, bridge=bridge)
+    lab.processes.append(server.spawn(sys.executable, "-m", "http.server", str(SERVED_PORT), "--bind", "0.0.0.0"))
+    probe = f"import socket; socket.create_connection(('{server.address}', {SERVED_PORT}), timeout=1).close()"
+    deadline = time.monotonic() + 10
+    while client.run(sys.executable, "-c", probe, check=False).returncode != 0:
+        assert time.monotonic() < deadline, "http.server did not start"
+        time.sleep(0.1)
+    return bridge, server, client

@@ -11,47 +11,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import install as shared_install
-from tests.support.install import Install, run_as
-from tests.support.netns import Lab
+from tests.integration.conftest import SERVED_PORT as PORT
+from tests.support.install import run_as
 from tests.support.requirements import missing, require_binary, require_root
 
 pytestmark = pytest.mark.netns
 
 REPO = Path(__file__).resolve().parents[2]
-PORT = 8000
 NOBODY = 65534
-
-
-@pytest.fixture(scope="module")
-def shared() -> Iterator[Install]:
-    require_root()
-    try:
-        built = shared_install.build()
-    except RuntimeError as error:
-        missing(f"a world-readable install ({error})")
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def served(lab: Lab):
-    """A bridge with an HTTP server and a client namespace on it."""
-    bridge = lab.bridge()
-    server = lab.host("s", 2, bridge=bridge)
-    client = lab.host("c", 3, bridge=bridge)
-    lab.processes.append(server.spawn(sys.executable, "-m", "http.server", str(PORT), "--bind", "0.0.0.0"))
-    probe = f"import socket; socket.create_connection(('{server.address}', {PORT}), timeout=1).close()"
-    deadline = time.monotonic() + 10
-    while client.run(sys.executable, "-c", probe, check=False).returncode != 0:
-        assert time.monotonic() < deadline, "http.server did not start"
-        time.sleep(0.1)
-    return bridge, server, client
 
 
 @pytest.fixture

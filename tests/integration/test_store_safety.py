@@ -11,39 +11,17 @@ import signal
 import sqlite3
 import stat
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import install as shared_install
-from tests.support.install import Install, run_as
-from tests.support.netns import Lab
-from tests.support.requirements import missing, require_binary, require_root
+from tests.integration.conftest import SERVED_PORT as PORT
+from tests.support.install import run_as
 from tests.support.service import EYES_DEVINE, Service, stored, wait_until
 
 pytestmark = pytest.mark.netns
 
-PORT = 8000
 NO_DOCKER = {"PATH": "/usr/bin:/bin", "HOME": "/root", "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-
-
-@pytest.fixture
-def served(lab: Lab):
-    """A bridge with an HTTP server and a client namespace on it."""
-    require_binary("curl", "curl")
-    bridge = lab.bridge()
-    server = lab.host("s", 2, bridge=bridge)
-    client = lab.host("c", 3, bridge=bridge)
-    lab.processes.append(server.spawn(sys.executable, "-m", "http.server", str(PORT), "--bind", "0.0.0.0"))
-    probe = f"import socket; socket.create_connection(('{server.address}', {PORT}), timeout=1).close()"
-    deadline = time.monotonic() + 10
-    while client.run(sys.executable, "-c", probe, check=False).returncode != 0:
-        assert time.monotonic() < deadline, "http.server did not start"
-        time.sleep(0.1)
-    return bridge, server, client
 
 
 def fetch(served, path: str) -> None:
@@ -79,19 +57,6 @@ def test_a_second_run_on_the_same_database_exits_1_naming_the_first_which_keeps_
         code = first.stop()
     assert code == 0 and first.messages("stopped")[0]["stored"] == 2
     assert stored(db, "PRAGMA integrity_check") == [("ok",)]
-
-
-@pytest.fixture(scope="module")
-def shared() -> Iterator[Install]:
-    """eyes-devine installed where `nobody` can read it: after the drop it still imports modules."""
-    require_root()
-    require_binary("setpriv", "util-linux")
-    try:
-        built = shared_install.build()
-    except RuntimeError as error:
-        missing(f"a world-readable install ({error})")
-    yield built
-    built.close()
 
 
 def test_after_user_nobody_the_database_stays_roots_and_is_written_through_open_descriptors(served, shared,
