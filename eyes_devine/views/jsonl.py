@@ -30,13 +30,23 @@ def json_line(x: Exchange) -> str:
      reason, latency_ms, duration_ms, request_bytes, response_bytes, user_agent, content_type, flags, attribution,
      alerts, peer) = x  # one unpacking costs less than twenty attribute reads
     status_text = "null" if status is None else str(status)
+    if latency_ms is not None and duration_ms is not None and latency_ms < 1e12 and duration_ms < 1e12:
+        # The usual exchange: _milliseconds for both, inline (two calls per record are 2% of `read`).
+        latency, duration = f"{latency_ms:.3f}".rstrip("0"), f"{duration_ms:.3f}".rstrip("0")
+        if latency[-1] == ".":
+            latency += "0"
+        if duration[-1] == ".":
+            duration += "0"
+    else:
+        latency, duration = _milliseconds(latency_ms), _milliseconds(duration_ms)
     flags_text = f'[{",".join(map(_quote, flags))}]' if flags else "[]"
     return (
         f'{{"ts":{ts!r},"interface":{_quote(interface)},"client_ip":"{client_ip}",'
         f'"client_port":{client_port},"server_ip":"{server_ip}","server_port":{server_port},'
         f'"method":{_quote(method)},"target":{_quote(target)},"host":{_text(host)},'
         f'"http_version":"{http_version}","status":{status_text},"reason":{_text(reason)},'
-        f'"latency_ms":{_milliseconds(latency_ms)},"duration_ms":{_milliseconds(duration_ms)},"request_bytes":{request_bytes},"response_bytes":{response_bytes},'
+        f'"latency_ms":{latency},"duration_ms":{duration},"request_bytes":{request_bytes},'
+        f'"response_bytes":{response_bytes},'
         f'"user_agent":{_text(user_agent)},"content_type":{_text(content_type)},"flags":{flags_text},'
         + (_NO_CONTAINERS if attribution is NO_ATTRIBUTION else _containers(attribution))
         + (_NO_SECURITY if not alerts and peer is NO_PEER else _security(alerts, peer))
