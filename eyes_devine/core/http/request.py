@@ -258,7 +258,8 @@ class RequestSide(RequestRecovery):
             if rules is not None:
                 if type(head) is not bytes:
                     head = bytes(head)
-                if head.translate(None, rules.ordinary):
+                rare = head.translate(None, rules.ordinary)
+                if rare and (rare.strip(b"&") or b"&&" in head):  # a lone & is a query separator
                     req.alerts = rules.judge(head)
         if self._transfer_encoding is not None and self._content_length is not None:
             flag(req, "smuggling_suspect")
