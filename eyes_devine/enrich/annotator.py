@@ -71,17 +71,7 @@ def _add_rules(settings: Settings, log: Callable[[str], None], stages: list[Stag
         ruleset = RuleSet(rule_book(settings.rules_path))
     except RuleFileError as error:
         raise SecurityConfigError(str(error)) from None
-    match, merge = ruleset.match, ruleset.merge
-
-    def rules(exchange: Exchange) -> Exchange:
-        found = match(exchange)
-        if not found:
-            return exchange
-        if exchange.alerts:  # the core's verdict on the headers, merged in rule order
-            found = merge(exchange.alerts, found)
-        return exchange._replace(alerts=found)
-
-    stages.append(rules)
+    stages.append(ruleset.annotate)
 
 
 def _add_intel(settings: Settings, log: Callable[[str], None], stages: list[Stage],

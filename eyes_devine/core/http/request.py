@@ -258,8 +258,7 @@ class RequestSide(RequestRecovery):
             if rules is not None:
                 if type(head) is not bytes:
                     head = bytes(head)
-                rare = head.translate(None, rules.ordinary)
-                if rare and (rare.strip(b"&") or b"&&" in head):  # a lone & is a query separator
+                if head.translate(rules.marks) is not head and rules.suspect(head):
                     req.alerts = rules.judge(head)
         if self._transfer_encoding is not None and self._content_length is not None:
             flag(req, "smuggling_suspect")
