@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 LOOKUP_ROUNDS = 8
 """Nested lookups unwrapped (``${${lower:j}${::-n}di:…}``), bounded against a head built to loop."""
@@ -32,12 +33,18 @@ def unwrap_lookups(text: str) -> str:
     return text
 
 
+class Searcher(Protocol):
+    """A compiled pattern, or one compiled when first searched."""
+
+    def search(self, text: str, /) -> re.Match[str] | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HeaderPattern:
     """One ``headers`` match of a rule: a pattern searched in the lower-cased head."""
 
     rule: str
-    pattern: re.Pattern[str]
+    pattern: Searcher
     needs: tuple[str, ...] = ()
     """Literals one of which must be in the head before the pattern is searched."""
     unwrap: bool = False

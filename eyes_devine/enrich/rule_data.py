@@ -28,11 +28,30 @@ class RuleFileError(ValueError):
     """A rule file we cannot use: the message names the file and the rule."""
 
 
+class LazyPattern:
+    """A built-in pattern, compiled when first searched.
+
+    Compiling the shipped book costs more than reading a small capture, and
+    most patterns sit behind a prefilter or a ``needs`` gate that ordinary
+    traffic never opens.  The shipped file is compiled whole by its tests; a
+    user's file is compiled at start, so a broken pattern is refused there.
+    """
+
+    def __init__(self, source: str, flags: int) -> None:
+        self.pattern = source
+        self.flags = flags
+
+    def search(self, text: str) -> re.Match[str] | None:
+        compiled = re.compile(self.pattern, self.flags)
+        self.search = compiled.search  # type: ignore[method-assign]  # later searches go straight to C
+        return compiled.search(text)
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     place: str
     """One of :data:`PLACES`."""
-    pattern: re.Pattern[str]
+    pattern: re.Pattern[str] | LazyPattern
     needs: tuple[str, ...] = ()
     """Literals one of which must be present before the pattern is searched (a cheap gate)."""
     syntax: bool = False
@@ -109,13 +128,13 @@ def _rule(table: dict[str, object], where: str, builtin: bool) -> Rule:
     entries = table.get("match", [])
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
         raise RuleFileError(f"{where}: each match is a [[rule.match]] table")
-    matches = tuple(_match(entry, where) for entry in entries)
+    matches = tuple(_match(entry, where, builtin) for entry in entries)
     if kind == "pattern" and not matches:
         raise RuleFileError(f"{where}: no [[rule.match]]; give at least one pattern")
     return Rule(rule_id, str(table.get("catches", "")), str(table.get("misses", "")), matches, kind, builtin)
 
 
-def _match(entry: dict[str, object], where: str) -> Match:
+def _match(entry: dict[str, object], where: str, builtin: bool) -> Match:
     unknown = set(entry) - _MATCH_FIELDS
     if unknown:
         raise RuleFileError(f"{where}: unknown match field {sorted(unknown)[0]!r}")
@@ -125,8 +144,9 @@ def _match(entry: dict[str, object], where: str) -> Match:
     source = entry.get("pattern")
     if not isinstance(source, str) or not source:
         raise RuleFileError(f"{where}: a match needs a pattern")
+    flags = re.IGNORECASE if entry.get("ignore_case") else 0
     try:
-        pattern = re.compile(source, re.IGNORECASE if entry.get("ignore_case") else 0)
+        pattern = LazyPattern(source, flags) if builtin else re.compile(source, flags)
     except re.error as error:
         raise RuleFileError(f"{where}: pattern does not compile: {error}") from None
     needs = entry.get("needs", [])
@@ -136,9 +156,15 @@ def _match(entry: dict[str, object], where: str) -> Match:
                  bool(entry.get("unwrap", False)))
 
 
-@lru_cache(maxsize=8)
 def rule_book(user_file: str | None = None) -> RuleBook:
-    """The shipped rules, and the user's after them; raises RuleFileError."""
+    """The shipped rules, and the user's after them; raises RuleFileError.  Read once per file: the engine,
+    the rules stage and the stored-alerts views all ask."""
+    return _rule_book(user_file)
+
+
+@lru_cache(maxsize=8)
+def _rule_book(user_file: str | None) -> RuleBook:
+    # One cache key for rule_book() and rule_book(None): lru_cache tells the two spellings apart.
     text, origin = _builtin_text()
     rules, prefilter = parse_rules(text, origin, builtin=True)
     try:

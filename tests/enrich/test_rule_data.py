@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eyes_devine.enrich.rule_data import PLACES, RuleFileError, rule_book
+from eyes_devine.enrich.rule_data import PLACES, LazyPattern, RuleFileError, rule_book
 from eyes_devine.enrich.rules import RULE_IDS, RuleSet
 from tests.enrich.test_rules import exchange
 
@@ -32,6 +32,22 @@ def test_the_shipped_book_holds_every_rule_in_alert_order_with_what_it_catches_a
     assert book.ids == RULE_IDS and RULE_IDS[0] == "path-traversal" and RULE_IDS[-1] == "burst-4xx"
     assert all(rule.catches and rule.misses for rule in book.rules)
     assert {match.place for rule in book.rules for match in rule.matches} == set(PLACES)
+
+
+def test_every_shipped_pattern_compiles_though_it_is_compiled_when_first_searched():
+    """The shipped patterns compile lazily at run time, so a broken one must fail here, not on some packet."""
+    patterns = [match.pattern for rule in rule_book().rules for match in rule.matches]
+    assert patterns and all(isinstance(pattern, LazyPattern) for pattern in patterns)
+    for pattern in patterns:
+        assert isinstance(pattern, LazyPattern)
+        re.compile(pattern.pattern, pattern.flags)
+
+
+def test_a_shipped_pattern_compiled_on_first_search_then_searches_in_c():
+    pattern = LazyPattern(r"\bjndi:", re.IGNORECASE)
+    assert pattern.search("${JNDI:ldap://x}") is not None
+    assert pattern.search.__self__.pattern == r"\bjndi:"  # now the compiled pattern's own search
+    assert pattern.search("ordinary") is None
 
 
 def test_a_users_rule_runs_on_every_target_after_the_shipped_ones(tmp_path):
