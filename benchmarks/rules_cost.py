@@ -1,6 +1,6 @@
 """What the suspicious-request rules cost `read`: this tree against an older one, on two captures.
 
-    sudo .venv/bin/python benchmarks/rules_cost.py --before TREE [--capture FILE] [--runs 5]
+    sudo .venv/bin/python benchmarks/rules_cost.py --before TREE [--capture FILE] [--runs 5] [--instructions]
 
 The captures: the 300,000-packet keep-alive capture of read_vs_tshark.py
 (--capture, else made here), where every request is the same; and one made
@@ -8,15 +8,21 @@ here where every target differs, as a crawl or a scan makes them: 50,000
 requests on keep-alive connections with browser-like headers, a tenth carrying
 a search query, a few hundred carrying attacks in the target or a header.
 Each tree reads each capture with `read --json -q` (best of --runs, CPU seconds
-of the process); the figure is the ratio of this tree to TREE.  Appends the
-figures to benchmarks/RESULTS.md.
+of the process); the figure is the ratio of this tree to TREE.  CPU seconds move
+by several percent from run to run on a small VM, so --instructions also counts
+the instructions of one read per tree under callgrind (valgrind), which repeat
+to a few in a million.  Both trees' bytecode is compiled first: a tree without
+it would count compiling itself.  Appends the figures to benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,13 +86,38 @@ def cpu_of_read(tree: str, capture: Path, runs: int) -> tuple[float, int]:
     return best, lines
 
 
+def precompile(tree: str) -> None:
+    """Write the tree's bytecode (even when PYTHONDONTWRITEBYTECODE is set), so no run counts compiling it."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "eyes_devine"], cwd=tree, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def instructions_of_read(tree: str, capture: Path) -> int:
+    """Instructions of one `read --json -q` from ``tree``, counted by callgrind."""
+    with tempfile.NamedTemporaryFile(prefix="edr-callgrind-") as out:
+        result = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}", sys.executable,
+                                 "-m", "eyes_devine", "read", "--json", "-q", str(capture)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tree)
+    found = re.search(r"Collected : (\d+)", result.stderr)
+    if result.returncode != 0 or found is None:
+        sys.exit(f"rules_cost.py: callgrind of read in {tree} failed: {result.stderr.strip()[-500:]}")
+    return int(found.group(1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", required=True, metavar="TREE", help="an older checkout of eyes-devine")
     parser.add_argument("--capture", type=Path, help="the keep-alive capture (default: make the 300k-packet one)")
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each tree's instructions under callgrind (needs valgrind)")
     args = parser.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        sys.exit("rules_cost.py: --instructions needs valgrind (apt-get install valgrind)")
+    for tree in (str(ROOT), args.before):
+        precompile(tree)
     lines = []
     with tempfile.TemporaryDirectory(prefix="edr-") as tmp:
         workdir = Path(tmp)
@@ -107,6 +138,11 @@ def main() -> None:
             lines.append(f"{name}: this tree {ours[0]:.2f} CPU s, {args.before} {theirs[0]:.2f} CPU s, "
                          f"{ours[0] / theirs[0] - 1:+.1%} (target <= +5%); {ours[1]:,} and {theirs[1]:,} exchanges")
             print(lines[-1], flush=True)
+            if args.instructions:
+                mine, older = instructions_of_read(str(ROOT), capture), instructions_of_read(args.before, capture)
+                lines.append(f"{name}, callgrind: this tree {mine / 1e9:.3f}G instructions, {args.before} "
+                             f"{older / 1e9:.3f}G, {mine / older - 1:+.2%} (target <= +5%)")
+                print(lines[-1], flush=True)
     append_results("rules cost", lines)
 
 
