@@ -345,3 +345,24 @@ class ContainerInfo:
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorStatus:
+    """What a capturing `run` last said of itself, kept beside its records for `eyes-devine health`.
+
+    Written through the store's own writer thread, so a fresh one also says
+    that the database took a write; a stale one says the writer, the disk or
+    the process stopped.
+    """
+
+    updated: float
+    """When it was written (seconds since the epoch)."""
+    started: float
+    pid: int
+    host: str
+    version: str
+    sniffers: tuple[tuple[str, bool], ...]
+    """Each interface and whether its sniffer is capturing now."""
+    stopped: bool = False
+    """The run has ended (cleanly): nothing captures now."""

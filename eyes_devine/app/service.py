@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from eyes_devine import __version__
 from eyes_devine.adapters.capture import CaptureError
 from eyes_devine.adapters.host import Account, PrivilegeDropError, drop_privileges
 from eyes_devine.adapters.metrics import MetricsServerError
@@ -34,6 +37,7 @@ from eyes_devine.app.outputs import AlertLogSink, JsonLinesSink
 from eyes_devine.app.pipeline import Monitor
 from eyes_devine.config import Settings
 from eyes_devine.enrich.annotator import Annotator
+from eyes_devine.records import MonitorStatus
 from eyes_devine.sinks import Sink
 from eyes_devine.snapshots import MonitorSnapshot
 
@@ -130,6 +134,7 @@ async def serve(
         log.info("privileges dropped", user=account.name, uid=account.uid, gid=account.gid)
     log.info("capturing", interfaces=",".join(options.interfaces), filter=monitor.bpf)
 
+    status = StatusReport(writer)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -145,6 +150,7 @@ async def serve(
                 log.warning(event)
             snapshot = await asyncio.to_thread(monitor.snapshot)
             latest[:] = [snapshot]
+            status.publish(snapshot)
             for line in exports.tick(snapshot):
                 log.info(line)
             if on_tick is not None:
@@ -156,6 +162,7 @@ async def serve(
         for signum in (signal.SIGTERM, signal.SIGINT):  # a second Ctrl-C must not cut the writing short
             loop.add_signal_handler(signum, log.info, "stopping: writing what is still queued first")
         await asyncio.to_thread(monitor.stop)  # the engine's last records reach the sinks here
+        status.publish(None)
         await _close(outputs, options.annotator)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
@@ -168,6 +175,31 @@ async def serve(
     if on_end is not None:
         on_end(end.message)
     return end.code
+
+
+STATUS_SECONDS = 5.0
+"""Seconds between status rows while nothing changes (`eyes-devine health` allows 30 by default)."""
+
+
+class StatusReport:
+    """The status `run` keeps in its database for `eyes-devine health`: the sniffers, and a fresh time."""
+
+    def __init__(self, writer: StoreWriter) -> None:
+        self._writer = writer
+        self._started = time.time()
+        self._host = socket.gethostname()
+        self._sent: tuple[float, tuple[tuple[str, bool], ...]] | None = None
+
+    def publish(self, snapshot: MonitorSnapshot | None) -> None:
+        """Report the sniffers of ``snapshot`` (None: the run is ending) when they changed or it is time."""
+        now = time.time()
+        sniffers = tuple(sorted(snapshot.sniffers.items())) if snapshot is not None else ()
+        if snapshot is not None and self._sent is not None and self._sent[1] == sniffers \
+                and now - self._sent[0] < STATUS_SECONDS:
+            return
+        self._sent = (now, sniffers)
+        self._writer.report(MonitorStatus(now, self._started, os.getpid(), self._host, __version__, sniffers,
+                                          stopped=snapshot is None))
 
 
 async def _reloaded_rings(settings: Settings) -> RingBuffers:

@@ -166,3 +166,32 @@ def flows(as_json: bool, limit: int, since: str | None, protocol: str | None, co
 
     _show_stored(settings, lambda store: store.query_flows(query), as_json, flows_table,
                  "no stored flows match (flows are stored by `eyes-devine run --all-traffic`)")
+
+
+@main.command(epilog=ENVIRONMENT_HELP + "\n\n\b\nExit codes:\n  0  healthy\n  1  unhealthy, or no database\n"
+              "  2  bad flag")
+@store_options
+@click.option("--max-age", default="30", show_default=True, metavar="SECONDS",
+              help="A status older than this is stale: unhealthy.")
+def health(max_age: str, **flags: Any) -> None:
+    """Say whether a `run` is capturing and storing into --db now: exit 0, or 1 with the reason.
+
+    Reads the status `run` keeps in its database (every sniffer up, written
+    within --max-age seconds by the store's writer); opens no capture, needs
+    no privileges. For Docker's HEALTHCHECK, compose and systemd watchdogs.
+    """
+    import time
+
+    from eyes_devine.adapters.store.sqlite import StoreError
+    from eyes_devine.app.health import judge, read_status
+    from eyes_devine.cli.options import seconds
+
+    bound = seconds(max_age, "--max-age")
+    settings = build_settings(db_path=flags.pop("db_path"))
+    try:
+        status = read_status(settings.db_path)
+    except StoreError as error:
+        fail(f"unhealthy: {error}", EXIT_FAILURE)
+    verdict = judge(status, time.time(), bound, settings.db_path)
+    click.echo(verdict.line)
+    sys.exit(EXIT_OK if verdict.healthy else EXIT_FAILURE)

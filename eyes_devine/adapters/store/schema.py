@@ -85,5 +85,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # The whole time on the wire, first request byte to last response byte (a span's end, for OTLP export).
         "ALTER TABLE exchanges ADD COLUMN duration_ms REAL",
     ),
+    (
+        # What the running `run` last said of itself (records.MonitorStatus), for `eyes-devine health`: one row.
+        """CREATE TABLE monitor_status (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            updated REAL NOT NULL,
+            started REAL NOT NULL,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            version TEXT NOT NULL,
+            sniffers TEXT NOT NULL,
+            stopped INTEGER NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

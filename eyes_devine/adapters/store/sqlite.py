@@ -16,6 +16,7 @@ a one-line message that says what to do.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import sys
@@ -44,6 +45,7 @@ from eyes_devine.records import (
     NO_PEER,
     Exchange,
     Flow,
+    MonitorStatus,
     bucket_of,
     exchange_from_values,
     exchange_values,
@@ -76,6 +78,8 @@ def _row(x: Exchange) -> tuple[object, ...]:
 _FLOW_COLUMNS = ", ".join(FLOW_FIELDS)
 _INSERT_FLOW = f"INSERT INTO flows (bucket, {_FLOW_COLUMNS}) VALUES ({', '.join('?' * (len(FLOW_FIELDS) + 1))})"
 _TRIM_FLOWS = _TRIM.replace("exchanges", "flows")
+_STATUS = ("INSERT OR REPLACE INTO monitor_status (id, updated, started, pid, host, version, sniffers, stopped) "
+           "VALUES (1, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _flow_row(flow: Flow) -> tuple[object, ...]:
@@ -231,6 +235,30 @@ class ExchangeStore:
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
         return [flow_from_values(row) for row in rows]
+
+    async def write_status(self, status: MonitorStatus) -> None:
+        """Replace the monitor's status row (its own small transaction: proof that the database takes writes)."""
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        row = (status.updated, status.started, status.pid, status.host, status.version,
+               json.dumps(dict(status.sniffers)), int(status.stopped))
+        try:
+            async with self._writing:
+                await _in_transaction(self._db, (_STATUS, [row]))
+        except sqlite3.Error as error:
+            raise _error(self.path, error) from None
+
+    async def status(self) -> MonitorStatus | None:
+        """What the `run` writing this database last said of itself; None when no run has said anything."""
+        try:
+            rows = list(await self._db.execute_fetchall(
+                "SELECT updated, started, pid, host, version, sniffers, stopped FROM monitor_status WHERE id = 1"))
+        except sqlite3.Error as error:
+            raise _error(self.path, error) from None
+        if not rows:
+            return None
+        updated, started, pid, host, version, sniffers, stopped = rows[0]
+        return MonitorStatus(updated, started, pid, host, version, tuple(json.loads(sniffers).items()), bool(stopped))
 
     async def close(self) -> None:
         """Close the connection (and its thread: an open one keeps the process alive), then let go of the lock."""

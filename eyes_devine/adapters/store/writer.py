@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from eyes_devine.adapters.store.sqlite import ExchangeStore, StoreError, open_store
-from eyes_devine.records import Exchange, Flow
+from eyes_devine.records import Exchange, Flow, MonitorStatus
 from eyes_devine.sinks import Record, SinkCounters
 
 DEFAULT_BATCH_SIZE = 500
@@ -108,6 +108,7 @@ class StoreWriter:
         self._abandoned = False
         """close() gave up on the writer's thread: what it held is counted, whatever it does later."""
         self._pending: deque[Record] = deque()
+        self._status: MonitorStatus | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._wake_requested = False
@@ -151,6 +152,12 @@ class StoreWriter:
                 self._loop.call_soon_threadsafe(self._wake_up)
             except RuntimeError:  # the loop has ended; close() counts what is left
                 pass
+
+    def report(self, status: MonitorStatus) -> None:
+        """Publish the monitor's status (for `eyes-devine health`); never blocks.  The writer's thread writes
+        the latest one within a flush interval, so a status that stops changing in the database means this
+        thread, its disk or the process stopped."""
+        self._status = status
 
     def flush(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -249,6 +256,7 @@ class StoreWriter:
         pending = self._pending
         clock = self._loop.time
         emptied_at = clock()
+        written_status: MonitorStatus | None = None
         while True:
             # Everything queued before emptied_at is written; what came after waits one interval at most.
             timeout = emptied_at + self.flush_interval - clock()
@@ -270,6 +278,13 @@ class StoreWriter:
                     await self._write(store, exchanges, flows)
                 if len(batch) < self.batch_size:
                     break
+            status = self._status
+            if status is not None and status is not written_status:
+                written_status = status
+                try:
+                    await store.write_status(status)
+                except Exception:  # the batches report a failing disk; the row going stale tells health
+                    pass
             if self._closing and not pending:
                 return
 
