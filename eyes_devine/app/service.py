@@ -135,6 +135,7 @@ async def serve(
     log.info("capturing", interfaces=",".join(options.interfaces), filter=monitor.bpf)
 
     status = StatusReport(writer)
+    status.publish(await asyncio.to_thread(monitor.snapshot))  # `health` can answer from the first second
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
