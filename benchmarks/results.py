@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -17,3 +19,11 @@ def append_results(title: str, lines: list[str], conditions: str = "") -> None:
     bullets = "".join(line + "\n" if line.startswith("- ") else f"- {line}\n" for line in lines)
     with open(RESULTS, "a", encoding="utf-8") as results:
         results.write(f"\n## {title}, {stamp} ({machine}{'; ' + conditions if conditions else ''})\n\n{bullets}")
+
+
+def compile_bytecode(tree: str | Path) -> None:
+    """Write the tree's bytecode even when PYTHONDONTWRITEBYTECODE is set: a timed or counted run would otherwise
+    compile every module it imports, each time."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "eyes_devine"], cwd=tree, env=env, check=True,
+                   stdout=subprocess.DEVNULL)

@@ -18,7 +18,6 @@ it would count compiling itself.  Appends the figures to benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
 import resource
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from scapy.utils import PcapWriter  # noqa: E402
 
-from benchmarks.results import append_results  # noqa: E402
+from benchmarks.results import append_results, compile_bytecode  # noqa: E402
 from tests.pcaps.hostile import Conversation  # noqa: E402
 
 BROWSER = (b"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0\r\n"
@@ -86,13 +85,6 @@ def cpu_of_read(tree: str, capture: Path, runs: int) -> tuple[float, int]:
     return best, lines
 
 
-def precompile(tree: str) -> None:
-    """Write the tree's bytecode (even when PYTHONDONTWRITEBYTECODE is set), so no run counts compiling it."""
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "eyes_devine"], cwd=tree, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-
-
 def instructions_of_read(tree: str, capture: Path) -> int:
     """Instructions of one `read --json -q` from ``tree``, counted by callgrind."""
     with tempfile.NamedTemporaryFile(prefix="edr-callgrind-") as out:
@@ -117,7 +109,7 @@ def main() -> None:
     if args.instructions and shutil.which("valgrind") is None:
         sys.exit("rules_cost.py: --instructions needs valgrind (apt-get install valgrind)")
     for tree in (str(ROOT), args.before):
-        precompile(tree)
+        compile_bytecode(tree)
     lines = []
     with tempfile.TemporaryDirectory(prefix="edr-") as tmp:
         workdir = Path(tmp)
