@@ -362,7 +362,9 @@ class MonitorStatus:
     pid: int
     host: str
     version: str
-    sniffers: tuple[tuple[str, bool], ...]
-    """Each interface and whether its sniffer is capturing now."""
+    sniffers: tuple[tuple[str, str], ...]
+    """Each interface and its sniffer's state: ``up`` (capturing), ``down`` (not capturing, though it should:
+    the interface was asked for, or it is still there), or ``gone`` (a discovered bridge whose interface no longer
+    exists: its Docker network was removed)."""
     stopped: bool = False
     """The run has ended (cleanly): nothing captures now."""

@@ -3,7 +3,8 @@
 `run` keeps one status row in its database (:class:`~eyes_devine.records.MonitorStatus`),
 written by the store's writer thread every few seconds and whenever a sniffer
 starts or stops.  Healthy means: that row is younger than the staleness bound,
-the run has not ended, and every sniffer is capturing.  A row that stopped
+the run has not ended, and every sniffer is capturing, but for discovered
+bridges that went with their Docker network.  A row that stopped
 changing means the process, its writer thread or its disk stopped: each makes
 it stale.  For Docker's HEALTHCHECK, compose and systemd watchdogs: exit 0 or 1
 with one line.
@@ -35,12 +36,16 @@ def judge(status: MonitorStatus | None, now: float, max_age: float, db: str) -> 
     if age > max_age:
         return Verdict(False, f"unhealthy: {who} last reported {_ago(age)} (stale after {max_age:g} s): the "
                               "process, its disk or its database writer stopped")
-    down = [name for name, running in status.sniffers if not running]
-    if down or not status.sniffers:
+    if age < -max_age:  # a clock stepped back, or a row from elsewhere: it proves nothing about now
+        return Verdict(False, f"unhealthy: {who} reported {-age:.0f} s in the future; check the clocks")
+    up = [name for name, state in status.sniffers if state == "up"]
+    down = [name for name, state in status.sniffers if state not in ("up", "gone")]
+    gone = [name for name, state in status.sniffers if state == "gone"]
+    if down or not up:
         return Verdict(False, f"unhealthy: not capturing on {', '.join(down) or 'any interface'}; {who} "
                               f"reported {_ago(age)}")
-    interfaces = ", ".join(name for name, _ in status.sniffers)
-    return Verdict(True, f"healthy: capturing on {interfaces}; {who} reported {_ago(age)}")
+    also = f" ({', '.join(gone)} gone with {'its' if len(gone) == 1 else 'their'} Docker network)" if gone else ""
+    return Verdict(True, f"healthy: capturing on {', '.join(up)}{also}; {who} reported {_ago(age)}")
 
 
 def read_status(db: str) -> MonitorStatus | None:

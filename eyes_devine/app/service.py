@@ -134,14 +134,14 @@ async def serve(
         log.info("privileges dropped", user=account.name, uid=account.uid, gid=account.gid)
     log.info("capturing", interfaces=",".join(options.interfaces), filter=monitor.bpf)
 
-    status = StatusReport(writer)
-    status.publish(await asyncio.to_thread(monitor.snapshot))  # `health` can answer from the first second
+    status = StatusReport(writer, settings.interfaces or ())
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     next_stats = time.monotonic() + options.stats_interval
     try:
+        status.publish(await asyncio.to_thread(monitor.snapshot))  # `health` can answer from the first second
         while not stopping.is_set():
             try:
                 await asyncio.wait_for(stopping.wait(), options.health_interval)
@@ -185,22 +185,37 @@ STATUS_SECONDS = 5.0
 class StatusReport:
     """The status `run` keeps in its database for `eyes-devine health`: the sniffers, and a fresh time."""
 
-    def __init__(self, writer: StoreWriter) -> None:
+    def __init__(self, writer: StoreWriter, asked: tuple[str, ...]) -> None:
+        """``asked``: the interfaces the user named (-i, NETWORK_INTERFACES); the others were discovered."""
         self._writer = writer
+        self._asked = frozenset(asked)
         self._started = time.time()
         self._host = socket.gethostname()
-        self._sent: tuple[float, tuple[tuple[str, bool], ...]] | None = None
+        self._sent: tuple[float, tuple[tuple[str, str], ...]] | None = None
+        """When (monotonic) and what was last reported."""
 
     def publish(self, snapshot: MonitorSnapshot | None) -> None:
         """Report the sniffers of ``snapshot`` (None: the run is ending) when they changed or it is time."""
-        now = time.time()
-        sniffers = tuple(sorted(snapshot.sniffers.items())) if snapshot is not None else ()
+        now = time.monotonic()
+        sniffers = tuple(sorted((name, self._state(name, running)) for name, running in snapshot.sniffers.items())) \
+            if snapshot is not None else ()
         if snapshot is not None and self._sent is not None and self._sent[1] == sniffers \
                 and now - self._sent[0] < STATUS_SECONDS:
             return
         self._sent = (now, sniffers)
-        self._writer.report(MonitorStatus(now, self._started, os.getpid(), self._host, __version__, sniffers,
-                                          stopped=snapshot is None))
+        self._writer.report(MonitorStatus(time.time(), self._started, os.getpid(), self._host, __version__,
+                                          sniffers, stopped=snapshot is None))
+
+    def _state(self, name: str, running: bool) -> str:
+        if running:
+            return "up"
+        if name in self._asked:
+            return "down"
+        try:  # a discovered bridge that vanished went with its Docker network: nothing is broken
+            socket.if_nametoindex(name)
+        except OSError:
+            return "gone"
+        return "down"
 
 
 async def _reloaded_rings(settings: Settings) -> RingBuffers:

@@ -100,3 +100,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+READABLE_SINCE = 4
+"""The oldest schema the readers (`requests`, `alerts`, `flows`, `watch --attach`) query as it is: later ones
+only added what they do not read (the status row, which `health` asks for itself), so a database an older `run`
+still writes stays readable after an upgrade."""

@@ -37,7 +37,7 @@ from eyes_devine.adapters.store.files import (
 )
 from eyes_devine.adapters.store.lock import WriterLock
 from eyes_devine.adapters.store.query import FlowQuery, Query, flow_where_clause, where_clause
-from eyes_devine.adapters.store.schema import MIGRATIONS, SCHEMA_VERSION
+from eyes_devine.adapters.store.schema import MIGRATIONS, READABLE_SINCE, SCHEMA_VERSION
 from eyes_devine.records import (
     EXCHANGE_FIELDS,
     FLOW_FIELDS,
@@ -254,11 +254,19 @@ class ExchangeStore:
             rows = list(await self._db.execute_fetchall(
                 "SELECT updated, started, pid, host, version, sniffers, stopped FROM monitor_status WHERE id = 1"))
         except sqlite3.Error as error:
+            if "no such table" in str(error):  # schema 4: written by an eyes-devine older than `health`
+                raise StoreError(f"{self.path} is written by an older eyes-devine, which reports no status; "
+                                 "upgrade the `run` that writes it") from None
             raise _error(self.path, error) from None
         if not rows:
             return None
         updated, started, pid, host, version, sniffers, stopped = rows[0]
-        return MonitorStatus(updated, started, pid, host, version, tuple(json.loads(sniffers).items()), bool(stopped))
+        try:
+            return MonitorStatus(float(updated), float(started), int(pid), str(host), str(version),
+                                 tuple((str(name), str(state)) for name, state in json.loads(sniffers).items()),
+                                 bool(stopped))
+        except (ValueError, TypeError, AttributeError) as error:
+            raise StoreError(f"{self.path}: its status row is damaged ({error}); restart `eyes-devine run`") from None
 
     async def close(self) -> None:
         """Close the connection (and its thread: an open one keeps the process alive), then let go of the lock."""
@@ -387,7 +395,7 @@ async def _schema_version(db: aiosqlite.Connection, path: Path) -> int:
 def _check_readable(version: int, path: Path) -> None:
     if version == 0:
         raise StoreError(f"{path} holds no exchanges yet; start `eyes-devine run` first")
-    if version < SCHEMA_VERSION:
+    if version < READABLE_SINCE:
         raise StoreError(f"{path} has an older schema (version {version}); `eyes-devine run` upgrades it")
 
 

@@ -269,6 +269,7 @@ class StoreWriter:
             self._wake_requested = False
             while True:
                 emptied_at = clock()
+                closing = self._closing  # read before the status: the run's last status comes before close()
                 with self._lock:  # close() sees each record either queued or in flight
                     batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
                     exchanges = [record for record in batch if type(record) is Exchange]
@@ -276,16 +277,16 @@ class StoreWriter:
                     self._in_flight = (len(exchanges), len(flows))
                 if batch:
                     await self._write(store, exchanges, flows)
+                status = self._status  # between batches too: a writer that is behind is still alive
+                if status is not None and status is not written_status:
+                    written_status = status
+                    try:
+                        await store.write_status(status)
+                    except Exception:  # the batches report a failing disk; the row going stale tells health
+                        pass
                 if len(batch) < self.batch_size:
                     break
-            status = self._status
-            if status is not None and status is not written_status:
-                written_status = status
-                try:
-                    await store.write_status(status)
-                except Exception:  # the batches report a failing disk; the row going stale tells health
-                    pass
-            if self._closing and not pending:
+            if closing and not pending:
                 return
 
     async def _write(self, store: ExchangeStore, exchanges: list[Exchange], flows: list[Flow]) -> None:
