@@ -46,7 +46,7 @@ def test_every_shipped_pattern_compiles_though_it_is_compiled_when_first_searche
 def test_a_shipped_pattern_compiled_on_first_search_then_searches_in_c():
     pattern = LazyPattern(r"\bjndi:", re.IGNORECASE)
     assert pattern.search("${JNDI:ldap://x}") is not None
-    assert pattern.search.__self__.pattern == r"\bjndi:"  # now the compiled pattern's own search
+    assert isinstance(pattern.search.__self__, re.Pattern)  # now the compiled pattern's own search, in C
     assert pattern.search("ordinary") is None
 
 
