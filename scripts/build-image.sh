@@ -42,14 +42,15 @@ if [ -z "$base" ]; then
     fi
 fi
 
-# Which wheels fit: the base image's Python and machine.
-read -r python machine < <(docker run --rm --entrypoint python3 "$base" -c \
-    'import platform, sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}", platform.machine())') \
-    || fail "cannot run python3 in $base: the base needs Debian's python3 and python3-venv"
+# Which wheels fit: the base image's Python, machine and C library.
+read -r python machine glibc < <(docker run --rm --entrypoint python3 "$base" -c \
+    'import platform, sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}", platform.machine(),
+                                 platform.libc_ver()[1].split(".")[1])') \
+    || fail "cannot run python3 in $base: the base needs a glibc-based image with python3 and python3-venv"
 mkdir -p "$work/context/wheels"
 python3 -m pip wheel --quiet --no-deps --wheel-dir "$work/context/wheels" "$root"
 platforms=()
-for glibc in 17 24 26 27 28 31 34 35 36; do platforms+=(--platform "manylinux_2_${glibc}_${machine}"); done
+for minor in $(seq 17 "$glibc"); do platforms+=(--platform "manylinux_2_${minor}_${machine}"); done
 python3 -m pip download --quiet --only-binary=:all: --implementation cp --python-version "$python" \
     "${platforms[@]}" --platform "manylinux2014_${machine}" --dest "$work/context/wheels" \
     "$work"/context/wheels/eyes_devine-*.whl

@@ -5,15 +5,19 @@
 # instead of the kernel refusing to start the interpreter.
 set -e
 plain=/opt/eyes-devine/bin/eyes-devine
-case "${1:-run}" in
+[ $# -gt 0 ] || set -- run
+case "$1" in
     run|watch|interfaces)
-        for arg in "$@"; do [ "$arg" = "--attach" ] && exec "$plain" "$@"; done
+        for arg in "$@"; do
+            case "$arg" in --attach|-h|--help) exec "$plain" "$@" ;; esac  # nothing captured
+        done
         bounding=$(sed -n 's/^CapBnd:[[:space:]]*//p' /proc/self/status)
         if [ $((0x$bounding & 0x3000)) -ne $((0x3000)) ]; then
             echo "eyes-devine: capture needs NET_RAW and NET_ADMIN: start the container with" \
                  "--cap-add NET_RAW --cap-add NET_ADMIN (compose: cap_add)" >&2
             exit 2
         fi
-        exec /opt/eyes-devine/bin/python3-capture -m eyes_devine "$@" ;;
+        # -I: no PYTHON* variable and no path outside the venv reaches the interpreter that holds the capabilities
+        exec /opt/eyes-devine/bin/python3-capture -I -m eyes_devine "$@" ;;
 esac
 exec "$plain" "$@"
