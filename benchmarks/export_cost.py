@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.read_vs_tshark import keep_alive_capture  # noqa: E402
 from benchmarks.results import append_results  # noqa: E402
 
 MODES = ("off", "metrics", "otlp 1.0", "otlp 0.1", "metrics and otlp 1.0")
@@ -149,12 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="edx-") as tmp:
         workdir = Path(tmp)
-        capture = args.capture
-        if capture is None:
-            from benchmarks.read_vs_tshark import make_capture
-
-            capture = workdir / "load.pcap"
-            make_capture(capture, 300_000, workdir)
+        capture = keep_alive_capture(args.capture, workdir)
         receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
         try:
             url = f"http://127.0.0.1:{receiver.stdout.readline().strip()}/v1/traces"  # type: ignore[union-attr]

@@ -69,6 +69,15 @@ def make_capture(path: Path, packets: int, workdir: Path) -> None:
         lab.close()
 
 
+def keep_alive_capture(given: Path | None, workdir: Path) -> Path:
+    """``given``, or the 300,000-packet keep-alive capture made in ``workdir``: what the read benchmarks read."""
+    if given is not None:
+        return given
+    made = workdir / "load.pcap"
+    make_capture(made, 300_000, workdir)
+    return made
+
+
 def best_time(argv: list[str], runs: int) -> tuple[float, str]:
     best, output = float("inf"), ""
     for _ in range(runs):

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from scapy.utils import PcapWriter  # noqa: E402
 
+from benchmarks.read_vs_tshark import keep_alive_capture  # noqa: E402
 from benchmarks.results import append_results, compile_bytecode  # noqa: E402
 from tests.pcaps.hostile import Conversation  # noqa: E402
 
@@ -113,12 +114,7 @@ def main() -> None:
     lines = []
     with tempfile.TemporaryDirectory(prefix="edr-") as tmp:
         workdir = Path(tmp)
-        keep_alive = args.capture
-        if keep_alive is None:
-            from benchmarks.read_vs_tshark import make_capture
-
-            keep_alive = workdir / "load.pcap"
-            make_capture(keep_alive, 300_000, workdir)
+        keep_alive = keep_alive_capture(args.capture, workdir)
         varied = workdir / "varied.pcap"
         varied_capture(varied, args.requests)
         for name, capture in (("keep-alive, one target", keep_alive), ("every target differs", varied)):
