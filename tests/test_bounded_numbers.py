@@ -34,6 +34,10 @@ def eyes(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     ("requests", "-n", "99999999999999999999"),
     ("alerts", "-n", "0"),
     ("flows", "-n", "1000001"),
+    ("run", "--retain", "30s"),
+    ("run", "--retain", "nan"),
+    ("watch", "--retain", "1e999d"),
+    ("watch", "--attach", "--retain", "7d"),  # bounds what a run stores; attach stores nothing
 ])
 def test_a_number_out_of_bounds_is_one_line_and_exit_2(args):
     result = eyes(*args)

@@ -52,3 +52,24 @@ def test_default_location_is_var_lib_for_root_and_the_xdg_data_dir_otherwise():
     relative_xdg_is_ignored = {"HOME": "/home/ann", "XDG_DATA_HOME": "data"}
     assert default_db_path(relative_xdg_is_ignored, is_root=False) == (
         "/home/ann/.local/share/eyes-devine/exchanges.db")
+
+
+@pytest.mark.parametrize(("flag", "variable", "seconds"), [
+    (None, None, None), ("7d", None, 7 * 86400), (None, "12h", 12 * 3600), ("90m", "7d", 5400), ("1.5h", None, 5400),
+])
+def test_retain_comes_from_the_flag_then_the_variable_and_is_off_by_default(flag, variable, seconds):
+    environ = {"EYES_DEVINE_RETAIN": variable} if variable else {}
+    assert Settings.build(environ, retain=flag).retain == seconds
+
+
+@pytest.mark.parametrize(("flag", "variable", "message"), [
+    ("7x", None, "--retain: '7x' is not a duration like 90s, 10m, 2h, 7d"),
+    ("30s", None, "--retain: '30s' is outside 60 s to 3650 days"),
+    (None, "20y", "EYES_DEVINE_RETAIN: '20y' is not a duration like 90s, 10m, 2h, 7d"),
+    (None, "9999d", "EYES_DEVINE_RETAIN: '9999d' is outside 60 s to 3650 days"),
+])
+def test_a_bad_retain_is_one_line_naming_where_it_came_from(flag, variable, message):
+    environ = {"EYES_DEVINE_RETAIN": variable} if variable else {}
+    with pytest.raises(ConfigError) as error:
+        Settings.build(environ, retain=flag)
+    assert str(error.value) == message

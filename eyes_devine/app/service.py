@@ -84,7 +84,7 @@ async def serve(
     final line once every sink has delivered what it could.
     """
     writer = StoreWriter(
-        settings.db_path, settings.keep, batch_size=settings.batch_size,
+        settings.db_path, settings.keep, retain=settings.retain, batch_size=settings.batch_size,
         on_batch=lambda exchanges, flows, seconds: _log_batch(log, exchanges, flows, seconds),
         on_error=lambda kind: log.warning(f"could not store a batch: {kind}; further failures like it are counted, "
                                           "not logged"),
@@ -99,7 +99,8 @@ async def serve(
     except StoreError as error:
         log.error(str(error))
         return EXIT_FAILURE
-    log.info("store opened", db=settings.db_path, reloaded=rings.total, keep=settings.keep)
+    log.info("store opened", db=settings.db_path, reloaded=rings.total, keep=settings.keep,
+             **({"retain_s": settings.retain} if settings.retain is not None else {}))
     gc.freeze()  # start-up's objects (scapy's layers, the modules, the reloaded rings) stay: no GC pass walks them
     outputs: list[Sink] = [writer, rings]
     if options.json_fd is not None:

@@ -26,6 +26,7 @@ from eyes_devine.cli.options import (
     export_options,
     fail,
     parsing_options,
+    retention_options,
     seconds,
     security_options,
     store_options,
@@ -115,7 +116,7 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
 @capture_options
 @docker_options
 @store_options
-@click.option("--keep", type=int, metavar="N", help="Exchanges kept per container [EYES_DEVINE_KEEP; default 1000].")
+@retention_options
 @click.option("--batch-size", type=int, metavar="N",
               help="Most exchanges per SQLite transaction [EYES_DEVINE_BATCH_SIZE; default 500].")
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines on stderr [EYES_DEVINE_LOG_FORMAT].")
@@ -161,7 +162,7 @@ def run(stats_interval: str, as_json: bool, user: str | None, **flags: Any) -> N
 @capture_options
 @docker_options
 @store_options
-@click.option("--keep", type=int, metavar="N", help="Exchanges kept per container [EYES_DEVINE_KEEP; default 1000].")
+@retention_options
 @click.option("--attach", is_flag=True,
               help="Show what a running `eyes-devine run` stores in --db; needs no capture privileges.")
 @click.option("-c", "--container", metavar="NAME|ID", help="Only exchanges served or sent by this container.")
@@ -193,6 +194,9 @@ def watch(attach: bool, container: str | None, user: str | None, flows_view: boo
     if flows_view and not attach:
         flags["all_traffic"] = True
     if attach:  # nothing captured, nothing exported: OTEL_* variables set for the whole host are not read either
+        if flags.pop("retain") is not None:
+            fail("--retain bounds what eyes-devine stores; `watch --attach` stores nothing (give it to the `run` "
+                 "you attach to)")
         asked = [flag for flag in ("metrics", "max_routes", "metrics_grace", "otlp", "otlp_sample")
                  if flags.pop(flag) is not None]
         if asked:

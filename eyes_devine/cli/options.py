@@ -177,6 +177,16 @@ def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def retention_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """How much of the record the database keeps (`run`, capturing `watch`): per container, and for how long."""
+    command = click.option(
+        "--retain", metavar="DURATION",
+        help="Also delete stored exchanges and flows older than this (90m, 12h, 7d) [EYES_DEVINE_RETAIN; default: "
+             "no time bound].")(command)
+    return click.option("--keep", type=int, metavar="N",
+                        help="Exchanges kept per container [EYES_DEVINE_KEEP; default 1000].")(command)
+
+
 def export_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Where the record goes besides the database: Prometheus /metrics, OTLP spans (`run`, capturing `watch`)."""
     command = click.option(

@@ -49,6 +49,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "EYES_DEVINE_PROFILE": "an interface profile TOML file replacing the built-in one (same as --profile)",
     "EYES_DEVINE_DB": "the SQLite database `run` writes and `requests` reads (same as --db)",
     "EYES_DEVINE_KEEP": "exchanges kept per container, in memory and on disk (same as --keep; default 1000)",
+    "EYES_DEVINE_RETAIN": "how long stored exchanges and flows are kept at most, e.g. 7d (same as --retain)",
     "EYES_DEVINE_BATCH_SIZE": "most exchanges written to SQLite in one transaction (same as --batch-size; default 500)",
     "EYES_DEVINE_MAX_HEADER_BYTES": "most bytes of one HTTP message head (same as --max-header-bytes; default 65536)",
     "EYES_DEVINE_LOG_FORMAT": "`run` log lines: text or json (same as --log-format)",
@@ -82,6 +83,8 @@ class Settings:
     """The SQLite database; the default is under the user's data directory (root: /var/lib/eyes-devine)."""
     keep: int = DEFAULT_KEEP
     """Exchanges kept per container (and in the unattributed bucket)."""
+    retain: float | None = None
+    """Seconds a stored exchange or flow is kept at most (``--retain 7d``); None: no time bound, only ``keep``."""
     batch_size: int = DEFAULT_BATCH_SIZE
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     """Most bytes of one HTTP message head; past it the message is flagged ``oversized``."""
@@ -113,6 +116,7 @@ class Settings:
         follow_docker_ports: bool = True,
         db_path: str | None = None,
         keep: int | None = None,
+        retain: str | None = None,
         batch_size: int | None = None,
         max_header_bytes: int | None = None,
         log_format: str | None = None,
@@ -160,6 +164,7 @@ class Settings:
             db_path=_db_path(db_path, environ, is_root),
             keep=bounded_whole(keep, environ.get("EYES_DEVINE_KEEP"), "--keep", "EYES_DEVINE_KEEP", DEFAULT_KEEP,
                           KEEP_BOUNDS),
+            retain=_retain(retain, environ.get("EYES_DEVINE_RETAIN")),
             batch_size=bounded_whole(batch_size, environ.get("EYES_DEVINE_BATCH_SIZE"), "--batch-size",
                                 "EYES_DEVINE_BATCH_SIZE", DEFAULT_BATCH_SIZE, BATCH_BOUNDS),
             max_header_bytes=bounded_whole(max_header_bytes, environ.get("EYES_DEVINE_MAX_HEADER_BYTES"),
@@ -261,6 +266,29 @@ def parse_status(text: str) -> tuple[int, int]:
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+RETAIN_BOUNDS = (60.0, 10 * 365 * 86400.0)
+"""--retain: at least a minute (a shorter bound would empty the store between two reads), at most ten years."""
+
+
+def parse_duration(text: str, what: str, low: float, high: float) -> float:
+    """Seconds from a duration a person typed: 90s, 10m, 2h, 7d."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ConfigError(f"{what}: {text!r} is not a duration like 90s, 10m, 2h, 7d")
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2].lower()]
+    if not low <= seconds <= high:
+        raise ConfigError(f"{what}: {text!r} is outside {low:g} s to {high / 86400:g} days")
+    return seconds
+
+
+def _retain(flag: str | None, variable: str | None) -> float | None:
+    if flag is not None:
+        return parse_duration(flag, "--retain", *RETAIN_BOUNDS)
+    if variable and variable.strip():
+        return parse_duration(variable, "EYES_DEVINE_RETAIN", *RETAIN_BOUNDS)
+    return None
 
 
 def parse_since(text: str, now: float) -> float:

@@ -24,7 +24,7 @@ from eyes_devine.adapters.store.schema import MIGRATIONS, SCHEMA_VERSION
 from eyes_devine.adapters.store.sqlite import StoreError, open_store
 from eyes_devine.adapters.store.writer import StoreWriter
 from eyes_devine.config import parse_since, parse_status
-from eyes_devine.records import EXCHANGE_FIELDS, UNATTRIBUTED, Exchange, bucket_of
+from eyes_devine.records import EXCHANGE_FIELDS, UNATTRIBUTED, Exchange, MonitorStatus, bucket_of
 from tests.support.records import API, T0, WEB, WORKER, flow, make
 
 MAKE_EXCHANGE = """
@@ -140,6 +140,35 @@ def test_a_smaller_keep_at_start_trims_what_is_stored(tmp_path):
     asyncio.run(write_and_close(db, 10))
     counts, stored = asyncio.run(read_back(db))
     assert counts == {WEB: 10} and stored[-1].target == "/items/90"
+
+
+def test_retain_deletes_what_is_older_at_open_on_each_write_and_while_idle(tmp_path):
+    db = tmp_path / "x.db"
+    now = time.time()
+    old, recent = now - 7200, now - 60
+    aged = [served_by_web(i, ts=old + i) for i in range(5)] + [served_by_web(i, ts=recent) for i in range(5, 8)]
+    asyncio.run(write_and_close(db, 1000, aged))  # no time bound yet: all eight stay
+
+    def stored(table: str = "exchanges") -> int:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    assert stored() == 8
+
+    async def with_retain() -> None:
+        store = await open_store(db, 1000, retain=3600)  # at open: the five older than an hour go
+        try:
+            assert stored() == 3
+            await store.write([served_by_web(9, ts=old)], [flow(1, ts=old), flow(2, ts=recent)])
+            assert stored() == 3 and stored("flows") == 1, "on each write too, flows included"
+            with sqlite3.connect(db) as other:  # rows that aged while nothing was written
+                other.execute("UPDATE exchanges SET ts = ?", (old,))
+            await store.write_status(MonitorStatus(now, now, 1, "h", "v", (("lo", "up"),)))
+            assert stored() == 0, "the status row, written every few seconds, expires them while idle"
+        finally:
+            await store.close()
+
+    asyncio.run(with_retain())
 
 
 def test_every_field_survives_the_round_trip(tmp_path):

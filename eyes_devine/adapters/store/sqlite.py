@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import TypeVar
 
@@ -78,6 +79,8 @@ def _row(x: Exchange) -> tuple[object, ...]:
 _FLOW_COLUMNS = ", ".join(FLOW_FIELDS)
 _INSERT_FLOW = f"INSERT INTO flows (bucket, {_FLOW_COLUMNS}) VALUES ({', '.join('?' * (len(FLOW_FIELDS) + 1))})"
 _TRIM_FLOWS = _TRIM.replace("exchanges", "flows")
+_EXPIRE = "DELETE FROM exchanges WHERE ts < ?"
+_EXPIRE_FLOWS = "DELETE FROM flows WHERE ts_last < ?"
 _STATUS = ("INSERT OR REPLACE INTO monitor_status (id, updated, started, pid, host, version, sniffers, stopped) "
            "VALUES (1, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -138,10 +141,12 @@ class ExchangeStore:
     """One SQLite database of exchanges, at most ``keep`` per bucket; open it with :func:`open_store`."""
 
     def __init__(self, db: aiosqlite.Connection, path: Path, keep: int, readonly: bool,
-                 lock: WriterLock | None = None) -> None:
+                 lock: WriterLock | None = None, retain: float | None = None) -> None:
         self._db = db
         self.path = path
         self.keep = keep
+        self.retain = retain
+        """Seconds a record is kept at most (--retain); None: only ``keep`` bounds the store."""
         self.readonly = readonly
         self._lock = lock
         """The one-writer lock (writing only), released at close."""
@@ -161,7 +166,7 @@ class ExchangeStore:
         try:
             async with self._writing:
                 await _in_transaction(self._db, (_INSERT, rows), (_TRIM, trims), (_INSERT_FLOW, flow_rows),
-                                      (_TRIM_FLOWS, flow_trims))
+                                      (_TRIM_FLOWS, flow_trims), *self._expiry())
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
 
@@ -243,8 +248,8 @@ class ExchangeStore:
         row = (status.updated, status.started, status.pid, status.host, status.version,
                json.dumps(dict(status.sniffers)), int(status.stopped))
         try:
-            async with self._writing:
-                await _in_transaction(self._db, (_STATUS, [row]))
+            async with self._writing:  # and what --retain expired meanwhile, when no record came to do it
+                await _in_transaction(self._db, (_STATUS, [row]), *self._expiry())
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
 
@@ -277,12 +282,20 @@ class ExchangeStore:
                 self._lock.release()
 
     async def _trim_all(self) -> None:
-        """Bring every bucket down to ``keep``, for when it is smaller than in the last run."""
+        """Bring every bucket down to ``keep``, for when it is smaller than in the last run, and drop what
+        ``retain`` has expired since."""
         buckets = await self._db.execute_fetchall("SELECT DISTINCT bucket FROM exchanges")
         trims = [(bucket, bucket, self.keep) for (bucket,) in buckets]
         flow_buckets = await self._db.execute_fetchall("SELECT DISTINCT bucket FROM flows")
         flow_trims = [(bucket, bucket, self.keep) for (bucket,) in flow_buckets]
-        await _in_transaction(self._db, (_TRIM, trims), (_TRIM_FLOWS, flow_trims))
+        await _in_transaction(self._db, (_TRIM, trims), (_TRIM_FLOWS, flow_trims), *self._expiry())
+
+    def _expiry(self) -> tuple[tuple[str, list[tuple[object, ...]]], ...]:
+        """The deletes of records older than ``retain`` (a range on the ts indexes), or none."""
+        if self.retain is None:
+            return ()
+        cutoff = [(time.time() - self.retain,)]
+        return (_EXPIRE, cutoff), (_EXPIRE_FLOWS, cutoff)
 
 
 async def _in_transaction(db: aiosqlite.Connection, *steps: tuple[str, list[tuple[object, ...]]]) -> None:
@@ -300,7 +313,7 @@ async def _in_transaction(db: aiosqlite.Connection, *steps: tuple[str, list[tupl
 
 
 async def open_store(
-    path: str | os.PathLike[str], keep: int = DEFAULT_KEEP, *, readonly: bool = False
+    path: str | os.PathLike[str], keep: int = DEFAULT_KEEP, *, readonly: bool = False, retain: float | None = None
 ) -> ExchangeStore:
     """Open (and for writing, lock, create and migrate) the database at ``path``.
 
@@ -328,7 +341,7 @@ async def open_store(
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
             await _migrate(db, path)
-        store = ExchangeStore(db, path, keep, readonly, lock)
+        store = ExchangeStore(db, path, keep, readonly, lock, retain)
         if not readonly:
             await store._trim_all()
     except BaseException as error:

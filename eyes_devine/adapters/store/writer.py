@@ -54,6 +54,7 @@ class StoreWriter:
         path: str | os.PathLike[str],
         keep: int,
         *,
+        retain: float | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_pending: int = DEFAULT_MAX_PENDING,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
@@ -70,6 +71,7 @@ class StoreWriter:
             raise ValueError("batch_size and max_pending must be at least 1")
         self.path = path
         self.keep = keep
+        self.retain = retain
         self.batch_size = batch_size
         self.max_pending = max_pending
         self.flush_interval = flush_interval
@@ -237,7 +239,7 @@ class StoreWriter:
 
     async def _run(self) -> None:
         try:
-            store = await open_store(self.path, self.keep)
+            store = await open_store(self.path, self.keep, retain=self.retain)
         except Exception as error:  # one line for start() to raise; never a thread dying with start() waiting
             self._open_error = error if isinstance(error, StoreError) else StoreError(
                 f"cannot open {self.path}: {error_kind(error)}")
