@@ -83,11 +83,14 @@ def test_read_with_rules_raises_a_users_rule_on_a_capture(tmp_path):
     ('[[rule]]\nid = "x"\nkind = "burst"\n', "rule 'x': kind 'burst' is not one a rule file can use"),
     ("rule = [", "not TOML"),
     ("", "no [[rule]] in it"),
+    ('[rule]\nid = "x"\n', "each rule is a [[rule]] table (two brackets)"),  # single brackets: not a traceback
+    ('rule = 5\n', "each rule is a [[rule]] table"),
+    ('[[rule]]\nid = "x"\nmatch = 5\n', "rule 'x': each match is a [[rule.match]] table"),
 ])
 def test_a_bad_rule_file_is_one_line_naming_the_file_and_the_rule_and_exit_2(tmp_path, text, message):
     bad = tmp_path / "bad.toml"
     bad.write_text(text)
-    with pytest.raises(RuleFileError, match="^" + str(bad).replace(".", r"\.")):
+    with pytest.raises(RuleFileError, match="^" + re.escape(str(bad)) + ".*" + re.escape(message)):
         rule_book(str(bad))
     result = subprocess.run([*EYES_DEVINE, "read", "--rules", str(bad), str(PCAPS / "lab-http.pcap")],
                             capture_output=True, text=True, timeout=60)
@@ -127,15 +130,3 @@ def test_alerts_filters_on_a_users_rule_when_told_of_the_file(tmp_path):
     unknown = subprocess.run(asked, capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 2
     assert unknown.stderr.startswith("eyes-devine: --rule 'internal-admin' is not a rule id")
-
-
-@pytest.mark.parametrize(("text", "message"), [
-    ('[rule]\nid = "x"\n', "each rule is a [[rule]] table (two brackets)"),
-    ('rule = 5\n', "each rule is a [[rule]] table"),
-    ('[[rule]]\nid = "x"\nmatch = 5\n', "rule 'x': each match is a [[rule.match]] table"),
-])
-def test_a_rule_file_with_single_brackets_is_one_line_not_a_traceback(tmp_path, text, message):
-    bad = tmp_path / "bad.toml"
-    bad.write_text(text)
-    with pytest.raises(RuleFileError, match=re.escape(message)):
-        rule_book(str(bad))
