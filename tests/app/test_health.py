@@ -20,6 +20,20 @@ def status(age: float = 2.0, sniffers=(("docker0", "up"), ("br-1", "up")), stopp
     return MonitorStatus(NOW - age, NOW - 600, 4242, "host-a", "1.0", tuple(sniffers), stopped)
 
 
+def write_statuses(db, *statuses: MonitorStatus) -> None:
+    """Each status written in turn, as a run's store writer does, on a real SQLite file."""
+
+    async def write() -> None:
+        store = await open_store(db, 10)
+        try:
+            for one in statuses:
+                await store.write_status(one)
+        finally:
+            await store.close()
+
+    asyncio.run(write())
+
+
 def test_fresh_with_every_sniffer_up_is_healthy():
     verdict = judge(status(), NOW, 30, "x.db")
     assert verdict.healthy
@@ -59,29 +73,14 @@ def test_a_stopped_run_and_no_report_are_unhealthy():
 def test_the_status_row_round_trips_through_sqlite_and_is_replaced(tmp_path):
     db = tmp_path / "x.db"
 
-    async def write(*statuses: MonitorStatus) -> None:
-        store = await open_store(db, 10)
-        try:
-            for one in statuses:
-                await store.write_status(one)
-        finally:
-            await store.close()
-
-    asyncio.run(write(status(age=9), status(age=1, sniffers=(("eth9", "down"),))))
+    write_statuses(db, status(age=9), status(age=1, sniffers=(("eth9", "down"),)))
     assert read_status(str(db)) == status(age=1, sniffers=(("eth9", "down"),))
 
 
 def test_a_damaged_status_row_and_an_older_schema_are_one_line(tmp_path):
     db = tmp_path / "x.db"
 
-    async def write() -> None:
-        store = await open_store(db, 10)
-        try:
-            await store.write_status(status())
-        finally:
-            await store.close()
-
-    asyncio.run(write())
+    write_statuses(db, status())
     with sqlite3.connect(db) as connection:
         connection.execute("UPDATE monitor_status SET sniffers = '[1]'")
     with pytest.raises(StoreError, match="its status row is damaged"):
