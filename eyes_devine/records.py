@@ -130,6 +130,9 @@ class Exchange(NamedTuple):
     """Ids of the suspicious-request rules this exchange matched (see `eyes-devine alerts`)."""
     peer: Peer = NO_PEER
     """Where the exchange's public end is (the client of an inbound request, the server of an outbound one)."""
+    observer: str | None = None
+    """The host that captured it (``--observer``, by default its hostname; ECS's ``observer.name``); None when
+    read from a file."""
 
     def to_dict(self) -> dict[str, object]:
         """The JSON contract: every flat field, flags and alerts as lists, latency to the microsecond."""
@@ -178,6 +181,8 @@ class Flow(NamedTuple):
     """The serving and initiating containers when the flow started."""
     peer: Peer = NO_PEER
     """Where the flow's public end is (the client if public, else the server)."""
+    observer: str | None = None
+    """The host that captured it, as for exchanges."""
 
     def to_dict(self) -> dict[str, object]:
         """The JSON contract of `flows --json`: every flat field."""
@@ -197,16 +202,18 @@ _ATTRIBUTION_AT = Exchange._fields.index("attribution")
 _FLOW_ATTRIBUTION_AT = Flow._fields.index("attribution")
 _attribution_values = attrgetter(*ATTRIBUTION_FIELDS)
 _peer_values = attrgetter(*PEER_FIELDS)
+_PEER_WIDTH = len(PEER_FIELDS)
 
 
 def exchange_values(x: Exchange) -> tuple[object, ...]:
     """The exchange's values in :data:`EXCHANGE_FIELDS` order."""
-    return (*x[:_ATTRIBUTION_AT], *_attribution_values(x.attribution), x.alerts, *_peer_values(x.peer))
+    return (*x[:_ATTRIBUTION_AT], *_attribution_values(x.attribution), x.alerts, *_peer_values(x.peer), x.observer)
 
 
 def flow_values(flow: Flow) -> tuple[object, ...]:
     """The flow's values in :data:`FLOW_FIELDS` order."""
-    return (*flow[:_FLOW_ATTRIBUTION_AT], *_attribution_values(flow.attribution), *_peer_values(flow.peer))
+    return (*flow[:_FLOW_ATTRIBUTION_AT], *_attribution_values(flow.attribution), *_peer_values(flow.peer),
+            flow.observer)
 
 
 def attribution_of(values: tuple[object, ...] | list[object]) -> Attribution:
@@ -222,14 +229,16 @@ def peer_of(values: tuple[object, ...] | list[object]) -> Peer:
 def exchange_from_values(values: tuple[object, ...] | list[object]) -> Exchange:
     """The inverse of :func:`exchange_values` (flags and alerts as tuples)."""
     at, width = _ATTRIBUTION_AT, len(ATTRIBUTION_FIELDS)
-    return Exchange(*values[:at], attribution_of(values[at:at + width]), values[at + width],  # type: ignore[arg-type]
-                    peer_of(values[at + width + 1:]))
+    peer_at = at + width + 1
+    return Exchange(*values[:at], attribution_of(values[at:peer_at - 1]), values[peer_at - 1],  # type: ignore[arg-type]
+                    peer_of(values[peer_at:peer_at + _PEER_WIDTH]), values[peer_at + _PEER_WIDTH])
 
 
 def flow_from_values(values: tuple[object, ...] | list[object]) -> Flow:
     """The inverse of :func:`flow_values`."""
     at, width = _FLOW_ATTRIBUTION_AT, len(ATTRIBUTION_FIELDS)
-    return Flow(*values[:at], attribution_of(values[at:at + width]), peer_of(values[at + width:]))  # type: ignore[arg-type]
+    return Flow(*values[:at], attribution_of(values[at:at + width]),  # type: ignore[arg-type]
+                peer_of(values[at + width:at + width + _PEER_WIDTH]), values[at + width + _PEER_WIDTH])
 
 
 ANSWERED, REDIRECTED, REFUSED, FAILED, NO_RESPONSE = "answered", "redirected", "refused", "failed", "no_response"

@@ -37,6 +37,8 @@ class ContainerRow:
     answered_alerts: int = 0
     """Of those, the ones the server answered (see :func:`~eyes_devine.records.outcome`): attacks that may have
     worked."""
+    observer: str | None = None
+    """The host that captured these (a database many hosts write has a row per observer and container)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,8 @@ class Board:
     name = "board"
 
     def __init__(self, latest: int = 200, wanted: Callable[[Record], bool] | None = None, flows: int = 0) -> None:
-        self._tallies: dict[str, _Tally] = {}
+        self._tallies: dict[tuple[str | None, str], _Tally] = {}
+        """(observer, bucket) -> its tally: many hosts' containers are told apart."""
         self._latest: deque[Exchange] = deque(maxlen=latest)
         self._flows: deque[Flow] | None = deque(maxlen=flows) if flows else None
         self._lock = threading.Lock()
@@ -92,9 +93,10 @@ class Board:
     def add(self, x: Exchange) -> None:
         if not self._wanted(x):
             return
-        key = bucket_of(x)
-        name = x.attribution.container or x.attribution.client_container or key
+        bucket = bucket_of(x)
+        name = x.attribution.container or x.attribution.client_container or bucket
         second = int(x.ts)
+        key = (x.observer, bucket)
         with self._lock:
             tally = self._tallies.get(key)
             if tally is None:
@@ -134,15 +136,15 @@ class Board:
             latest = tuple(self._latest)
             total = self.total
         rows = []
-        for key, name, requests, by_class, latencies, recent, last, last_seen, alerts, answered in raw:
+        for (observer, key), name, requests, by_class, latencies, recent, last, last_seen, alerts, answered in raw:
             latencies.sort()
             service, image = services.get(key, (None, None))
             rows.append(ContainerRow(
-                key=key, name=name, service=service, image=image, requests=requests,
+                key=key, observer=observer, name=name, service=service, image=image, requests=requests,
                 rate=recent / RATE_WINDOW, by_class=by_class,  # type: ignore[arg-type]
                 p50_ms=_percentile(latencies, 0.50) if latencies else None,
                 p95_ms=_percentile(latencies, 0.95) if latencies else None,
                 last=last, last_seen=last_seen, alerts=alerts, answered_alerts=answered,
             ))
-        rows.sort(key=lambda row: (row.key == UNATTRIBUTED, -row.rate, -row.requests, row.name))
+        rows.sort(key=lambda row: (row.key == UNATTRIBUTED, -row.rate, -row.requests, row.name, row.observer or ""))
         return Snapshot(tuple(rows), latest, total, flows)

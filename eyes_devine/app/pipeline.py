@@ -34,6 +34,8 @@ from eyes_devine.records import ContainerInfo, EngineCounters, Exchange, Flow
 from eyes_devine.sinks import Sink
 from eyes_devine.snapshots import EngineSnapshot, MonitorSnapshot
 
+_new = tuple.__new__
+
 PROGRESS_EVERY = 8192
 """Frames between progress callbacks: often enough for a smooth bar, rare enough to cost nothing."""
 QUEUE_FRAMES = 200_000
@@ -57,8 +59,11 @@ class Stages:
     """
 
     def __init__(self, sinks: Sequence[Sink], annotator: Annotator | None = None,
-                 containers: ContainerMap | None = None, lock: threading.Lock | None = None) -> None:
+                 containers: ContainerMap | None = None, lock: threading.Lock | None = None,
+                 observer: str | None = None) -> None:
         self.sinks = tuple(sinks)
+        self._observer = observer
+        """The capturing host's name, stamped on every record (live capture); None when reading a file."""
         self._accepts = tuple(sink.accept for sink in self.sinks)
         self._annotator = annotator
         self._containers = containers
@@ -66,6 +71,8 @@ class Stages:
         self.exchange: Callable[[Exchange], None] = self._exchange_stages()
 
     def attribute(self, record: Exchange | Flow) -> Exchange | Flow:
+        if self._observer is not None:  # the last field: a slice and one tuple, a third of _replace's cost
+            record = _new(type(record), (*record[:-1], self._observer))
         if self._containers is None:
             return record
         with self._lock:
@@ -73,7 +80,7 @@ class Stages:
 
     def _exchange_stages(self) -> Callable[[Exchange], None]:
         annotate, accepts = self._annotator, self._accepts
-        if self._containers is None and annotate is not None and len(accepts) == 1:
+        if self._containers is None and self._observer is None and annotate is not None and len(accepts) == 1:
             [accept] = accepts
 
             def annotated(x: Exchange) -> None:
@@ -269,7 +276,7 @@ class Monitor:
         self.containers = ContainerMap(host_addresses=host_addresses)
         self._lock = threading.Lock()
         self._ports = settings.ports
-        self.stages = Stages(sinks, annotator, self.containers, self._lock)
+        self.stages = Stages(sinks, annotator, self.containers, self._lock, settings.observer)
         # The Docker SDK costs `read` startup time; only live capture needs it.
         from eyes_devine.adapters.docker import DockerWatcher
 

@@ -44,8 +44,12 @@ class WatchFilter:
     container: str | None = None
     ports: tuple[int, ...] = ()
     interfaces: tuple[str, ...] = ()
+    observer: str | None = None
+    """Attached to a database many hosts write: only what this one captured."""
 
     def accepts(self, x: Exchange | Flow) -> bool:
+        if self.observer is not None and x.observer != self.observer:
+            return False
         if self.container:
             wanted = self.container.lower()
             attribution = x.attribution

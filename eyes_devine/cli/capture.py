@@ -25,6 +25,8 @@ from eyes_devine.cli.options import (
     docker_options,
     export_options,
     fail,
+    observer_name,
+    observer_option,
     parsing_options,
     retention_options,
     seconds,
@@ -116,6 +118,7 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
 @capture_options
 @docker_options
 @store_options
+@observer_option
 @retention_options
 @click.option("--batch-size", type=int, metavar="N",
               help="Most exchanges per SQLite transaction [EYES_DEVINE_BATCH_SIZE; default 500].")
@@ -162,6 +165,9 @@ def run(stats_interval: str, as_json: bool, user: str | None, **flags: Any) -> N
 @capture_options
 @docker_options
 @store_options
+@click.option("--observer", metavar="NAME",
+              help="Capturing: this host's name in what it stores [EYES_DEVINE_OBSERVER; default the hostname]. "
+                   "--attach: only what this host captured.")
 @retention_options
 @click.option("--attach", is_flag=True,
               help="Show what a running `eyes-devine run` stores in --db; needs no capture privileges.")
@@ -193,7 +199,9 @@ def watch(attach: bool, container: str | None, user: str | None, flows_view: boo
 
     if flows_view and not attach:
         flags["all_traffic"] = True
+    shown_observer = None
     if attach:  # nothing captured, nothing exported: OTEL_* variables set for the whole host are not read either
+        shown_observer = observer_name(flags.pop("observer"))
         if flags.pop("retain") is not None:
             fail("--retain bounds what eyes-devine stores; `watch --attach` stores nothing (give it to the `run` "
                  "you attach to)")
@@ -206,7 +214,8 @@ def watch(attach: bool, container: str | None, user: str | None, flows_view: boo
     check_docker_host(settings)
     check_exports(settings)
     explicit_ports = settings.ports_source != "default"
-    view_filter = WatchFilter(container, settings.ports if explicit_ports else (), settings.interfaces or ())
+    view_filter = WatchFilter(container, settings.ports if explicit_ports else (), settings.interfaces or (),
+                              shown_observer)
     account = account_for(user)
     if not attach:
         interfaces, _hint = _capture_interfaces(settings)

@@ -177,6 +177,32 @@ def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def observer_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`run`: the name stored with what this host captures."""
+    return click.option(
+        "--observer", metavar="NAME",
+        help="This host's name in every record it stores, so many hosts can share one database "
+             "[EYES_DEVINE_OBSERVER; default the hostname].")(command)
+
+
+def observer_filter(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The readers: only what one host captured."""
+    return click.option("--observer", metavar="NAME", help="Only what this host captured (its --observer name).")(
+        command)
+
+
+def observer_name(flag: str | None) -> str | None:
+    """A reader's --observer, checked as `run` checks its own; bad input is one line and exit 2."""
+    if flag is None:
+        return None
+    from eyes_devine.config import parse_observer
+
+    try:
+        return parse_observer(flag, "--observer")
+    except ConfigError as error:
+        fail(str(error))
+
+
 def retention_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """How much of the record the database keeps (`run`, capturing `watch`): per container, and for how long."""
     command = click.option(

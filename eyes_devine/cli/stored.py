@@ -9,12 +9,22 @@ from typing import Any
 import click
 
 from eyes_devine.cli.group import main
-from eyes_devine.cli.options import ENVIRONMENT_HELP, EXIT_FAILURE, EXIT_OK, build_settings, fail, store_options
+from eyes_devine.cli.options import (
+    ENVIRONMENT_HELP,
+    EXIT_FAILURE,
+    EXIT_OK,
+    build_settings,
+    fail,
+    observer_filter,
+    observer_name,
+    store_options,
+)
 from eyes_devine.config import Settings
 
 
 @main.command(epilog=ENVIRONMENT_HELP)
 @store_options
+@observer_filter
 @click.option("-c", "--container", metavar="NAME|ID", help="Served or sent by this container (name, or id prefix).")
 @click.option("--status", metavar="CODE|Nxx", help="Only this status (404) or class (5xx).")
 @click.option("--method", metavar="METHOD", help="Only this request method (any case).")
@@ -38,6 +48,7 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
     try:
         query = Query(
             container=flags["container"], method=flags["method"], path_contains=flags["path_contains"], limit=limit,
+            observer=observer_name(flags["observer"]),
             status=parse_status(status) if status else None,
             since=parse_since(since, time.time()) if since else None,
         )
@@ -51,6 +62,7 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
 
 @main.command(epilog=ENVIRONMENT_HELP)
 @store_options
+@observer_filter
 @click.option("-c", "--container", metavar="NAME|ID", help="Served or sent by this container (name, or id prefix).")
 @click.option("--rule", metavar="ID",
               help="Only exchanges that matched this rule: a built-in id, or one of the --rules file's.")
@@ -65,7 +77,7 @@ def requests(as_json: bool, limit: int, since: str | None, status: str | None, *
 @click.option("--json", "as_json", is_flag=True,
               help="JSON Lines with the exchange keys and outcome instead of the table.")
 def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, container: str | None,
-           db_path: str | None, answered: bool, rules_path: str | None) -> None:
+           db_path: str | None, answered: bool, rules_path: str | None, observer: str | None) -> None:
     """Show the stored exchanges that matched a suspicious-request rule, oldest of the selection first.
 
     \b
@@ -100,6 +112,7 @@ def alerts(as_json: bool, limit: int, since: str | None, rule: str | None, conta
             fail(f"--rule {rule!r} is not a rule id; the rules are {', '.join(known)}")
     try:
         query = Query(container=container, alerted=True, rule=rule, limit=limit, answered=answered,
+                      observer=observer_name(observer),
                       since=parse_since(since, time.time()) if since else None)
     except ValueError as error:
         fail(str(error))
@@ -133,6 +146,7 @@ def _show_stored(settings: Settings, ask: Callable[[Any], Awaitable[list[Any]]],
 
 @main.command(epilog=ENVIRONMENT_HELP)
 @store_options
+@observer_filter
 @click.option("-c", "--container", metavar="NAME|ID", help="Served or started by this container (name, or id prefix).")
 @click.option("--protocol", metavar="NAME",
               help="Only this protocol: dns, tls, ssh, ftp, http, tcp, udp, icmp or icmpv6.")
@@ -141,7 +155,7 @@ def _show_stored(settings: Settings, ask: Callable[[Any], Awaitable[list[Any]]],
               help="The N flows that ended last.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines with the flow keys instead of the table.")
 def flows(as_json: bool, limit: int, since: str | None, protocol: str | None, container: str | None,
-          db_path: str | None) -> None:
+          db_path: str | None, observer: str | None) -> None:
     """Show the flows `eyes-devine run --all-traffic` stored, oldest of the selection first.
 
     A flow is one TCP, UDP or ICMP conversation: its ends, what it carried (by
@@ -159,7 +173,7 @@ def flows(as_json: bool, limit: int, since: str | None, protocol: str | None, co
     if protocol is not None and protocol.lower() not in PROTOCOLS:
         fail(f"--protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     try:
-        query = FlowQuery(container=container, protocol=protocol, limit=limit,
+        query = FlowQuery(container=container, protocol=protocol, limit=limit, observer=observer_name(observer),
                           since=parse_since(since, time.time()) if since else None)
     except ValueError as error:
         fail(str(error))

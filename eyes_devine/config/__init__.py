@@ -10,6 +10,7 @@ tests can build Settings from a plain dict.
 from __future__ import annotations
 
 import os
+import platform
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from eyes_devine.config.values import WHOLE, ConfigError, bounded_whole, parse_s
 
 __all__ = [  # the package's names for other modules, its parts' included
     "ConfigError", "DEFAULT_PORTS", "ENVIRONMENT_VARIABLES", "MetricsSettings", "OtlpSettings", "Settings",
-    "bpf_filter", "default_db_path", "parse_ports", "parse_seconds", "parse_since", "parse_status", "port_filter",
+    "bpf_filter", "default_db_path", "parse_observer", "parse_ports", "parse_seconds", "parse_since", "parse_status",
+    "port_filter",
 ]
 
 DEFAULT_PORTS: tuple[int, ...] = (80, 8080, 8000, 3000, 5000)
@@ -48,6 +50,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "CAPTURE_FILTER": "a full BPF filter replacing the port filter (same as --filter)",
     "EYES_DEVINE_PROFILE": "an interface profile TOML file replacing the built-in one (same as --profile)",
     "EYES_DEVINE_DB": "the SQLite database `run` writes and `requests` reads (same as --db)",
+    "EYES_DEVINE_OBSERVER": "the name stored with every record this host captures (same as --observer; default "
+                            "the hostname)",
     "EYES_DEVINE_KEEP": "exchanges kept per container, in memory and on disk (same as --keep; default 1000)",
     "EYES_DEVINE_RETAIN": "how long stored exchanges and flows are kept at most, e.g. 7d (same as --retain)",
     "EYES_DEVINE_BATCH_SIZE": "most exchanges written to SQLite in one transaction (same as --batch-size; default 500)",
@@ -81,8 +85,11 @@ class Settings:
     """Add the ports containers expose or publish to the capture filter as they start."""
     db_path: str = ""
     """The SQLite database; the default is under the user's data directory (root: /var/lib/eyes-devine)."""
+    observer: str = ""
+    """The name of this host in what it stores (``--observer``, by default the hostname): many hosts share one
+    PostgreSQL database."""
     keep: int = DEFAULT_KEEP
-    """Exchanges kept per container (and in the unattributed bucket)."""
+    """Exchanges kept per (observer, container), and in each observer's unattributed bucket."""
     retain: float | None = None
     """Seconds a stored exchange or flow is kept at most (``--retain 7d``); None: no time bound, only ``keep``."""
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -115,6 +122,7 @@ class Settings:
         profile_path: str | None = None,
         follow_docker_ports: bool = True,
         db_path: str | None = None,
+        observer: str | None = None,
         keep: int | None = None,
         retain: str | None = None,
         batch_size: int | None = None,
@@ -162,6 +170,7 @@ class Settings:
             docker_environment={key: environ[key] for key in DOCKER_ENVIRONMENT if key in environ},
             follow_docker_ports=follow_docker_ports,
             db_path=_db_path(db_path, environ, is_root),
+            observer=_observer(observer, environ.get("EYES_DEVINE_OBSERVER", "")),
             keep=bounded_whole(keep, environ.get("EYES_DEVINE_KEEP"), "--keep", "EYES_DEVINE_KEEP", DEFAULT_KEEP,
                           KEEP_BOUNDS),
             retain=_retain(retain, environ.get("EYES_DEVINE_RETAIN")),
@@ -281,6 +290,27 @@ def parse_duration(text: str, what: str, low: float, high: float) -> float:
     if not low <= seconds <= high:
         raise ConfigError(f"{what}: {text!r} is outside {low:g} s to {high / 86400:g} days")
     return seconds
+
+
+MAX_OBSERVER = 255
+"""A host name's length at most (RFC 1123), and far below what a column or a label holds."""
+
+
+def parse_observer(text: str, what: str) -> str:
+    """A host's name as records carry it: printable, no spaces, at most 255 characters."""
+    name = text.strip()
+    if not name or len(name) > MAX_OBSERVER or not name.isprintable() or any(c.isspace() for c in name):
+        raise ConfigError(f"{what}: {text!r} is not a name for this host (1 to {MAX_OBSERVER} printable characters, "
+                          "no spaces)")
+    return name
+
+
+def _observer(flag: str | None, variable: str) -> str:
+    if flag is not None:
+        return parse_observer(flag, "--observer")
+    if variable.strip():
+        return parse_observer(variable, "EYES_DEVINE_OBSERVER")
+    return parse_observer(platform.node() or "localhost", "the hostname")
 
 
 def _retain(flag: str | None, variable: str | None) -> float | None:

@@ -19,8 +19,12 @@ from eyes_devine.views.cells import clock, cut, endpoint, outcome_cell, owner, p
 def alerts_table(exchanges: Iterable[Exchange], now: float) -> Table:
     """Alerting exchanges as a table; ``now`` decides which times are today and need no date."""
     today = tuple(time.localtime(now)[:3])
+    exchanges = list(exchanges)
+    show_observer = len({x.observer for x in exchanges}) > 1  # a database many hosts write
     table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("time", no_wrap=True)
+    if show_observer:
+        table.add_column("observer", max_width=16)
     table.add_column("container", max_width=20)
     table.add_column("client", max_width=24)
     table.add_column("rules", max_width=40)
@@ -31,6 +35,7 @@ def alerts_table(exchanges: Iterable[Exchange], now: float) -> Table:
     for x in exchanges:
         table.add_row(
             clock(x.ts, today),
+            *([cut(x.observer or "-")] if show_observer else []),
             owner(x.attribution),
             cut(x.attribution.client_container or endpoint(x.client_ip, x.client_port)),
             rules(x.alerts),

@@ -41,8 +41,11 @@ def flows_table(flows: Iterable[Flow], now: float) -> Table:
     flows = list(flows)
     # Without any container the column would only take width.
     owned = any(f.attribution.container_id or f.attribution.client_container_id for f in flows)
+    show_observer = len({f.observer for f in flows}) > 1  # a database many hosts write
     table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("start", no_wrap=True)
+    if show_observer:
+        table.add_column("observer", max_width=16)
     if owned:
         table.add_column("container", max_width=20)
     table.add_column("client", min_width=10, max_width=24)
@@ -55,6 +58,7 @@ def flows_table(flows: Iterable[Flow], now: float) -> Table:
     for flow in flows:
         table.add_row(
             clock(flow.ts_first, today),
+            *([cut(flow.observer or "-")] if show_observer else []),
             *([owner(flow.attribution)] if owned else []),
             cut(flow.attribution.client_container or _peer(flow.client_ip, flow.client_port)),
             cut(_peer(flow.server_ip, flow.server_port)),

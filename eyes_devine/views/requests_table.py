@@ -33,10 +33,13 @@ def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
     exchanges = list(exchanges)
     show_flags = any(x.flags for x in exchanges)  # an empty column would only take width from the target
     show_alerts = any(x.alerts for x in exchanges)
+    show_observer = len({x.observer for x in exchanges}) > 1  # a database many hosts write
     table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     # Names, addresses and flags are capped, and on a narrow terminal these columns and the target
     # give way, the widest first; their cells cut themselves with an ellipsis rather than wrap.
     table.add_column("time", no_wrap=True)
+    if show_observer:
+        table.add_column("observer", max_width=16)
     table.add_column("container", max_width=20)
     table.add_column("client", max_width=24)
     table.add_column("method", no_wrap=True)
@@ -51,6 +54,7 @@ def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
     for x in exchanges:
         table.add_row(
             clock(x.ts, today),
+            *([cut(x.observer or "-")] if show_observer else []),
             owner(x.attribution),
             cut(x.attribution.client_container or endpoint(x.client_ip, x.client_port)),
             plain(x.method),

@@ -56,6 +56,7 @@ def header(status: Status, snapshot: Snapshot) -> Text:
 
 _COLUMNS: list[tuple[str, int, str]] = [
     # name, width it needs (with padding), justify; listed in the order they are given up last to first
+    ("observer", 14, "left"),
     ("container", 18, "left"),
     ("req", 7, "right"),
     ("2xx", 6, "right"),
@@ -70,17 +71,18 @@ _COLUMNS: list[tuple[str, int, str]] = [
     ("age", 5, "right"),
     ("image", 16, "left"),
 ]
-_PRIORITY = ["container", "req", "2xx", "4xx", "5xx", "3xx", "alerts", "req/s", "p95", "p50", "last request", "age",
-             "image"]
+_PRIORITY = ["container", "observer", "req", "2xx", "4xx", "5xx", "3xx", "alerts", "req/s", "p95", "p50",
+             "last request", "age", "image"]
 
 
-def _fitting(width: int, alerts: bool = False) -> list[str]:
-    """The columns that fit ``width``; "alerts" only once some exchange matched a rule."""
+def _fitting(width: int, alerts: bool = False, observers: bool = False) -> list[str]:
+    """The columns that fit ``width``; "alerts" only once some exchange matched a rule, "observer" only when the
+    rows come from more than one host."""
     widths = {name: need for name, need, _ in _COLUMNS}
     chosen: list[str] = []
     used = 0
     for name in _PRIORITY:
-        if name == "alerts" and not alerts:
+        if (name == "alerts" and not alerts) or (name == "observer" and not observers):
             continue
         if used + widths[name] <= width or not chosen:
             chosen.append(name)
@@ -95,6 +97,8 @@ def _cell(name: str, row: ContainerRow, now: float) -> Text | str:
         if row.service and row.service not in label:
             label += f" ({row.service})"
         return Text(safe(label), no_wrap=True, overflow="ellipsis", style="dim" if row.key == UNATTRIBUTED else "")
+    if name == "observer":
+        return Text(safe(row.observer or "-"), no_wrap=True, overflow="ellipsis")
     if name == "req":
         return f"{row.requests:,}"
     if name in ("2xx", "3xx", "4xx", "5xx"):
@@ -127,11 +131,12 @@ def _cell(name: str, row: ContainerRow, now: float) -> Text | str:
 
 
 def containers_table(snapshot: Snapshot, width: int, now: float) -> Table:
-    names = _fitting(width, any(row.alerts for row in snapshot.rows))
+    names = _fitting(width, any(row.alerts for row in snapshot.rows),
+                     len({row.observer for row in snapshot.rows}) > 1)
     table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
     justify = {name: how for name, _, how in _COLUMNS}
     for name in names:
-        flexible = name in ("container", "last request", "image")
+        flexible = name in ("container", "observer", "last request", "image")
         table.add_column(name, justify=justify[name], no_wrap=True,  # type: ignore[arg-type]
                          ratio=1 if flexible else None, max_width=40 if flexible else None)
     for row in snapshot.rows:

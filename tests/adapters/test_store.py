@@ -515,7 +515,7 @@ def test_failed_writes_are_counted_by_kind_told_once_and_writing_goes_on(tmp_pat
             writer.accept(served_by_web(i))
         wait_for(lambda failed=failed: writer.failed_batches == failed)
     with sqlite3.connect(db) as other:
-        for migration in (*MIGRATIONS[:2], MIGRATIONS[3]):  # the ones that build the exchanges table
+        for migration in (*MIGRATIONS[:2], MIGRATIONS[3], MIGRATIONS[5][:1]):  # those building the exchanges table
             for statement in migration:
                 other.execute(statement)
     for i in range(5):
@@ -694,3 +694,31 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path):
     assert (row.target, row.alerts, row.peer.country, row.peer.reputation) == ("/old", (), None, None)
     with sqlite3.connect(db) as check:
         assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_keep_holds_per_observer_and_container_and_queries_filter_by_observer(tmp_path):
+    db = tmp_path / "x.db"
+    first = [served_by_web(i, observer="host-a") for i in range(30)]
+    second = [served_by_web(i, observer="host-b") for i in range(30, 45)]
+    asyncio.run(write_and_close(db, 20, first, second))
+    _counts, stored = asyncio.run(read_back(db))
+    assert sorted(stored, key=lambda x: x.ts) == first[10:] + second, "each host's newest 20, not the newest 20"
+    _counts, only_b = asyncio.run(read_back(db, q=Query(limit=None, observer="host-b")))
+    assert sorted(only_b, key=lambda x: x.ts) == second
+
+
+def test_a_database_an_older_run_writes_is_read_with_no_observer(tmp_path):
+    db = tmp_path / "x.db"
+    with sqlite3.connect(db) as connection:  # schema 5, as the eyes-devine before observers left it
+        for migration in MIGRATIONS[:5]:
+            for statement in migration:
+                connection.execute(statement)
+        connection.execute("PRAGMA user_version = 5")
+        connection.execute("INSERT INTO exchanges (bucket, ts, interface, client_ip, client_port, server_ip, "
+                           "server_port, method, target, http_version, request_bytes, response_bytes, flags) "
+                           f"VALUES ('{UNATTRIBUTED}', 1.5, 'lo', '10.0.0.1', 1, '10.0.0.2', 80, 'GET', '/', '1.1', "
+                           "0, 0, '')")
+    _counts, [x] = asyncio.run(read_back(db))
+    assert x.target == "/" and x.observer is None
+    _counts, none = asyncio.run(read_back(db, q=Query(limit=None, observer="vm")))
+    assert none == []

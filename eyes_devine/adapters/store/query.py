@@ -30,6 +30,8 @@ class Query:
     rule: str | None = None
     answered: bool = False
     """Only exchanges whose server gave what was asked (see :func:`~eyes_devine.records.outcome`)."""
+    observer: str | None = None
+    """Only what this host captured (``--observer``)."""
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -39,9 +41,17 @@ class Query:
 _HEX = re.compile(r"[0-9a-f]+")
 
 
-def where_clause(q: Query) -> tuple[str, list[object]]:
+SQLITE, POSTGRESQL = "sqlite", "postgresql"
+
+
+def where_clause(q: Query, dialect: str = SQLITE) -> tuple[str, list[object]]:
+    """The WHERE clause of ``q`` and its parameters: ``?`` placeholders for SQLite, ``%s`` for PostgreSQL."""
     clauses: list[str] = []
     params: list[object] = []
+    contains = "instr" if dialect == SQLITE else "strpos"
+    if q.observer is not None:
+        clauses.append("observer = ?")
+        params.append(q.observer)
     if q.container:
         match = ["container = ?", "client_container = ?"]
         params += [q.container, q.container]
@@ -54,10 +64,10 @@ def where_clause(q: Query) -> tuple[str, list[object]]:
         clauses.append("status BETWEEN ? AND ?")
         params += list(q.status)
     if q.method:
-        clauses.append("method = ? COLLATE NOCASE")
+        clauses.append("upper(method) = upper(?)")
         params.append(q.method)
     if q.path_contains:
-        clauses.append("instr(target, ?) > 0")  # a plain substring: no LIKE wildcards to escape
+        clauses.append(f"{contains}(target, ?) > 0")  # a plain substring: no LIKE wildcards to escape
         params.append(q.path_contains)
     if q.since is not None:
         clauses.append("ts >= ?")
@@ -65,11 +75,16 @@ def where_clause(q: Query) -> tuple[str, list[object]]:
     if q.alerted or q.rule:
         clauses.append("alerts != ''")  # the exchanges_alerted index holds just these rows
     if q.rule:
-        clauses.append("instr(' ' || alerts || ' ', ?) > 0")  # ids are space-joined: match whole ids
+        clauses.append(f"{contains}(' ' || alerts || ' ', ?) > 0")  # ids are space-joined: match whole ids
         params.append(f" {q.rule} ")
     if q.answered:
         clauses.append(ANSWERED_SQL)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+    return _where(clauses, dialect), params
+
+
+def _where(clauses: list[str], dialect: str) -> str:
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    return where if dialect == SQLITE else where.replace("?", "%s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +96,15 @@ class FlowQuery:
     protocol: str | None = None
     since: float | None = None
     limit: int | None = 100
+    observer: str | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be at least 1, not {self.limit}")
 
 
-def flow_where_clause(q: FlowQuery) -> tuple[str, list[object]]:
-    where, params = where_clause(Query(container=q.container, limit=None))
+def flow_where_clause(q: FlowQuery, dialect: str = SQLITE) -> tuple[str, list[object]]:
+    where, params = where_clause(Query(container=q.container, observer=q.observer, limit=None))
     clauses = [where.removeprefix(" WHERE ")] if where else []
     if q.protocol:
         clauses.append("protocol = ?")
@@ -96,4 +112,4 @@ def flow_where_clause(q: FlowQuery) -> tuple[str, list[object]]:
     if q.since is not None:
         clauses.append("ts_last >= ?")
         params.append(q.since)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+    return _where(clauses, dialect), params

@@ -98,9 +98,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             stopped INTEGER NOT NULL
         )""",
     ),
+    (
+        # The host that captured each record (--observer): --keep holds per (observer, container).
+        "ALTER TABLE exchanges ADD COLUMN observer TEXT",
+        "ALTER TABLE flows ADD COLUMN observer TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 READABLE_SINCE = 4
-"""The oldest schema the readers (`requests`, `alerts`, `flows`, `watch --attach`) query as it is: later ones
-only added what they do not read (the status row, which `health` asks for itself), so a database an older `run`
-still writes stays readable after an upgrade."""
+"""The oldest schema the readers (`requests`, `alerts`, `flows`, `watch --attach`) query: later ones only added
+the status row, which `health` asks for itself, and the observer column, read as NULL (and filtered on by
+nothing) before schema 6.  So a database an older `run` still writes stays readable after an upgrade."""
+OBSERVER_SINCE = 6
+"""The first schema with the observer column."""

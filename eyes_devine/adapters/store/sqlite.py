@@ -19,10 +19,8 @@ import asyncio
 import json
 import os
 import sqlite3
-import sys
 import time
 from pathlib import Path
-from typing import TypeVar
 
 import aiosqlite
 
@@ -38,89 +36,32 @@ from eyes_devine.adapters.store.files import (
 )
 from eyes_devine.adapters.store.lock import WriterLock
 from eyes_devine.adapters.store.query import FlowQuery, Query, flow_where_clause, where_clause
-from eyes_devine.adapters.store.schema import MIGRATIONS, READABLE_SINCE, SCHEMA_VERSION
-from eyes_devine.records import (
-    EXCHANGE_FIELDS,
-    FLOW_FIELDS,
-    NO_ATTRIBUTION,
-    NO_PEER,
-    Exchange,
-    Flow,
-    MonitorStatus,
-    bucket_of,
-    exchange_from_values,
-    exchange_values,
-    flow_from_values,
-    flow_values,
-)
-
-T = TypeVar("T")
+from eyes_devine.adapters.store.rows import COLUMNS, FLOW_COLUMNS, exchange_of, exchange_row, flow_of, flow_row
+from eyes_devine.adapters.store.schema import MIGRATIONS, OBSERVER_SINCE, READABLE_SINCE, SCHEMA_VERSION
+from eyes_devine.records import EXCHANGE_FIELDS, FLOW_FIELDS, Exchange, Flow, MonitorStatus
 
 DEFAULT_KEEP = 1000
 
 
-_COLUMNS = ", ".join(EXCHANGE_FIELDS)
-_INSERT = f"INSERT INTO exchanges (bucket, {_COLUMNS}) VALUES ({', '.join('?' * (len(EXCHANGE_FIELDS) + 1))})"
+_INSERT = f"INSERT INTO exchanges (bucket, {COLUMNS}) VALUES ({', '.join('?' * (len(EXCHANGE_FIELDS) + 1))})"
 _TRIM = (
-    "DELETE FROM exchanges WHERE bucket = ? AND id <= "
-    "(SELECT id FROM exchanges WHERE bucket = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+    "DELETE FROM exchanges WHERE bucket = ? AND observer IS ? AND id <= "
+    "(SELECT id FROM exchanges WHERE bucket = ? AND observer IS ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
 )
-_FLAGS = EXCHANGE_FIELDS.index("flags")
-_ALERTS = EXCHANGE_FIELDS.index("alerts")
-
-
-def _row(x: Exchange) -> tuple[object, ...]:
-    values = list(exchange_values(x))
-    values[_FLAGS] = " ".join(x.flags)
-    values[_ALERTS] = " ".join(x.alerts)
-    return (bucket_of(x), *values)
-
-
-_FLOW_COLUMNS = ", ".join(FLOW_FIELDS)
-_INSERT_FLOW = f"INSERT INTO flows (bucket, {_FLOW_COLUMNS}) VALUES ({', '.join('?' * (len(FLOW_FIELDS) + 1))})"
+_INSERT_FLOW = f"INSERT INTO flows (bucket, {FLOW_COLUMNS}) VALUES ({', '.join('?' * (len(FLOW_FIELDS) + 1))})"
 _TRIM_FLOWS = _TRIM.replace("exchanges", "flows")
 _EXPIRE = "DELETE FROM exchanges WHERE ts < ?"
 _EXPIRE_FLOWS = "DELETE FROM flows WHERE ts_last < ?"
 _STATUS = ("INSERT OR REPLACE INTO monitor_status (id, updated, started, pid, host, version, sniffers, stopped) "
            "VALUES (1, ?, ?, ?, ?, ?, ?, ?)")
+_OBSERVER = -1
+"""Where a row (bucket first) holds the observer."""
 
 
-def _flow_row(flow: Flow) -> tuple[object, ...]:
-    return (bucket_of(flow), *flow_values(flow))
-
-
-_REPEATED = ("interface", "client_ip", "server_ip", "method", "host", "http_version", "reason", "user_agent",
-             "content_type", "container", "client_container", "container_id", "client_container_id", "country",
-             "city", "reputation")
-"""Fields whose values repeat across a container's exchanges: held once each (sys.intern), they cut the
-memory of 100 containers x 1000 exchanges by about a third."""
-_REPEATED_INDEXES = tuple(EXCHANGE_FIELDS.index(name) for name in _REPEATED)
-_MAX_SHARED = 4096
-_shared_parts: dict[object, object] = {}
-
-
-def _shared(part: T) -> T:
-    """One object for equal attributions and peers read back, as attribution shares them when it builds them."""
-    found = _shared_parts.get(part)
-    if found is None:
-        if len(_shared_parts) >= _MAX_SHARED:
-            _shared_parts.clear()
-        found = _shared_parts[part] = part
-    return found  # type: ignore[return-value]
-
-
-def _exchange(row: sqlite3.Row | tuple[object, ...]) -> Exchange:
-    values = list(row)
-    values[_FLAGS] = tuple(str(values[_FLAGS]).split())
-    values[_ALERTS] = tuple(str(values[_ALERTS]).split())
-    for index in _REPEATED_INDEXES:
-        value = values[index]
-        if value.__class__ is str:
-            values[index] = sys.intern(value)  # type: ignore[arg-type]
-    x = exchange_from_values(values)
-    if x.attribution is NO_ATTRIBUTION and x.peer is NO_PEER:
-        return x
-    return x._replace(attribution=_shared(x.attribution), peer=_shared(x.peer))
+def _trims(rows: list[tuple[object, ...]], keep: int) -> list[tuple[object, ...]]:
+    """One trim per (bucket, observer) the rows touched: --keep holds for each."""
+    touched = {(row[0], row[_OBSERVER]) for row in rows}
+    return [(bucket, observer, bucket, observer, keep) for bucket, observer in touched]
 
 
 def _error(path: Path, error: sqlite3.Error | OSError) -> StoreError:
@@ -141,7 +82,7 @@ class ExchangeStore:
     """One SQLite database of exchanges, at most ``keep`` per bucket; open it with :func:`open_store`."""
 
     def __init__(self, db: aiosqlite.Connection, path: Path, keep: int, readonly: bool,
-                 lock: WriterLock | None = None, retain: float | None = None) -> None:
+                 lock: WriterLock | None = None, retain: float | None = None, version: int = SCHEMA_VERSION) -> None:
         self._db = db
         self.path = path
         self.keep = keep
@@ -151,22 +92,25 @@ class ExchangeStore:
         self._lock = lock
         """The one-writer lock (writing only), released at close."""
         self._writing = asyncio.Lock()  # one transaction at a time on the one connection
+        self._has_observer = version >= OBSERVER_SINCE
+        """False for a database an older `run` still writes: its rows read with no observer."""
+        self._columns = COLUMNS if self._has_observer else COLUMNS.replace("observer", "NULL")
+        self._flow_columns = FLOW_COLUMNS if self._has_observer else FLOW_COLUMNS.replace("observer", "NULL")
 
     async def write(self, exchanges: list[Exchange], flows: list[Flow] | tuple[()] = ()) -> None:
         """Insert exchanges and flow summaries, then trim the buckets they touched: one transaction, all or
         nothing."""
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
-        rows = [_row(x) for x in exchanges]
-        flow_rows = [_flow_row(flow) for flow in flows]
+        rows = [exchange_row(x) for x in exchanges]
+        flow_rows = [flow_row(flow) for flow in flows]
         if not rows and not flow_rows:
             return
-        trims = [(bucket, bucket, self.keep) for bucket in {row[0] for row in rows}]
-        flow_trims = [(bucket, bucket, self.keep) for bucket in {row[0] for row in flow_rows}]
         try:
             async with self._writing:
-                await _in_transaction(self._db, (_INSERT, rows), (_TRIM, trims), (_INSERT_FLOW, flow_rows),
-                                      (_TRIM_FLOWS, flow_trims), *self._expiry())
+                await _in_transaction(self._db, (_INSERT, rows), (_TRIM, _trims(rows, self.keep)),
+                                      (_INSERT_FLOW, flow_rows), (_TRIM_FLOWS, _trims(flow_rows, self.keep)),
+                                      *self._expiry())
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
 
@@ -178,17 +122,19 @@ class ExchangeStore:
             buckets = await self._db.execute_fetchall("SELECT DISTINCT bucket FROM exchanges")
             for (bucket,) in buckets:
                 rows = await self._db.execute_fetchall(
-                    f"SELECT {_COLUMNS} FROM exchanges WHERE bucket = ? ORDER BY id DESC LIMIT ?", (bucket, keep)
+                    f"SELECT {self._columns} FROM exchanges WHERE bucket = ? ORDER BY id DESC LIMIT ?", (bucket, keep)
                 )
-                out[bucket] = [_exchange(row) for row in reversed(list(rows))]
+                out[bucket] = [exchange_of(row) for row in reversed(list(rows))]
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
         return out
 
     async def query(self, q: Query) -> list[Exchange]:
         """Exchanges matching ``q``, newest first."""
+        if q.observer is not None and not self._has_observer:
+            return []  # written before observers were recorded
         where, params = where_clause(q)
-        sql = f"SELECT {_COLUMNS} FROM exchanges{where} ORDER BY ts DESC, id DESC"
+        sql = f"SELECT {self._columns} FROM exchanges{where} ORDER BY ts DESC, id DESC"
         if q.limit is not None:
             sql += " LIMIT ?"
             params.append(q.limit)
@@ -196,7 +142,7 @@ class ExchangeStore:
             rows = await self._db.execute_fetchall(sql, params)
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
-        return [_exchange(row) for row in rows]
+        return [exchange_of(row) for row in rows]
 
     async def after(self, last_id: int, limit: int = 5000) -> tuple[int, list[Exchange]]:
         """Exchanges stored after row ``last_id``, oldest first, and the id to ask after next time.
@@ -206,11 +152,11 @@ class ExchangeStore:
         """
         try:
             rows = await self._db.execute_fetchall(
-                f"SELECT id, {_COLUMNS} FROM exchanges WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit))
+                f"SELECT id, {self._columns} FROM exchanges WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit))
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
         rows = list(rows)
-        return (rows[-1][0] if rows else last_id), [_exchange(row[1:]) for row in rows]
+        return (rows[-1][0] if rows else last_id), [exchange_of(row[1:]) for row in rows]
 
     async def last_id(self) -> int:
         """The newest row's id (0 when empty)."""
@@ -230,8 +176,10 @@ class ExchangeStore:
 
     async def query_flows(self, q: FlowQuery) -> list[Flow]:
         """Flow summaries matching ``q``, the latest to end first."""
+        if q.observer is not None and not self._has_observer:
+            return []
         where, params = flow_where_clause(q)
-        sql = f"SELECT {_FLOW_COLUMNS} FROM flows{where} ORDER BY ts_last DESC, id DESC"
+        sql = f"SELECT {self._flow_columns} FROM flows{where} ORDER BY ts_last DESC, id DESC"
         if q.limit is not None:
             sql += " LIMIT ?"
             params.append(q.limit)
@@ -239,7 +187,7 @@ class ExchangeStore:
             rows = await self._db.execute_fetchall(sql, params)
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
-        return [flow_from_values(row) for row in rows]
+        return [flow_of(row) for row in rows]
 
     async def write_status(self, status: MonitorStatus) -> None:
         """Replace the monitor's status row (its own small transaction: proof that the database takes writes)."""
@@ -284,10 +232,10 @@ class ExchangeStore:
     async def _trim_all(self) -> None:
         """Bring every bucket down to ``keep``, for when it is smaller than in the last run, and drop what
         ``retain`` has expired since."""
-        buckets = await self._db.execute_fetchall("SELECT DISTINCT bucket FROM exchanges")
-        trims = [(bucket, bucket, self.keep) for (bucket,) in buckets]
-        flow_buckets = await self._db.execute_fetchall("SELECT DISTINCT bucket FROM flows")
-        flow_trims = [(bucket, bucket, self.keep) for (bucket,) in flow_buckets]
+        buckets = await self._db.execute_fetchall("SELECT DISTINCT bucket, observer FROM exchanges")
+        trims = _trims([tuple(row) for row in buckets], self.keep)
+        flow_buckets = await self._db.execute_fetchall("SELECT DISTINCT bucket, observer FROM flows")
+        flow_trims = _trims([tuple(row) for row in flow_buckets], self.keep)
         await _in_transaction(self._db, (_TRIM, trims), (_TRIM_FLOWS, flow_trims), *self._expiry())
 
     def _expiry(self) -> tuple[tuple[str, list[tuple[object, ...]]], ...]:
@@ -341,7 +289,7 @@ async def open_store(
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
             await _migrate(db, path)
-        store = ExchangeStore(db, path, keep, readonly, lock, retain)
+        store = ExchangeStore(db, path, keep, readonly, lock, retain, version if readonly else SCHEMA_VERSION)
         if not readonly:
             await store._trim_all()
     except BaseException as error:

@@ -219,6 +219,7 @@ class HttpConnection:
                 NO_ATTRIBUTION,
                 req.alerts,
                 NO_PEER,
+                None,  # observer: the app names the capturing host
             ))
         )
         if req is requests.hold_request:
