@@ -14,6 +14,7 @@ from tests.support.dockerd import DockerEngine, answers, start_private_dockerd
 from tests.support.images import ensure_image
 from tests.support.install import Install
 from tests.support.netns import Lab
+from tests.support.postgres import PostgresServer
 from tests.support.requirements import missing, require_binary, require_root
 
 
@@ -71,3 +72,11 @@ def shared() -> Iterator[Install]:
         missing(f"a world-readable install ({error})")
     yield built
     built.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the tests' own (initdb + pg_ctl), for the session; each test takes a new database."""
+    server = PostgresServer()
+    yield server
+    server.close()

@@ -51,6 +51,9 @@ def ending(store: StoreWriter, sinks: Sequence[Sink], snapshot: MonitorSnapshot,
     dropped = [(sink, sink.counters().dropped) for sink in sinks]
     losses = [_lost(sink, count) for sink, count in dropped if count]
     parts = [stored, ", ".join(losses) if losses else "nothing lost"]
+    if store.spooled_at_stop:  # kept, not lost: the next run sends them
+        parts.insert(1, f"{_many(store.spooled_at_stop, 'record')} wait in {store.spool_path} for the next run "
+                        "(the database could not be reached)")
     captured = _capture_drops(snapshot)
     if captured:
         parts.append(captured)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from eyes_devine.adapters.store.sqlite import open_store
+from eyes_devine.adapters.store.opener import open_database
 from eyes_devine.records import MonitorStatus
 
 
@@ -48,11 +48,12 @@ def judge(status: MonitorStatus | None, now: float, max_age: float, db: str) -> 
     return Verdict(True, f"healthy: capturing on {', '.join(up)}{also}; {who} reported {_ago(age)}")
 
 
-def read_status(db: str) -> MonitorStatus | None:
-    """The status row of the database at ``db``, opened read-only.  Raises StoreError."""
+def read_status(db: str, observer: str | None = None) -> MonitorStatus | None:
+    """The status row of the database at ``db``, opened read-only (in a database many hosts write, the row of
+    ``observer``).  Raises StoreError."""
 
     async def read() -> MonitorStatus | None:
-        store = await open_store(db, 1, readonly=True)
+        store = await open_database(db, 1, readonly=True, observer=observer)
         try:
             return await store.status()
         finally:

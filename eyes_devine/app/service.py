@@ -27,8 +27,9 @@ from eyes_devine.adapters.capture import CaptureError
 from eyes_devine.adapters.host import Account, PrivilegeDropError, drop_privileges
 from eyes_devine.adapters.metrics import MetricsServerError
 from eyes_devine.adapters.otlp import OtlpError
+from eyes_devine.adapters.store.errors import StoreError
 from eyes_devine.adapters.store.memory import RingBuffers
-from eyes_devine.adapters.store.sqlite import StoreError, open_store
+from eyes_devine.adapters.store.opener import display, open_database
 from eyes_devine.adapters.store.writer import StoreWriter
 from eyes_devine.app.ending import ending
 from eyes_devine.app.exports import open_exports
@@ -92,6 +93,11 @@ async def serve(
                                                        not_stored=records),
         on_alerts=(lambda count: log.warning(f"Found {count} malicious requests", count=count))
         if options.log_alerts else None,
+        observer=settings.observer, spool=settings.spool,
+        on_unreachable=lambda kind: log.warning(
+            f"database unreachable: {kind}; batches wait in the spool (memory"
+            f"{f', then {settings.spool}' if settings.spool else ''}) and are sent when it answers"),
+        on_reachable=lambda: log.info("database reachable again; sending what waited"),
     )
     try:
         await asyncio.to_thread(writer.start)
@@ -99,7 +105,8 @@ async def serve(
     except StoreError as error:
         log.error(str(error))
         return EXIT_FAILURE
-    log.info("store opened", db=settings.db_path, reloaded=rings.total, keep=settings.keep,
+    log.info("store opened", db=display(settings.db_path), observer=settings.observer, reloaded=rings.total,
+             keep=settings.keep,
              **({"retain_s": settings.retain} if settings.retain is not None else {}))
     gc.freeze()  # start-up's objects (scapy's layers, the modules, the reloaded rings) stay: no GC pass walks them
     outputs: list[Sink] = [writer, rings]
@@ -222,7 +229,7 @@ class StatusReport:
 async def _reloaded_rings(settings: Settings) -> RingBuffers:
     """The rings as the database holds them (read on a connection of their own; the writer has its own)."""
     rings = RingBuffers(settings.keep)
-    store = await open_store(settings.db_path, settings.keep, readonly=True)
+    store = await open_database(settings.db_path, settings.keep, readonly=True, observer=settings.observer)
     try:
         for exchanges in (await store.recent(settings.keep)).values():
             rings.add_many(exchanges)

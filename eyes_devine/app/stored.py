@@ -6,15 +6,15 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from eyes_devine.adapters.store.sqlite import ExchangeStore, open_store
+from eyes_devine.adapters.store.opener import Store, open_database
 from eyes_devine.config import Settings
 
 
-def fetch(settings: Settings, ask: Callable[[ExchangeStore], Awaitable[list[Any]]]) -> list[Any]:
+def fetch(settings: Settings, ask: Callable[[Store], Awaitable[list[Any]]]) -> list[Any]:
     """Open the database read-only, ``ask`` it, close it; the answer oldest first.  Raises StoreError."""
 
     async def asked() -> list[Any]:
-        store = await open_store(settings.db_path, settings.keep, readonly=True)
+        store = await open_database(settings.db_path, settings.keep, readonly=True)
         try:
             return await ask(store)
         finally:

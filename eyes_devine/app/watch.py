@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from eyes_devine.adapters.host import Account, ProcessUsage
+from eyes_devine.adapters.store.errors import StoreError
+from eyes_devine.adapters.store.opener import display, open_database
 from eyes_devine.adapters.store.query import FlowQuery
-from eyes_devine.adapters.store.sqlite import StoreError, open_store
 from eyes_devine.app.board import Board
 from eyes_devine.app.logs import MemoryLog
 from eyes_devine.config import Settings
@@ -137,7 +138,7 @@ async def watch_attached(settings: Settings, view_filter: WatchFilter,
     from eyes_devine.adapters.docker import DockerWatcher
 
     try:
-        store = await open_store(settings.db_path, settings.keep, readonly=True)
+        store = await open_database(settings.db_path, settings.keep, readonly=True)
     except StoreError as error:
         return EXIT_FAILURE, str(error)
     containers = ContainerMap()
@@ -152,7 +153,7 @@ async def watch_attached(settings: Settings, view_filter: WatchFilter,
     docker = DockerWatcher(settings.docker_environment, update, containers, lambda line: None)
     docker.start()
     board = Board(wanted=view_filter.accepts, flows=FLOWS_SHOWN if flows else 0)
-    source = f"attached to {settings.db_path}"
+    source = f"attached to {display(settings.db_path)}"
     stopping = asyncio.Event()
     restore = _stop_on_signals(stopping)
     try:

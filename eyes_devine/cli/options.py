@@ -62,10 +62,22 @@ def build_settings(**flags: Any) -> Settings:
         settings = Settings.build(os.environ, is_root=is_root, exports=exports, **flags)
     except ConfigError as error:
         fail(str(error))
-    if uses_database and os.path.isdir(settings.db_path):  # a wrong argument, not a database failing
-        from eyes_devine.adapters.store.files import a_directory
+    if uses_database:
+        from eyes_devine.adapters.store.postgres import check_url, is_postgres_url
 
-        fail(f"--db: {a_directory(Path(settings.db_path))}")
+        if is_postgres_url(settings.db_path):
+            from eyes_devine.adapters.store.errors import StoreError
+
+            try:
+                check_url(settings.db_path)
+            except StoreError as error:
+                fail(f"--db: {error}")
+        elif os.path.isdir(settings.db_path):  # a wrong argument, not a database failing
+            from eyes_devine.adapters.store.files import a_directory
+
+            fail(f"--db: {a_directory(Path(settings.db_path))}")
+    if settings.spool is not None and (settings.spool.is_dir() or settings.spool.is_symlink()):
+        fail(f"--spool {settings.spool}: not a regular file; name a file in a directory only you can write")
     return settings
 
 
@@ -171,14 +183,19 @@ def seconds(value: str, what: str) -> float:
 
 def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--db", "db_path", metavar="FILE",
-        help="SQLite database, not a link (writers also refuse a directory others can write) [EYES_DEVINE_DB; "
+        "--db", "db_path", metavar="FILE|URL",
+        help="SQLite database file, not a link (writers also refuse a directory others can write), or a "
+             "postgresql://USER:PASSWORD@HOST:PORT/DB URL many hosts share [EYES_DEVINE_DB; "
              "default ~/.local/share/eyes-devine/exchanges.db, as root /var/lib/eyes-devine/exchanges.db].",
     )(command)
 
 
 def observer_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    """`run`: the name stored with what this host captures."""
+    """`run`: the name stored with what this host captures, and where batches wait while the database is away."""
+    command = click.option(
+        "--spool", metavar="FILE",
+        help="While the database cannot be reached, batches wait in memory, then in this file, and are sent when "
+             "it answers; a later run sends what is left in it [EYES_DEVINE_SPOOL; default: memory only].")(command)
     return click.option(
         "--observer", metavar="NAME",
         help="This host's name in every record it stores, so many hosts can share one database "

@@ -127,7 +127,7 @@ def _show_stored(settings: Settings, ask: Callable[[Any], Awaitable[list[Any]]],
 
     A missing or damaged database: one line and exit 1.
     """
-    from eyes_devine.adapters.store.sqlite import StoreError
+    from eyes_devine.adapters.store.errors import StoreError
     from eyes_devine.app.stored import fetch
     from eyes_devine.views.stdout import ReaderGone, print_records
 
@@ -185,6 +185,9 @@ def flows(as_json: bool, limit: int, since: str | None, protocol: str | None, co
 @main.command(epilog=ENVIRONMENT_HELP + "\n\n\b\nExit codes:\n  0  healthy\n  1  unhealthy, or no database\n"
               "  2  bad flag")
 @store_options
+@click.option("--observer", metavar="NAME",
+              help="In a PostgreSQL database many hosts write: the run of this host [EYES_DEVINE_OBSERVER; "
+                   "default the hostname].")
 @click.option("--max-age", default="30", show_default=True, metavar="SECONDS",
               help="A status older than this is stale: unhealthy.")
 def health(max_age: str, **flags: Any) -> None:
@@ -196,16 +199,18 @@ def health(max_age: str, **flags: Any) -> None:
     """
     import time
 
-    from eyes_devine.adapters.store.sqlite import StoreError
+    from eyes_devine.adapters.store.errors import StoreError
     from eyes_devine.app.health import judge, read_status
     from eyes_devine.cli.options import seconds
 
     bound = seconds(max_age, "--max-age")
-    settings = build_settings(db_path=flags.pop("db_path"))
+    from eyes_devine.adapters.store.opener import display
+
+    settings = build_settings(db_path=flags.pop("db_path"), observer=flags.pop("observer"))
     try:
-        status = read_status(settings.db_path)
+        status = read_status(settings.db_path, settings.observer)
     except StoreError as error:
         fail(f"unhealthy: {error}", EXIT_FAILURE)
-    verdict = judge(status, time.time(), bound, settings.db_path)
+    verdict = judge(status, time.time(), bound, display(settings.db_path))
     click.echo(verdict.line)
     sys.exit(EXIT_OK if verdict.healthy else EXIT_FAILURE)

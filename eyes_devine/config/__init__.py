@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from eyes_devine.config.exports import (
     EXPORT_VARIABLES,
@@ -49,7 +50,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "EYES_DEVINE_PORTS": "comma-separated TCP ports carrying HTTP (same as --ports)",
     "CAPTURE_FILTER": "a full BPF filter replacing the port filter (same as --filter)",
     "EYES_DEVINE_PROFILE": "an interface profile TOML file replacing the built-in one (same as --profile)",
-    "EYES_DEVINE_DB": "the SQLite database `run` writes and `requests` reads (same as --db)",
+    "EYES_DEVINE_DB": "the SQLite file or postgresql:// URL `run` writes and `requests` reads (same as --db)",
+    "EYES_DEVINE_SPOOL": "a file batches wait in while the database cannot be reached (same as --spool)",
     "EYES_DEVINE_OBSERVER": "the name stored with every record this host captures (same as --observer; default "
                             "the hostname)",
     "EYES_DEVINE_KEEP": "exchanges kept per container, in memory and on disk (same as --keep; default 1000)",
@@ -88,6 +90,8 @@ class Settings:
     observer: str = ""
     """The name of this host in what it stores (``--observer``, by default the hostname): many hosts share one
     PostgreSQL database."""
+    spool: Path | None = None
+    """A file batches wait in, past what memory holds, while the database cannot be reached (``--spool``)."""
     keep: int = DEFAULT_KEEP
     """Exchanges kept per (observer, container), and in each observer's unattributed bucket."""
     retain: float | None = None
@@ -123,6 +127,7 @@ class Settings:
         follow_docker_ports: bool = True,
         db_path: str | None = None,
         observer: str | None = None,
+        spool: str | None = None,
         keep: int | None = None,
         retain: str | None = None,
         batch_size: int | None = None,
@@ -171,6 +176,7 @@ class Settings:
             follow_docker_ports=follow_docker_ports,
             db_path=_db_path(db_path, environ, is_root),
             observer=_observer(observer, environ.get("EYES_DEVINE_OBSERVER", "")),
+            spool=_spool(spool if spool is not None else environ.get("EYES_DEVINE_SPOOL") or None),
             keep=bounded_whole(keep, environ.get("EYES_DEVINE_KEEP"), "--keep", "EYES_DEVINE_KEEP", DEFAULT_KEEP,
                           KEEP_BOUNDS),
             retain=_retain(retain, environ.get("EYES_DEVINE_RETAIN")),
@@ -303,6 +309,14 @@ def parse_observer(text: str, what: str) -> str:
         raise ConfigError(f"{what}: {text!r} is not a name for this host (1 to {MAX_OBSERVER} printable characters, "
                           "no spaces)")
     return name
+
+
+def _spool(name: str | None) -> Path | None:
+    if name is None:
+        return None
+    if not name.strip():
+        raise ConfigError("--spool: an empty name; name a file, or leave --spool out")
+    return Path(name)
 
 
 def _observer(flag: str | None, variable: str) -> str:

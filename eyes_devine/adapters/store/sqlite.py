@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -92,14 +93,15 @@ class ExchangeStore:
         self._lock = lock
         """The one-writer lock (writing only), released at close."""
         self._writing = asyncio.Lock()  # one transaction at a time on the one connection
+        self.version = version
         self._has_observer = version >= OBSERVER_SINCE
         """False for a database an older `run` still writes: its rows read with no observer."""
         self._columns = COLUMNS if self._has_observer else COLUMNS.replace("observer", "NULL")
         self._flow_columns = FLOW_COLUMNS if self._has_observer else FLOW_COLUMNS.replace("observer", "NULL")
 
-    async def write(self, exchanges: list[Exchange], flows: list[Flow] | tuple[()] = ()) -> None:
+    async def write(self, exchanges: Sequence[Exchange], flows: Sequence[Flow] = (), key: object = None) -> None:
         """Insert exchanges and flow summaries, then trim the buckets they touched: one transaction, all or
-        nothing."""
+        nothing.  ``key`` (PostgreSQL's idempotency key) is not needed: a local commit's outcome is known."""
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
         rows = [exchange_row(x) for x in exchanges]
@@ -379,3 +381,18 @@ async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
             raise
 
 
+
+
+async def migrate_file(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """Create or upgrade the database at ``path`` (as `run` would at start): (version before, version now)."""
+    before = 0
+    try:
+        reader = await open_store(path, readonly=True)
+    except StoreError:  # none yet, or too old to read: opening it for writing says what is wrong, if anything
+        pass
+    else:
+        before = reader.version
+        await reader.close()
+    store = await open_store(path)
+    await store.close()
+    return before, SCHEMA_VERSION

@@ -1,4 +1,4 @@
-"""The store as a sink: exchanges and flow summaries reach SQLite in batches, on a thread of their own.
+"""The store as a sink: exchanges and flow summaries reach the database in batches, on a thread of their own.
 
 Capture must never wait for the disk.  :meth:`StoreWriter.accept` runs on the
 engine thread and only appends to a bounded deque (what does not fit is
@@ -12,6 +12,12 @@ the next batch, which succeeds again once there is space.  ``on_error`` hears
 of a kind of error once, not once per batch (again only after writes recovered
 and a minute passed), and ``on_recovered`` when writes succeed after failures
 it heard of: a disk that stays full costs two lines, not one per batch.
+
+A database that cannot be reached (PostgreSQL down, the network gone) loses
+nothing at first: batches wait in the :class:`~eyes_devine.adapters.store.spool.Spool`
+(memory, then the ``--spool`` file) with their idempotency keys, and are sent
+oldest first once a retry (every :data:`RETRY_SECONDS` at most) gets through.
+Only what overflows the spool is lost, and counted.
 """
 
 from __future__ import annotations
@@ -20,10 +26,14 @@ import asyncio
 import os
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
-from eyes_devine.adapters.store.sqlite import ExchangeStore, StoreError, open_store
+from eyes_devine.adapters.store.errors import StoreError, StoreUnavailable
+from eyes_devine.adapters.store.opener import Store, open_database
+from eyes_devine.adapters.store.spool import Batch, Spool
 from eyes_devine.records import Exchange, Flow, MonitorStatus
 from eyes_devine.sinks import Record, SinkCounters
 
@@ -35,6 +45,8 @@ ERROR_REPEAT_SECONDS = 60.0
 """A kind of error already reported is reported again only after writes recovered, and at most this often."""
 MAX_ERROR_KINDS = 8
 """Kinds of error told apart; beyond these, failures count as "other errors"."""
+RETRY_SECONDS = 2.0
+"""Most seconds between attempts to reach a database that could not be reached."""
 
 
 def error_kind(error: Exception) -> str:
@@ -45,7 +57,7 @@ def error_kind(error: Exception) -> str:
 
 
 class StoreWriter:
-    """A :class:`~eyes_devine.sinks.Sink` writing exchanges and flows to one SQLite database."""
+    """A :class:`~eyes_devine.sinks.Sink` writing exchanges and flows to one database (SQLite or PostgreSQL)."""
 
     name = "store"
 
@@ -62,6 +74,10 @@ class StoreWriter:
         on_error: Callable[[str], None] | None = None,
         on_recovered: Callable[[int, int], None] | None = None,
         on_alerts: Callable[[int], None] | None = None,
+        observer: str | None = None,
+        spool: Path | None = None,
+        on_unreachable: Callable[[str], None] | None = None,
+        on_reachable: Callable[[], None] | None = None,
     ) -> None:
         """``on_batch(exchanges, flows, seconds)`` is told of each batch stored, ``on_alerts`` how many of its
         exchanges matched a suspicious-request rule (when any did), ``on_error(kind)`` of a kind of failed write
@@ -79,6 +95,18 @@ class StoreWriter:
         self.on_error = on_error
         self.on_recovered = on_recovered
         self.on_alerts = on_alerts
+        self.observer = observer
+        self.on_unreachable = on_unreachable
+        self.on_reachable = on_reachable
+        self._spool = Spool(memory_records=max_pending, path=spool)
+        self._run_key = uuid.uuid4()
+        self._seq = 0
+        """The sequence number of the next record: with the run key, each batch's idempotency key."""
+        self._unreachable = False
+        """The last attempt could not reach the database: new batches go to the spool until one does."""
+        self.spool_path = spool
+        self.spooled_at_stop = 0
+        """Records left in the spool file at stop, for the next run to send."""
         self.accepted = 0
         self.written = 0
         """Exchanges stored."""
@@ -202,7 +230,7 @@ class StoreWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + self._spool.records
 
     def lag(self, now: float) -> tuple[int, float]:
         """Records waiting to be written, and how long ago the oldest of them was captured (0 when none waits)."""
@@ -222,7 +250,8 @@ class StoreWriter:
         """Records (exchanges and flows) not stored, by reason; each kind of failed write with its batches."""
         with self._lock:
             failures = [(kind, batches, records) for kind, (batches, records) in self._failures.items()]
-        reasons = {"queue full": self._full, "arrived after stop": self._late}
+        reasons = {"queue full": self._full, "arrived after stop": self._late,
+                   "spool full while the database was unreachable": sum(self._spool.overflowed)}
         for kind, batches, records in failures:
             reasons[f"in {batches:,} failed batch{'' if batches == 1 else 'es'}: {kind}"] = records
         reasons[f"not written within {self._close_timeout:g} s of stop"] = self.dropped_at_close + self._flows_at_close
@@ -239,7 +268,7 @@ class StoreWriter:
 
     async def _run(self) -> None:
         try:
-            store = await open_store(self.path, self.keep, retain=self.retain)
+            store = await open_database(str(self.path), self.keep, retain=self.retain, observer=self.observer)
         except Exception as error:  # one line for start() to raise; never a thread dying with start() waiting
             self._open_error = error if isinstance(error, StoreError) else StoreError(
                 f"cannot open {self.path}: {error_kind(error)}")
@@ -253,15 +282,19 @@ class StoreWriter:
         finally:
             await store.close()  # an open connection's thread would keep the process alive
 
-    async def _write_batches(self, store: ExchangeStore) -> None:
+    async def _write_batches(self, store: Store) -> None:
         assert self._wake is not None and self._loop is not None
         pending = self._pending
         clock = self._loop.time
         emptied_at = clock()
         written_status: MonitorStatus | None = None
+        retry_at = clock() if self._spool.file_bytes() else None  # what an earlier run left is sent first
+        retries = 0
         while True:
             # Everything queued before emptied_at is written; what came after waits one interval at most.
             timeout = emptied_at + self.flush_interval - clock()
+            if retry_at is not None:
+                timeout = min(timeout, retry_at - clock())
             if len(pending) < self.batch_size and not self._closing and timeout > 0:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
@@ -269,6 +302,12 @@ class StoreWriter:
                     pass
             self._wake.clear()
             self._wake_requested = False
+            if retry_at is not None and (clock() >= retry_at or self._closing):
+                if await self._drain(store):
+                    retry_at, retries = None, 0
+                else:
+                    retries += 1
+                    retry_at = clock() + min(RETRY_SECONDS, 0.25 * 2 ** retries)
             while True:
                 emptied_at = clock()
                 closing = self._closing  # read before the status: the run's last status comes before close()
@@ -278,7 +317,14 @@ class StoreWriter:
                     flows = [record for record in batch if type(record) is Flow]
                     self._in_flight = (len(exchanges), len(flows))
                 if batch:
-                    await self._write(store, exchanges, flows)
+                    kept = Batch((self._run_key, self._seq), exchanges, flows)
+                    self._seq += len(batch)
+                    if self._unreachable:
+                        self._spool.add(kept)
+                        with self._lock:
+                            self._in_flight = (0, 0)
+                    elif not await self._write(store, kept) and retry_at is None:
+                        retry_at, retries = clock() + 0.25, 0
                 status = self._status  # between batches too: a writer that is behind is still alive
                 if status is not None and status is not written_status:
                     written_status = status
@@ -289,15 +335,58 @@ class StoreWriter:
                 if len(batch) < self.batch_size:
                     break
             if closing and not pending:
+                if self._unreachable:
+                    self._stop_unreachable()
                 return
 
-    async def _write(self, store: ExchangeStore, exchanges: list[Exchange], flows: list[Flow]) -> None:
+    async def _drain(self, store: Store) -> bool:
+        """Send what waits in the spool, the file's first; True when all of it is stored."""
+        if self._spool.file_bytes():
+            for batch in self._spool.file_batches():
+                if not await self._write(store, batch, from_spool=True):
+                    return False
+            self._spool.clear_file()
+        while self._spool.batches:
+            batch = self._spool.pop()
+            if not await self._write(store, batch, from_spool=True):
+                self._spool.push_front(batch)
+                return False
+        return True
+
+    def _stop_unreachable(self) -> None:
+        """At stop, with the database still out of reach: the spool's batches go to its file, else are lost."""
+        while self._spool.batches:
+            batch = self._spool.pop()
+            if self._spool.to_file(batch):
+                self.spooled_at_stop += batch.size
+            else:
+                self._failed("database unreachable at stop", len(batch.exchanges), len(batch.flows))
+        if self.spooled_at_stop == 0 and self._spool.file_bytes():
+            self.spooled_at_stop = sum(batch.size for batch in self._spool.file_batches())
+
+    async def _write(self, store: Store, batch: Batch, from_spool: bool = False) -> bool:
+        """Store one batch; False when the database could not be reached (the batch is then in the spool)."""
+        exchanges, flows = batch.exchanges, batch.flows
         started = time.perf_counter()
         try:
-            await store.write(exchanges, flows)
+            await store.write(exchanges, flows, batch.key)
+        except StoreUnavailable as error:  # kept, not lost: sent again once the database answers
+            if not from_spool:
+                self._spool.add(batch)
+            with self._lock:
+                self._in_flight = (0, 0)
+            if not self._unreachable:
+                self._unreachable = True
+                if self.on_unreachable is not None:
+                    self.on_unreachable(error_kind(error))
+            return False
         except Exception as error:  # a full disk must not stop capture: count, report once, go on
             self._failed(error_kind(error), len(exchanges), len(flows))
-            return
+            return True
+        if self._unreachable:
+            self._unreachable = False
+            if self.on_reachable is not None:
+                self.on_reachable()
         with self._lock:
             self._in_flight = (0, 0)
             if self._abandoned:
@@ -316,6 +405,7 @@ class StoreWriter:
             alerted = sum(1 for x in exchanges if x.alerts)
             if alerted:
                 self.on_alerts(alerted)
+        return True
 
     def _failed(self, kind: str, exchanges: int, flows: int) -> None:
         """Count a batch that was not stored, and tell on_error if this kind is news (see the module docstring)."""
