@@ -123,12 +123,13 @@ class PostgresStore:
                             f"INSERT INTO {table} (run_key, seq, bucket, {columns}) "
                             f"SELECT run_key, seq, bucket, {columns} FROM {table}_in "
                             "ON CONFLICT (run_key, seq) DO NOTHING")
-                        for bucket in {row[2] for row in batch}:
-                            await cursor.execute(_TRIMS[table], (self.observer, bucket, self.observer, bucket,
-                                                                 self.keep))
+                        await cursor.executemany(_TRIMS[table], self._trims({row[2] for row in batch}))
                     await self._expire(cursor)
         except psycopg.Error as error:
             raise self._failed(error) from None
+
+    def _trims(self, buckets: set[str]) -> list[tuple[object, ...]]:
+        return [(self.observer, bucket, self.observer, bucket, self.keep) for bucket in buckets]
 
     async def write_status(self, status: MonitorStatus) -> None:
         """Replace this observer's status row (and delete what --retain expired meanwhile)."""
@@ -163,8 +164,9 @@ class PostgresStore:
             async with db.transaction(), db.cursor() as cursor:
                 for table in ("exchanges", "flows"):
                     await cursor.execute(f"SELECT DISTINCT bucket FROM {table} WHERE observer = %s", (self.observer,))
-                    for (bucket,) in await cursor.fetchall():
-                        await cursor.execute(_TRIMS[table], (self.observer, bucket, self.observer, bucket, self.keep))
+                    buckets = {bucket for (bucket,) in await cursor.fetchall()}
+                    if buckets:
+                        await cursor.executemany(_TRIMS[table], self._trims(buckets))
                 await self._expire(cursor)
         except psycopg.Error as error:
             raise self._failed(error) from None
@@ -285,6 +287,9 @@ class PostgresStore:
 
 _TRIM = ("DELETE FROM {table} WHERE observer = %s AND bucket = %s AND id <= "
          "(SELECT id FROM {table} WHERE observer = %s AND bucket = %s ORDER BY id DESC OFFSET %s LIMIT 1)")
+"""Each (observer, bucket) keeps its newest ``keep``: equalities on the index, whatever the table's statistics say
+(one statement for many buckets let a stale plan join every row of the observer).  executemany sends them in
+pipeline mode: one round trip for all a batch touched."""
 _TRIMS = {table: _TRIM.format(table=table) for table in ("exchanges", "flows")}
 
 
