@@ -15,6 +15,7 @@ from tests.support.load import get
 from tests.support.netns import Lab
 from tests.support.requirements import require_binary, require_root
 from tests.support.service import Service
+from tests.support.terminal import terminal  # noqa: F401  (a fixture for the tests here)
 
 
 @pytest.fixture
