@@ -7,7 +7,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "benchmarks/run.sh: run as root (sudo benchmarks/run.sh): it builds namespaces and captures" >&2
     exit 2
 fi
-packages=(hey wrk tshark tcpdump nginx-light docker.io busybox-static iproute2 python3-venv libpcap0.8)
+packages=(hey wrk tshark tcpdump nginx-light docker.io busybox-static iproute2 python3-venv libpcap0.8 postgresql openssl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -21,4 +21,5 @@ fi
 .venv/bin/python benchmarks/read_vs_tshark.py
 .venv/bin/python benchmarks/header_cost.py
 .venv/bin/python benchmarks/export_cost.py --live 5000
+.venv/bin/python benchmarks/store_throughput.py
 .venv/bin/python benchmarks/live_completeness.py "$@"

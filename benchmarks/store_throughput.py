@@ -5,8 +5,10 @@
 Each writer is the `run` process's own sink (StoreWriter, on its thread, in
 batches of --batch-size) in a process of its own, with an observer of its own,
 fed --records browser-like exchanges spread over 50 containers as fast as
-``accept`` takes them.  The figure is records / seconds from the first accept
-until every record is stored (written and committed, the trims included).
+``accept`` takes them, with the default ``--keep`` of 1,000 per container, so
+past the first 50,000 every batch deletes as many rows as it inserts.  The
+figure is records / seconds from the first accept until every record is
+stored (written and committed, the trims included).
 PostgreSQL is the tests' own cluster (initdb + pg_ctl in a temp dir, on this
 machine, fsync off as in the tests); SQLite is a file in a temp dir, measured
 in the same run as the peer.  Best of --runs.  Appends to benchmarks/RESULTS.md.
@@ -24,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.results import append_results  # noqa: E402
+from eyes_devine.adapters.store.sqlite import DEFAULT_KEEP  # noqa: E402
 from eyes_devine.adapters.store.writer import StoreWriter  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 from tests.support.records import make  # noqa: E402
@@ -78,7 +81,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    keep = args.records  # the trims run, as in `run`, without deleting what the count needs
+    keep = DEFAULT_KEEP  # as `run` keeps: past 1,000 per container every batch also deletes as many as it adds
     server = PostgresServer()
     lines = []
     try:

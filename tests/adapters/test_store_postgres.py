@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +13,9 @@ from eyes_devine.adapters.store.errors import StoreError, StoreUnavailable
 from eyes_devine.adapters.store.opener import open_database
 from eyes_devine.adapters.store.postgres import migrate
 from eyes_devine.adapters.store.query import FlowQuery, Query
+from eyes_devine.adapters.store.writer import StoreWriter
 from eyes_devine.records import MonitorStatus
+from tests.support.postgres import wait_until
 from tests.support.records import WEB, flow, make
 
 
@@ -100,3 +104,99 @@ def test_an_unreachable_server_and_a_wrong_password_are_one_line(postgres):
     with pytest.raises(StoreError, match="password authentication failed") as raised:
         run(open_database(postgres.url(password="wrong"), 10, observer="vm"))
     assert "wrong" not in str(raised.value), "a password never reaches a message"
+
+
+def test_the_readme_roles_write_and_read_with_least_privilege(postgres):
+    url = postgres.new_database()
+    dbname = url.rsplit("/", 1)[1]
+    empty = postgres.new_database()
+    run(migrate(url))
+    postgres.execute("DROP ROLE IF EXISTS eyes_writer; DROP ROLE IF EXISTS eyes_reader")
+    postgres.execute(Path(__file__).resolve().parents[2].joinpath("examples/postgres/roles.sql").read_text(), url)
+    postgres.execute("ALTER ROLE eyes_writer PASSWORD 'w'; ALTER ROLE eyes_reader PASSWORD 'r'")
+    writer_url = postgres.url("eyes_writer", "w", dbname)
+    reader_url = postgres.url("eyes_reader", "r", dbname)
+
+    async def scenario():
+        store = await open_database(writer_url, 5, observer="edge", retain=600)
+        now = time.time()  # within --retain
+        await store.write([served(i, "edge", ts=now + i) for i in range(10)], [flow(1, ts=now, observer="edge")])
+        await store.write_status(MonitorStatus(1.0, 0.5, 7, "edge", "0.1", (("eth0", "up"),)))
+        await store.close()
+        reader = await open_database(reader_url, 5, readonly=True, observer="edge")
+        try:
+            return await reader.query(Query(limit=None)), await reader.status()
+        finally:
+            await reader.close()
+
+    stored, status = run(scenario())
+    assert len(stored) == 5 and status.host == "edge", "the writer inserted, trimmed and reported"
+
+    async def reader_writes():
+        store = await open_database(reader_url, 5, observer="edge")
+        try:
+            await store.write([served(99, "edge")])
+        finally:
+            await store.close()
+
+    with pytest.raises(StoreError, match="permission denied for table exchanges; grant the role"):
+        run(reader_writes())
+    with pytest.raises(StoreError, match="cannot migrate .*permission denied for schema public; run `eyes-devine db "
+                                         "migrate` as the database's owner"):
+        postgres.execute(f"GRANT TEMPORARY ON DATABASE {empty.rsplit('/', 1)[1]} TO eyes_writer")
+        run(open_database(postgres.url("eyes_writer", "w", empty.rsplit("/", 1)[1]), 5, observer="edge"))
+
+
+def test_sslmode_require_stores_over_tls_and_verify_full_without_the_ca_is_one_line(postgres):
+    url = postgres.new_database()
+
+    async def over_tls():
+        store = await open_database(url + "?sslmode=require", 10, observer="edge")
+        try:
+            await store.write([served(1, "edge")])
+            return postgres.execute("SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) "
+                                    "WHERE application_name = 'eyes-devine' AND ssl")
+        finally:
+            await store.close()
+
+    assert run(over_tls()) == [(1,)]
+    with pytest.raises(StoreError, match="cannot connect to postgresql://owner@127.0.0.1:.*root certificate"):
+        run(open_database(url + "?sslmode=verify-full&sslrootcert=/nonexistent.crt", 10, observer="edge"))
+
+
+def test_a_spool_fills_while_the_server_is_down_and_is_sent_once_when_it_is_back(postgres, tmp_path):
+    url = postgres.new_database()
+    with_file = StoreWriter(url, 100_000, batch_size=10, spool_records=50, observer="spooled", flush_interval=0.05,
+                            spool=tmp_path / "spool.jsonl")
+    memory_only = StoreWriter(url, 100_000, batch_size=10, spool_records=50, observer="memory", flush_interval=0.05)
+    errors: list[str] = []
+    memory_only.on_error = errors.append
+    for writer in (with_file, memory_only):
+        writer.start()
+    postgres.stop()
+    try:
+        for i in range(300):
+            with_file.accept(served(i, "spooled"))
+            memory_only.accept(served(i, "memory"))
+            time.sleep(0.001)
+        wait_until(lambda: memory_only.losses() and (tmp_path / "spool.jsonl").exists(), 10, "the spools fill")
+    finally:
+        postgres.start()
+    wait_until(lambda: with_file.written == 300, 30, "the file spool sent")
+    wait_until(lambda: memory_only.written + memory_only.dropped == 300 and not memory_only.pending, 30, "sent")
+    for writer in (with_file, memory_only):
+        writer.close()
+    assert per_target(postgres, url, "spooled") == 300, "every record, once"
+    # The newest batches the memory held (50 records at most, in batches of up to 10), and what came after.
+    assert 30 <= memory_only.written == per_target(postgres, url, "memory") <= 60
+    assert memory_only.losses() == {"spool full while the database was unreachable": 300 - memory_only.written}
+    assert errors == ["the spool is full while the database is unreachable: its oldest batches are dropped; give "
+                      "--spool FILE to keep more"]
+    assert not (tmp_path / "spool.jsonl").stat().st_size, "emptied once stored"
+
+
+def per_target(postgres, url: str, observer: str) -> int:
+    [(rows, distinct)] = postgres.execute(
+        f"SELECT count(*), count(DISTINCT target) FROM exchanges WHERE observer = '{observer}'", url)
+    assert rows == distinct, "nothing stored twice"
+    return rows

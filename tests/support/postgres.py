@@ -53,10 +53,23 @@ class PostgresServer:
         os.chown(password_file, self.account.pw_uid, self.account.pw_gid)
         self._as_postgres([str(self.bin / "initdb"), "-D", str(self.data), "-U", "owner", "--auth=scram-sha-256",
                            f"--pwfile={password_file}", "-E", "UTF8", "--locale=C.UTF-8"])
+        self._certificate()
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = "
-                       f"'{workdir}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+                       f"'{workdir}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                       f"ssl = on\nssl_cert_file = '{workdir / 'server.crt'}'\n"
+                       f"ssl_key_file = '{workdir / 'server.key'}'\n")
         self.start()
+
+    def _certificate(self) -> None:
+        """A self-signed certificate for 127.0.0.1, so clients can ask for TLS (sslmode=require)."""
+        openssl = shutil.which("openssl") or missing("openssl (Debian package openssl)")
+        subprocess.run([openssl, "req", "-new", "-x509", "-days", "2", "-nodes", "-subj", "/CN=127.0.0.1",
+                        "-newkey", "rsa:2048", "-keyout", str(self.workdir / "server.key"),
+                        "-out", str(self.workdir / "server.crt")], check=True, capture_output=True, timeout=60)
+        for name in ("server.key", "server.crt"):
+            os.chown(self.workdir / name, self.account.pw_uid, self.account.pw_gid)
+            os.chmod(self.workdir / name, 0o600)
 
     def _as_postgres(self, command: list[str]) -> None:
         result = subprocess.run(["setpriv", f"--reuid={self.account.pw_uid}", f"--regid={self.account.pw_gid}",

@@ -31,6 +31,7 @@ from eyes_devine.adapters.store.errors import StoreError, StoreUnavailable
 from eyes_devine.adapters.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
 from eyes_devine.adapters.store.query import POSTGRESQL, FlowQuery, Query, flow_where_clause, where_clause
 from eyes_devine.adapters.store.rows import COLUMNS, FLOW_COLUMNS, exchange_of, exchange_row, flow_of, flow_row
+from eyes_devine.adapters.store.tally import Tally
 from eyes_devine.records import Exchange, Flow, MonitorStatus
 
 SCHEMES = ("postgresql://", "postgres://")
@@ -39,6 +40,8 @@ CONNECT_SECONDS = 10
 LOOKBACK_IDS = 20_000
 """How far behind the newest id `watch --attach` looks again: ids are handed out at insert but become visible
 at commit, so a slow writer's batch can appear below ids already shown."""
+EXPIRE_SECONDS = 5.0
+"""Seconds between --retain deletes while batches come (as between status rows while they do not)."""
 _LOCK_ID = 0x65796573
 """The advisory lock migrations take, so two hosts starting at once do not migrate twice."""
 
@@ -90,6 +93,9 @@ class PostgresStore:
         self.run_key = uuid.uuid4()
         """This run's half of the idempotency key of what it writes."""
         self._next_seq = 0
+        self._tally = Tally()
+        self._expire_at = 0.0
+        """When (monotonic) --retain is applied next in a batch's transaction."""
         self._seen: set[int] = set()
         """Ids `after` has returned within the lookback."""
 
@@ -116,20 +122,32 @@ class PostgresStore:
                     for table, columns, batch in (("exchanges", COLUMNS, rows), ("flows", FLOW_COLUMNS, flow_rows)):
                         if not batch:
                             continue
+                        if not self._tally.known(table):  # after a failed transaction
+                            await self._count(cursor, table)
                         async with cursor.copy(f"COPY {table}_in (run_key, seq, bucket, {columns}) FROM STDIN") as copy:
                             for row in batch:
                                 await copy.write_row(row)
-                        await cursor.execute(
-                            f"INSERT INTO {table} (run_key, seq, bucket, {columns}) "
-                            f"SELECT run_key, seq, bucket, {columns} FROM {table}_in "
-                            "ON CONFLICT (run_key, seq) DO NOTHING")
-                        await cursor.executemany(_TRIMS[table], self._trims({row[2] for row in batch}))
-                    await self._expire(cursor)
+                        await cursor.execute(_INSERTS[table])
+                        self._tally.add(table, await cursor.fetchall())
+                        await self._trim(cursor, table)
+                    if time.monotonic() >= self._expire_at:
+                        await self._expire(cursor)
         except psycopg.Error as error:
+            self._tally.forget()  # what the transaction did is unknown: counted again before the next trim
             raise self._failed(error) from None
 
-    def _trims(self, buckets: set[str]) -> list[tuple[object, ...]]:
-        return [(self.observer, bucket, self.observer, bucket, self.keep) for bucket in buckets]
+    async def _trim(self, cursor: psycopg.AsyncCursor, table: str) -> None:
+        """Delete the oldest rows of each bucket over ``keep``: an index range from the bucket's floor, as many
+        rows as it holds too many, whatever dead rows lie below (one round trip, pipelined)."""
+        over = self._tally.over(table, self.keep)
+        if not over:
+            return
+        await cursor.executemany(_TRIMS[table], [(self.observer, bucket, floor, excess)
+                                                 for bucket, floor, excess in over], returning=True)
+        for bucket, _floor, _excess in over:
+            gone, last = await cursor.fetchone()  # type: ignore[misc]
+            self._tally.removed(table, bucket, int(gone), int(last))
+            cursor.nextset()
 
     async def write_status(self, status: MonitorStatus) -> None:
         """Replace this observer's status row (and delete what --retain expired meanwhile)."""
@@ -147,28 +165,44 @@ class PostgresStore:
                     (self.observer, status.updated, status.started, status.pid, status.host, status.version,
                      json.dumps(dict(status.sniffers)), status.stopped))
                 await self._expire(cursor)
+                await self._count(cursor)  # every few seconds: the tally agrees with the table again
         except psycopg.Error as error:
+            self._tally.forget()
             raise self._failed(error) from None
 
     async def _expire(self, cursor: psycopg.AsyncCursor) -> None:
+        """Delete this observer's records older than ``retain`` (at most every few seconds: a range on the time
+        index that walks what earlier deletes left for vacuum)."""
         if self.retain is None:
             return
+        self._expire_at = time.monotonic() + EXPIRE_SECONDS
         cutoff = time.time() - self.retain
-        await cursor.execute("DELETE FROM exchanges WHERE observer = %s AND ts < %s", (self.observer, cutoff))
-        await cursor.execute("DELETE FROM flows WHERE observer = %s AND ts_last < %s", (self.observer, cutoff))
+        for table, column in (("exchanges", "ts"), ("flows", "ts_last")):
+            await cursor.execute(f"WITH gone AS (DELETE FROM {table} WHERE observer = %s AND {column} < %s "
+                                 "RETURNING bucket) SELECT bucket, count(*) FROM gone GROUP BY bucket",
+                                 (self.observer, cutoff))
+            for bucket, gone in await cursor.fetchall():
+                self._tally.removed(table, bucket, int(gone), 0)
+
+    async def _count(self, cursor: psycopg.AsyncCursor, *tables: str) -> None:
+        """Count this observer's rows per bucket of ``tables`` (all by default), and where each bucket's oldest
+        is."""
+        for table in tables or ("exchanges", "flows"):
+            await cursor.execute(f"SELECT bucket, count(*), min(id) - 1 FROM {table} WHERE observer = %s "
+                                 "GROUP BY bucket", (self.observer,))
+            self._tally.counted(table, await cursor.fetchall())
 
     async def trim_all(self) -> None:
-        """Bring this observer's buckets down to ``keep`` and drop what ``retain`` expired: at open."""
+        """Drop what ``retain`` expired and bring this observer's buckets down to ``keep``: at open."""
         db = await self._connection()
         try:
             async with db.transaction(), db.cursor() as cursor:
-                for table in ("exchanges", "flows"):
-                    await cursor.execute(f"SELECT DISTINCT bucket FROM {table} WHERE observer = %s", (self.observer,))
-                    buckets = {bucket for (bucket,) in await cursor.fetchall()}
-                    if buckets:
-                        await cursor.executemany(_TRIMS[table], self._trims(buckets))
                 await self._expire(cursor)
+                await self._count(cursor)
+                for table in ("exchanges", "flows"):
+                    await self._trim(cursor, table)
         except psycopg.Error as error:
+            self._tally.forget()
             raise self._failed(error) from None
 
     # -- reading ---------------------------------------------------------------------------------
@@ -285,12 +319,18 @@ class PostgresStore:
         return StoreError(f"{self.path}: {_first_line(error)}")
 
 
-_TRIM = ("DELETE FROM {table} WHERE observer = %s AND bucket = %s AND id <= "
-         "(SELECT id FROM {table} WHERE observer = %s AND bucket = %s ORDER BY id DESC OFFSET %s LIMIT 1)")
-"""Each (observer, bucket) keeps its newest ``keep``: equalities on the index, whatever the table's statistics say
-(one statement for many buckets let a stale plan join every row of the observer).  executemany sends them in
-pipeline mode: one round trip for all a batch touched."""
-_TRIMS = {table: _TRIM.format(table=table) for table in ("exchanges", "flows")}
+_INSERTS = {table: f"WITH added AS (INSERT INTO {table} (run_key, seq, bucket, {columns}) SELECT run_key, seq, "
+                   f"bucket, {columns} FROM {table}_in ON CONFLICT (run_key, seq) DO NOTHING RETURNING bucket) "
+                   "SELECT bucket, count(*) FROM added GROUP BY bucket"
+            for table, columns in (("exchanges", COLUMNS), ("flows", FLOW_COLUMNS))}
+"""A batch in from the temporary table, once (a retried batch's rows are there already), and how many rows each
+bucket gained."""
+_TRIMS = {table: f"WITH gone AS (DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE observer = %s AND "
+                 "bucket = %s AND id > %s ORDER BY id LIMIT %s) RETURNING id) SELECT count(*), coalesce(max(id), 0) "
+                 "FROM gone"
+          for table in ("exchanges", "flows")}
+"""A bucket's oldest rows over ``keep``: an index range that starts above what is already gone (a range from the
+bucket's start would walk every dead row until vacuum comes, and churn makes many)."""
 
 
 async def _connect(url: str, where: str, *, writing: bool) -> psycopg.AsyncConnection:

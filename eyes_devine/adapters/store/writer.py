@@ -33,7 +33,7 @@ from pathlib import Path
 
 from eyes_devine.adapters.store.errors import StoreError, StoreUnavailable
 from eyes_devine.adapters.store.opener import Store, open_database
-from eyes_devine.adapters.store.spool import Batch, Spool
+from eyes_devine.adapters.store.spool import DEFAULT_MEMORY_RECORDS, Batch, Spool
 from eyes_devine.records import Exchange, Flow, MonitorStatus
 from eyes_devine.sinks import Record, SinkCounters
 
@@ -78,6 +78,7 @@ class StoreWriter:
         spool: Path | None = None,
         on_unreachable: Callable[[str], None] | None = None,
         on_reachable: Callable[[], None] | None = None,
+        spool_records: int = DEFAULT_MEMORY_RECORDS,
     ) -> None:
         """``on_batch(exchanges, flows, seconds)`` is told of each batch stored, ``on_alerts`` how many of its
         exchanges matched a suspicious-request rule (when any did), ``on_error(kind)`` of a kind of failed write
@@ -98,7 +99,7 @@ class StoreWriter:
         self.observer = observer
         self.on_unreachable = on_unreachable
         self.on_reachable = on_reachable
-        self._spool = Spool(memory_records=max_pending, path=spool)
+        self._spool = Spool(memory_records=spool_records, path=spool)
         self._run_key = uuid.uuid4()
         self._seq = 0
         """The sequence number of the next record: with the run key, each batch's idempotency key."""
@@ -221,12 +222,12 @@ class StoreWriter:
     @property
     def dropped(self) -> int:
         """Exchanges not stored."""
-        return self.dropped_full + self.dropped_failed + self.dropped_at_close
+        return self.dropped_full + self.dropped_failed + self.dropped_at_close + self._spool.overflowed[0]
 
     @property
     def flows_dropped(self) -> int:
         """Flow summaries not stored: refused, lost in a failed write, or left at close."""
-        return self._flows_refused + self._flows_failed + self._flows_at_close
+        return self._flows_refused + self._flows_failed + self._flows_at_close + self._spool.overflowed[1]
 
     @property
     def pending(self) -> int:
@@ -320,7 +321,7 @@ class StoreWriter:
                     kept = Batch((self._run_key, self._seq), exchanges, flows)
                     self._seq += len(batch)
                     if self._unreachable:
-                        self._spool.add(kept)
+                        self._keep(kept)
                         with self._lock:
                             self._in_flight = (0, 0)
                     elif not await self._write(store, kept) and retry_at is None:
@@ -353,6 +354,14 @@ class StoreWriter:
                 return False
         return True
 
+    def _keep(self, batch: Batch) -> None:
+        """Spool ``batch``; the first time the spool overflows, say so (the losses count every record)."""
+        overflowed = sum(self._spool.overflowed)
+        self._spool.add(batch)
+        if not overflowed and sum(self._spool.overflowed) and self.on_error is not None:
+            self.on_error("the spool is full while the database is unreachable: its oldest batches are dropped"
+                          + ("" if self._spool.path else "; give --spool FILE to keep more"))
+
     def _stop_unreachable(self) -> None:
         """At stop, with the database still out of reach: the spool's batches go to its file, else are lost."""
         while self._spool.batches:
@@ -372,7 +381,7 @@ class StoreWriter:
             await store.write(exchanges, flows, batch.key)
         except StoreUnavailable as error:  # kept, not lost: sent again once the database answers
             if not from_spool:
-                self._spool.add(batch)
+                self._keep(batch)
             with self._lock:
                 self._in_flight = (0, 0)
             if not self._unreachable:
