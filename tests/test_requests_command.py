@@ -103,3 +103,11 @@ def test_a_hostile_container_name_is_escaped_in_the_table_and_exact_in_json(tmp_
     assert result.stdout.isascii()
     [record] = lines(result)
     assert (record["container"], record["method"]) == (hostile, "G\x9bET")
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:se cret@h/db", "postgresql://u:p%zzsecret@h/db",
+                                 "postgresql://u:secret@h/db?nosuch=1"])
+def test_a_postgresql_url_libpq_cannot_read_is_one_line_without_its_password(url):
+    result = requests(url)
+    assert result.returncode == 2 and result.stderr.startswith("eyes-devine: --db: not a PostgreSQL URL")
+    assert len(result.stderr.splitlines()) == 1 and "secret" not in result.stderr and "cret" not in result.stderr

@@ -5,8 +5,8 @@ Open it with :func:`open_postgres`; it answers the methods of
 readers and `watch --attach` use either.  What differs:
 
 - Every host writes as its observer: ``--keep`` trims per (observer, bucket)
-  and ``--retain`` deletes only the observer's own rows, so a writer role needs
-  no more than its own rows.  The status row is one per observer.
+  and ``--retain`` deletes only the observer's own rows.  The status row is one
+  per observer.
 - A batch arrives with COPY into a temporary table, then one
   ``INSERT ... ON CONFLICT (run_key, seq) DO NOTHING``: a batch retried after an
   unknown commit outcome inserts nothing twice.
@@ -35,8 +35,10 @@ from eyes_devine.adapters.store.tally import Tally
 from eyes_devine.records import Exchange, Flow, MonitorStatus
 
 SCHEMES = ("postgresql://", "postgres://")
-CONNECT_SECONDS = 10
-"""How long one connection attempt may take: an unreachable server is reported, not waited for."""
+CONNECTION = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
+              "keepalives_count": 3, "tcp_user_timeout": 20_000}
+"""How long a connection attempt may take (per address), and how soon a server gone silent (a host down, a network
+cut) breaks the connection: about 20 s, not the kernel's quarter of an hour.  A URL's own values win."""
 LOOKBACK_IDS = 20_000
 """How far behind the newest id `watch --attach` looks again: ids are handed out at insert but become visible
 at commit, so a slow writer's batch can appear below ids already shown."""
@@ -65,10 +67,24 @@ def check_url(url: str) -> None:
     """Raise StoreError when ``url`` cannot be a connection string: bad input, before anything starts."""
     try:
         conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError as error:
-        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise StoreError(f"not a PostgreSQL URL ({text}); write postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
-                         "?sslmode=require") from None
+    except psycopg.ProgrammingError:  # libpq's reason quotes the text around the fault, the password too
+        raise StoreError("not a PostgreSQL URL libpq can read; write postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+                         "?sslmode=require, with characters such as @ : / % and spaces in the password "
+                         "percent-encoded") from None
+
+
+def _text_safe(row: tuple[object, ...]) -> tuple[object, ...]:
+    """PostgreSQL's text holds no NUL, which a hostile request can carry in its target or headers: each becomes
+    U+FFFD, so one such request cannot keep its whole batch out of the store."""
+    if not any(value.__class__ is str and "\x00" in value for value in row):  # type: ignore[operator]
+        return row
+    return tuple(value.replace("\x00", "\ufffd") if value.__class__ is str else value  # type: ignore[union-attr]
+                 for value in row)
+
+
+def _given(url: str) -> dict[str, str]:
+    """The URL's own connection parameters, which take precedence over :data:`CONNECTION`."""
+    return {name: value for name, value in conninfo.conninfo_to_dict(url).items() if name in CONNECTION}
 
 
 def _first_line(error: BaseException) -> str:
@@ -113,8 +129,8 @@ class PostgresStore:
             key = (self.run_key, self._next_seq)
             self._next_seq += len(exchanges) + len(flows)
         run_key, first = key
-        rows = [(run_key, first + i, *exchange_row(x)) for i, x in enumerate(exchanges)]
-        flow_rows = [(run_key, first + len(rows) + i, *flow_row(f)) for i, f in enumerate(flows)]
+        rows = [_text_safe((run_key, first + i, *exchange_row(x))) for i, x in enumerate(exchanges)]
+        flow_rows = [_text_safe((run_key, first + len(rows) + i, *flow_row(f))) for i, f in enumerate(flows)]
         db = await self._connection()
         try:
             async with db.transaction():
@@ -127,7 +143,7 @@ class PostgresStore:
                         async with cursor.copy(f"COPY {table}_in (run_key, seq, bucket, {columns}) FROM STDIN") as copy:
                             for row in batch:
                                 await copy.write_row(row)
-                        await cursor.execute(_INSERTS[table])
+                        await cursor.execute(_INSERTS[table], (self.observer,))
                         self._tally.add(table, await cursor.fetchall())
                         await self._trim(cursor, table)
                     if time.monotonic() >= self._expire_at:
@@ -320,11 +336,11 @@ class PostgresStore:
 
 
 _INSERTS = {table: f"WITH added AS (INSERT INTO {table} (run_key, seq, bucket, {columns}) SELECT run_key, seq, "
-                   f"bucket, {columns} FROM {table}_in ON CONFLICT (run_key, seq) DO NOTHING RETURNING bucket) "
-                   "SELECT bucket, count(*) FROM added GROUP BY bucket"
+                   f"bucket, {columns} FROM {table}_in ON CONFLICT (run_key, seq) DO NOTHING RETURNING bucket, "
+                   "observer) SELECT bucket, count(*) FROM added WHERE observer = %s GROUP BY bucket"
             for table, columns in (("exchanges", COLUMNS), ("flows", FLOW_COLUMNS))}
-"""A batch in from the temporary table, once (a retried batch's rows are there already), and how many rows each
-bucket gained."""
+"""A batch in from the temporary table, once (a retried batch's rows are there already), and how many rows each of
+this observer's buckets gained (a spooled batch from before an --observer change holds another observer's)."""
 _TRIMS = {table: f"WITH gone AS (DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE observer = %s AND "
                  "bucket = %s AND id > %s ORDER BY id LIMIT %s) RETURNING id) SELECT count(*), coalesce(max(id), 0) "
                  "FROM gone"
@@ -335,8 +351,8 @@ bucket's start would walk every dead row until vacuum comes, and churn makes man
 
 async def _connect(url: str, where: str, *, writing: bool) -> psycopg.AsyncConnection:
     try:
-        db = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=CONNECT_SECONDS,
-                                                   application_name="eyes-devine")
+        db = await psycopg.AsyncConnection.connect(url, autocommit=True, application_name="eyes-devine",
+                                                   **{**CONNECTION, **_given(url)})
     except psycopg.OperationalError as error:
         raise StoreUnavailable(f"cannot connect to {where}: {_first_line(error)}") from None
     except psycopg.Error as error:
@@ -395,6 +411,15 @@ async def migrate(url: str) -> tuple[int, int]:
 async def open_postgres(url: str, keep: int, *, readonly: bool = False, retain: float | None = None,
                         observer: str | None = None) -> PostgresStore:
     """Connect and check the schema; a writer migrates it when it may, else says to run `db migrate`."""
+    try:
+        return await _open(url, keep, readonly, retain, observer)
+    except psycopg.Error as error:  # whatever the checks below did not expect: one line, and no password
+        if isinstance(error, psycopg.OperationalError):
+            raise StoreUnavailable(f"{shown(url)}: {_first_line(error)}") from None
+        raise StoreError(f"{shown(url)}: {_first_line(error)}") from None
+
+
+async def _open(url: str, keep: int, readonly: bool, retain: float | None, observer: str | None) -> PostgresStore:
     where = shown(url)
     if not readonly:
         version = await _probe(url, where)
