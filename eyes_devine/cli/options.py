@@ -76,8 +76,12 @@ def build_settings(**flags: Any) -> Settings:
             from eyes_devine.adapters.store.files import a_directory
 
             fail(f"--db: {a_directory(Path(settings.db_path))}")
-    if settings.spool is not None and (settings.spool.is_dir() or settings.spool.is_symlink()):
-        fail(f"--spool {settings.spool}: not a regular file; name a file in a directory only you can write")
+    if settings.spool is not None:
+        from eyes_devine.adapters.store.spool import spool_problem
+
+        problem = spool_problem(settings.spool, os.geteuid() if hasattr(os, "geteuid") else 0)
+        if problem:
+            fail(f"--spool {settings.spool}: {problem}")
     return settings
 
 

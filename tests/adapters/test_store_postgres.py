@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -200,3 +201,51 @@ def per_target(postgres, url: str, observer: str) -> int:
         f"SELECT count(*), count(DISTINCT target) FROM exchanges WHERE observer = '{observer}'", url)
     assert rows == distinct, "nothing stored twice"
     return rows
+
+
+def test_a_nul_byte_in_one_request_keeps_neither_it_nor_its_batch_out(postgres):
+    url = postgres.new_database()
+
+    async def scenario():
+        store = await open_database(url, 100, observer="edge")
+        await store.write([served(1, "edge", target="/a\x00b", user_agent="x\x00"), served(2, "edge")])
+        found = await store.query(Query(limit=None))
+        await store.close()
+        return found
+
+    assert sorted(x.target for x in run(scenario())) == ["/a\ufffdb", "/items/2"]
+
+
+def test_another_observers_spooled_rows_do_not_count_against_this_ones_keep(postgres):
+    url = postgres.new_database()
+
+    async def scenario():
+        store = await open_database(url, 5, observer="new")
+        await store.write([served(i, "new") for i in range(5)])
+        await store.write([served(i, "old") for i in range(5, 10)])  # spooled before --observer changed
+        counts = postgres.execute("SELECT observer, count(*) FROM exchanges GROUP BY 1 ORDER BY 1", url)
+        await store.close()
+        return counts
+
+    assert run(scenario()) == [("new", 5), ("old", 5)]
+
+
+def test_close_counts_what_the_spool_holds_when_the_database_hangs(postgres):
+    url = postgres.new_database()
+    writer = StoreWriter(url, 1000, batch_size=10, flush_interval=0.05, observer="edge")
+    writer.start()
+    postgres.stop()
+    silent = socket.socket()  # where the server was: connections are taken, and never answered
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", postgres.port))
+    silent.listen(64)
+    try:
+        for i in range(40):
+            writer.accept(served(i, "edge"))
+        time.sleep(1.5)  # spooled, and a retry is waiting for an answer that does not come
+        writer.close(timeout=0.5)
+    finally:
+        silent.close()
+        postgres.start()
+    assert writer.written == 0 and writer.dropped == 40, "every record is stored or counted as not stored"
+    assert writer.losses() == {"not written within 0.5 s of stop": 40}

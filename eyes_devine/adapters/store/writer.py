@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from eyes_devine.adapters.store.errors import StoreError, StoreUnavailable
-from eyes_devine.adapters.store.opener import Store, open_database
+from eyes_devine.adapters.store.opener import Store, display, open_database
 from eyes_devine.adapters.store.spool import DEFAULT_MEMORY_RECORDS, Batch, Spool
 from eyes_devine.records import Exchange, Flow, MonitorStatus
 from eyes_devine.sinks import Record, SinkCounters
@@ -211,6 +211,9 @@ class StoreWriter:
         self._thread.join(timeout)
         with self._lock:
             exchanges, flows = self._in_flight if self._thread.is_alive() else (0, 0)
+            if self._thread.is_alive():  # and what waited for an unreachable database, in memory
+                flows += self._spool.flow_records
+                exchanges += self._spool.records - self._spool.flow_records
             self._abandoned = True
             left = list(self._pending)
             self._pending.clear()
@@ -272,7 +275,7 @@ class StoreWriter:
             store = await open_database(str(self.path), self.keep, retain=self.retain, observer=self.observer)
         except Exception as error:  # one line for start() to raise; never a thread dying with start() waiting
             self._open_error = error if isinstance(error, StoreError) else StoreError(
-                f"cannot open {self.path}: {error_kind(error)}")
+                f"cannot open {display(str(self.path))}: {error_kind(error)}")
             self._opened.set()
             return
         self._loop = asyncio.get_running_loop()
@@ -322,12 +325,10 @@ class StoreWriter:
                     self._seq += len(batch)
                     if self._unreachable:
                         self._keep(kept)
-                        with self._lock:
-                            self._in_flight = (0, 0)
                     elif not await self._write(store, kept) and retry_at is None:
                         retry_at, retries = clock() + 0.25, 0
                 status = self._status  # between batches too: a writer that is behind is still alive
-                if status is not None and status is not written_status:
+                if status is not None and status is not written_status and not self._unreachable:
                     written_status = status
                     try:
                         await store.write_status(status)
@@ -343,21 +344,28 @@ class StoreWriter:
     async def _drain(self, store: Store) -> bool:
         """Send what waits in the spool, the file's first; True when all of it is stored."""
         if self._spool.file_bytes():
-            for batch in self._spool.file_batches():
+            for index, batch in self._spool.file_batches():
                 if not await self._write(store, batch, from_spool=True):
+                    self._spool.keep_file_from(index)  # what was sent is not sent, nor counted, again
                     return False
             self._spool.clear_file()
         while self._spool.batches:
-            batch = self._spool.pop()
+            with self._lock:  # close() sees it in the spool or in flight
+                batch = self._spool.pop()
+                self._in_flight = (len(batch.exchanges), len(batch.flows))
             if not await self._write(store, batch, from_spool=True):
-                self._spool.push_front(batch)
+                with self._lock:
+                    self._spool.push_front(batch)
+                    self._in_flight = (0, 0)
                 return False
         return True
 
     def _keep(self, batch: Batch) -> None:
         """Spool ``batch``; the first time the spool overflows, say so (the losses count every record)."""
         overflowed = sum(self._spool.overflowed)
-        self._spool.add(batch)
+        with self._lock:  # close() sees each record in flight or in the spool
+            self._spool.add(batch)
+            self._in_flight = (0, 0)
         if not overflowed and sum(self._spool.overflowed) and self.on_error is not None:
             self.on_error("the spool is full while the database is unreachable: its oldest batches are dropped"
                           + ("" if self._spool.path else "; give --spool FILE to keep more"))
@@ -370,8 +378,7 @@ class StoreWriter:
                 self.spooled_at_stop += batch.size
             else:
                 self._failed("database unreachable at stop", len(batch.exchanges), len(batch.flows))
-        if self.spooled_at_stop == 0 and self._spool.file_bytes():
-            self.spooled_at_stop = sum(batch.size for batch in self._spool.file_batches())
+        self.spooled_at_stop = self._spool.file_records()  # this run's and any earlier one's
 
     async def _write(self, store: Store, batch: Batch, from_spool: bool = False) -> bool:
         """Store one batch; False when the database could not be reached (the batch is then in the spool)."""
@@ -380,10 +387,8 @@ class StoreWriter:
         try:
             await store.write(exchanges, flows, batch.key)
         except StoreUnavailable as error:  # kept, not lost: sent again once the database answers
-            if not from_spool:
+            if not from_spool:  # (a batch from the spool goes back where it was: see _drain)
                 self._keep(batch)
-            with self._lock:
-                self._in_flight = (0, 0)
             if not self._unreachable:
                 self._unreachable = True
                 if self.on_unreachable is not None:
