@@ -722,3 +722,11 @@ def test_a_database_an_older_run_writes_is_read_with_no_observer(tmp_path):
     assert x.target == "/" and x.observer is None
     _counts, none = asyncio.run(read_back(db, q=Query(limit=None, observer="vm")))
     assert none == []
+
+    async def upgrade() -> None:
+        store = await open_store(db, observer="vm")  # the file's one writer: its rows were this host's
+        await store.close()
+
+    asyncio.run(upgrade())
+    _counts, [x] = asyncio.run(read_back(db, q=Query(limit=None, observer="vm")))
+    assert x.target == "/" and x.observer == "vm"

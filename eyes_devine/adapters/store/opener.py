@@ -11,10 +11,10 @@ Store = ExchangeStore | PostgresStore
 async def open_database(target: str, keep: int, *, readonly: bool = False, retain: float | None = None,
                         observer: str | None = None) -> Store:
     """Open the database at ``target`` (raises StoreError).  ``observer``: the host writing, whose rows a
-    PostgreSQL writer trims; an SQLite file has one writer and keeps it in each row only."""
+    PostgreSQL writer trims (an SQLite file, which has one writer, labels its older rows with it on upgrade)."""
     if is_postgres_url(target):
         return await open_postgres(target, keep, readonly=readonly, retain=retain, observer=observer)
-    return await open_store(target, keep, readonly=readonly, retain=retain)
+    return await open_store(target, keep, readonly=readonly, retain=retain, observer=observer)
 
 
 def display(target: str) -> str:

@@ -99,9 +99,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
     ),
     (
-        # The host that captured each record (--observer): --keep holds per (observer, container).
+        # The host that captured each record (--observer): --keep holds per (observer, container), so the
+        # trims' index has the observer too (rows from before are labelled with the observer of the run that
+        # upgrades: the file's one writer).
         "ALTER TABLE exchanges ADD COLUMN observer TEXT",
         "ALTER TABLE flows ADD COLUMN observer TEXT",
+        "DROP INDEX exchanges_bucket_id",
+        "CREATE INDEX exchanges_bucket_observer_id ON exchanges (bucket, observer, id)",
+        "DROP INDEX flows_bucket_id",
+        "CREATE INDEX flows_bucket_observer_id ON flows (bucket, observer, id)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

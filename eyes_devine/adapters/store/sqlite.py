@@ -263,7 +263,8 @@ async def _in_transaction(db: aiosqlite.Connection, *steps: tuple[str, list[tupl
 
 
 async def open_store(
-    path: str | os.PathLike[str], keep: int = DEFAULT_KEEP, *, readonly: bool = False, retain: float | None = None
+    path: str | os.PathLike[str], keep: int = DEFAULT_KEEP, *, readonly: bool = False, retain: float | None = None,
+    observer: str | None = None,
 ) -> ExchangeStore:
     """Open (and for writing, lock, create and migrate) the database at ``path``.
 
@@ -290,7 +291,7 @@ async def open_store(
         else:
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
-            await _migrate(db, path)
+            await _migrate(db, path, observer)
         store = ExchangeStore(db, path, keep, readonly, lock, retain, version if readonly else SCHEMA_VERSION)
         if not readonly:
             await store._trim_all()
@@ -362,8 +363,9 @@ def _check_readable(version: int, path: Path) -> None:
         raise StoreError(f"{path} has an older schema (version {version}); `eyes-devine run` upgrades it")
 
 
-async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
-    """Apply the missing migrations, each in its own transaction with the version bump."""
+async def _migrate(db: aiosqlite.Connection, path: Path, observer: str | None) -> None:
+    """Apply the missing migrations, each in its own transaction with the version bump (``observer``: who the
+    records stored before observers were recorded are labelled with)."""
     while True:
         await db.execute("BEGIN IMMEDIATE")
         try:
@@ -373,6 +375,9 @@ async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
                 return
             for statement in MIGRATIONS[version]:
                 await db.execute(statement)
+            if version + 1 == OBSERVER_SINCE and observer is not None:
+                await db.execute("UPDATE exchanges SET observer = ? WHERE observer IS NULL", (observer,))
+                await db.execute("UPDATE flows SET observer = ? WHERE observer IS NULL", (observer,))
             await db.execute(f"PRAGMA user_version = {version + 1}")
             await db.execute("COMMIT")
         except BaseException:
