@@ -73,3 +73,8 @@ def test_a_bad_retain_is_one_line_naming_where_it_came_from(flag, variable, mess
     with pytest.raises(ConfigError) as error:
         Settings.build(environ, retain=flag)
     assert str(error.value) == message
+
+
+def test_network_interface_is_threatwatchs_name_for_network_interfaces():
+    assert Settings.build({"NETWORK_INTERFACE": "any"}).interfaces == ("any",)
+    assert Settings.build({"NETWORK_INTERFACE": "any", "NETWORK_INTERFACES": "eth0"}).interfaces == ("eth0",)

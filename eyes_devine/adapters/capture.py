@@ -68,12 +68,14 @@ FrameSink = Callable[[int, float, bytes, str], None]
 class RawFrame:
     """What our socket hands sniff(): the frame's bytes and time, never a dissected scapy Packet."""
 
-    __slots__ = ("data", "time", "sniffed_on")
+    __slots__ = ("data", "time", "sniffed_on", "interface")
 
-    def __init__(self, data: bytes, time: float) -> None:
+    def __init__(self, data: bytes, time: float, interface: str | None = None) -> None:
         self.data = data
         self.time = time
-        self.sniffed_on = None
+        self.sniffed_on = None  # scapy's sniff() labels frames with it
+        self.interface = interface
+        """The interface the frame crossed, when the socket says (-i any); else the sniffer's."""
 
 
 def _raw_listen_socket_class() -> type:
@@ -88,6 +90,63 @@ def _raw_listen_socket_class() -> type:
             return RawFrame(data, timestamp if timestamp is not None else time.time())
 
     return RawListenSocket
+
+
+ANY = "any"
+"""Every interface at once, as tcpdump -i any (Linux)."""
+LINKTYPE_RAW = 101
+_DLT_RAW = 12
+"""What libpcap compiles a filter for when the packet starts at the IP header."""
+_ETH_P_ALL = 0x0003
+_SO_TIMESTAMPNS = 35
+_SO_ATTACH_FILTER = 26
+
+
+def _any_socket_class() -> type:
+    from scapy.arch.common import compile_filter, free_filter
+    from scapy.supersocket import SuperSocket
+
+    class AnyInterfaceSocket(SuperSocket):  # type: ignore[misc]
+        """Linux cooked capture on every interface: a SOCK_DGRAM packet socket bound to none.
+
+        The kernel hands each packet from its IP header on, with the interface
+        it crossed in the source address, so each frame keeps its real
+        interface name (a request seen on a bridge and on a veth is the same
+        connection twice, merged by reassembly as with -i on both).  The filter
+        is compiled for raw IP, what the kernel's filter sees on such a socket.
+        """
+
+        desc = "every interface, cooked (Linux)"
+
+        def __init__(self, iface: object = None, filter: str | None = None, **_: object) -> None:  # noqa: A002
+            self.ins = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_ALL))
+            self.outs = None
+            self.iface = ANY
+            self.closed = False
+            self.ins.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            if filter:
+                self.set_filter(filter)
+
+        def set_filter(self, bpf: str) -> None:
+            from scapy.libs.structures import sock_fprog
+
+            program = compile_filter(bpf, linktype=_DLT_RAW)
+            try:
+                self.ins.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, sock_fprog(program.bf_len,
+                                                                                     program.bf_insns))
+            finally:
+                free_filter(program)
+
+        def recv(self, x: int = 65535, **kwargs: object) -> RawFrame | None:
+            data, ancillary, _flags, address = self.ins.recvmsg(x, 64)
+            stamp = time.time()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
+                    seconds, nanoseconds = struct.unpack("qq", value[:16])
+                    stamp = seconds + nanoseconds / 1e9
+            return RawFrame(data, stamp, address[0])
+
+    return AnyInterfaceSocket
 
 
 @dataclass
@@ -116,6 +175,7 @@ class LiveCapture:
         self._sniffers: dict[str, object] = {}
         self._sockets: dict[str, object] = {}
         self._socket_class: type | None = None
+        self._any_class: type | None = None
         self._lock = threading.RLock()
         """check() runs on the service loop, set_filter() on the Docker watcher's thread."""
 
@@ -136,7 +196,13 @@ class LiveCapture:
 
         assert self._socket_class is not None
         try:
-            sock = self._socket_class(iface=name, filter=self.bpf)
+            if name == ANY:
+                if not sys.platform.startswith("linux"):
+                    raise CaptureError("-i any is Linux's: name the interfaces here (see: eyes-devine interfaces)")
+                self._any_class = self._any_class or _any_socket_class()
+                sock = self._any_class(filter=self.bpf)
+            else:
+                sock = self._socket_class(iface=name, filter=self.bpf)
         except PermissionError:
             raise CaptureError(
                 f"permission denied capturing on {name}: run with sudo, or once: sudo scripts/setcap.sh"
@@ -151,11 +217,11 @@ class LiveCapture:
             raise CaptureError(f"cannot capture on {name}: {error}") from None
         with contextlib.suppress(OSError, AttributeError):
             sock.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
-        linktype = _linktype_of(sock)
+        linktype = LINKTYPE_RAW if name == ANY else _linktype_of(sock)
         sink = self.sink
 
         def deliver(frame: RawFrame) -> None:
-            sink(linktype, frame.time, frame.data, name)
+            sink(linktype, frame.time, frame.data, frame.interface or name)
 
         sniffer = AsyncSniffer(opened_socket=sock, prn=deliver, store=False)
         sniffer.start()
@@ -208,7 +274,13 @@ class LiveCapture:
             attach_filter = None
         for name in list(self._sockets):
             sock = self._sockets[name]
-            if attach_filter is not None:
+            if name == ANY:
+                try:
+                    sock.set_filter(bpf)  # type: ignore[attr-defined]
+                    continue
+                except Exception as error:  # noqa: BLE001 - as below: reopen
+                    self.status[name].error = f"filter update on {name} failed ({error}); reopening"
+            elif attach_filter is not None:
                 try:
                     attach_filter(sock.ins, bpf, name)
                     continue

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field, replace
 from eyes_devine.adapters.host import HostInterface
 from eyes_devine.app.profiles import Profile
 
+ANY_INTERFACE = "any"
+"""`-i any` (Linux), as tcpdump and ThreatWatch's NETWORK_INTERFACE=any say it: every interface at once."""
+
 
 class UnknownInterfaceError(ValueError):
     """An interface was asked for by name and does not exist here."""
@@ -90,6 +93,9 @@ def discover(
     docker_networks = docker_networks or {}
     container_veths = container_veths or {}
     hosts = list(host_interfaces)
+    if requested and ANY_INTERFACE in requested and profile.os == "linux" and \
+            all(host.name != ANY_INTERFACE for host in hosts):
+        hosts.append(HostInterface(ANY_INTERFACE, True, 65536))  # Linux's every-interface capture
     classified = [(host, *_classify(host.name, profile, docker_networks)) for host in hosts]
 
     if requested:

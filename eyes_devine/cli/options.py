@@ -47,7 +47,8 @@ def capture_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
     command = click.option(
         "-i", "--interface", "interfaces", multiple=True, metavar="NAME",
-        help="Interface to capture; repeat for more. Overrides discovery [NETWORK_INTERFACES=a,b].",
+        help="Interface to capture; repeat for more; `any`: every interface (Linux). Overrides discovery "
+             "[NETWORK_INTERFACES=a,b, or NETWORK_INTERFACE].",
     )(command)
     return command
 

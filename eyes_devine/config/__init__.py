@@ -46,7 +46,8 @@ DOCKER_ENVIRONMENT = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
 """The variables the Docker SDK reads, passed to it explicitly."""
 
 ENVIRONMENT_VARIABLES: dict[str, str] = {
-    "NETWORK_INTERFACES": "comma-separated interfaces to capture (same as repeated -i)",
+    "NETWORK_INTERFACES": "comma-separated interfaces to capture (same as repeated -i; `any`: all, on Linux)",
+    "NETWORK_INTERFACE": "the same as NETWORK_INTERFACES, as ThreatWatch names it",
     "EYES_DEVINE_PORTS": "comma-separated TCP ports carrying HTTP (same as --ports)",
     "CAPTURE_FILTER": "a full BPF filter replacing the port filter (same as --filter)",
     "EYES_DEVINE_PROFILE": "an interface profile TOML file replacing the built-in one (same as --profile)",
@@ -155,6 +156,8 @@ class Settings:
             names, source = _split_names(",".join(interfaces), "-i/--interface"), "-i"
         elif environ.get("NETWORK_INTERFACES", "").strip():
             names, source = _split_names(environ["NETWORK_INTERFACES"], "NETWORK_INTERFACES"), "NETWORK_INTERFACES"
+        elif environ.get("NETWORK_INTERFACE", "").strip():  # ThreatWatch's name for it
+            names, source = _split_names(environ["NETWORK_INTERFACE"], "NETWORK_INTERFACE"), "NETWORK_INTERFACE"
         else:
             names, source = None, None
         if ports is not None:

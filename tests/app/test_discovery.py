@@ -137,3 +137,10 @@ def test_unknown_requested_interface_names_it_and_lists_what_exists():
     message = str(error.value)
     assert "'nope0'" in message and "NETWORK_INTERFACES" in message
     assert "docker0" in message and "eth0" in message and "\n" not in message
+
+
+def test_any_is_every_interface_on_linux_and_unknown_elsewhere():
+    result = discover(recorded("linux-docker"), load_profile("linux"), requested=("any",))
+    assert result.selected == ("any",)
+    with pytest.raises(UnknownInterfaceError, match="unknown interface 'any'"):
+        discover(recorded("darwin-docker-desktop"), load_profile("darwin"), requested=("any",))
