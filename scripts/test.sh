@@ -19,7 +19,7 @@ fi
 
 packages=(python3 python3-venv python3-dev gcc libpcap0.8 docker.io busybox-static iproute2 iptables
           tcpdump tshark util-linux libcap2-bin curl nginx-light tmux docker-compose systemd openssl prometheus
-          mmdebstrap postgresql)
+          mmdebstrap postgresql nghttp2-client)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -297,11 +297,12 @@ def test_non_http_bytes_are_counted_once_and_ignored() -> None:
     assert conn.counters.http_parse_errors == 0
 
 
-def test_http2_prior_knowledge_is_not_http1() -> None:
+def test_http2_prior_knowledge_goes_to_the_http2_decoder_not_http1() -> None:
     conn = Conn()
-    conn.client(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00")
+    conn.client(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00")  # a SETTINGS frame, cut short
     assert conn.close() == []
-    assert conn.counters.non_http_streams == 1
+    assert conn.handler.h2 is not None and conn.counters.non_http_streams == 0
+    assert conn.counters.http_parse_errors == 0, "llhttp never saw it"
 
 
 def test_server_speaking_first_in_another_protocol_is_not_http() -> None:

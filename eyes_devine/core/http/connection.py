@@ -51,6 +51,7 @@ from eyes_devine.core.http.pairing import Pairing, Request, flag
 from eyes_devine.core.http.parsers import Mode
 from eyes_devine.core.http.request import RequestSide
 from eyes_devine.core.http.response import ResponseSide
+from eyes_devine.core.http2 import Http2Connection
 from eyes_devine.core.tcp import Endpoints
 from eyes_devine.records import NO_ATTRIBUTION, NO_PEER, EngineCounters, Exchange
 
@@ -76,6 +77,8 @@ class HttpConnection:
         self._resume = False
         """The request the client's held bytes waited on was answered: parse them before the next response."""
         self.pairing = Pairing(counters, self._unanswered)
+        self.h2: Http2Connection | None = None
+        """The HTTP/2 decoder, once the client's preface said so; the HTTP/1 sides are then off."""
         self.requests = RequestSide(self)
         self.responses = ResponseSide(self)
 
@@ -92,18 +95,31 @@ class HttpConnection:
             requests = self.requests
             if requests.mode is _PARSE:
                 requests.feed(payload, ts)
+            elif self.h2 is not None:
+                self.h2.data(True, payload, ts)
             else:
                 requests.data(payload, ts)
         else:
             responses = self.responses
             if responses.mode is _PARSE:
                 responses.feed(payload, ts)
+            elif self.h2 is not None:
+                self.h2.data(False, payload, ts)
             else:
                 responses.data(payload, ts)
             if self._resume:
                 self.between_pieces()
 
+    def to_http2(self, payload: bytes, ts: float) -> None:
+        """The client spoke the HTTP/2 preface: the connection is HTTP/2's from its first byte."""
+        self.go_off()
+        self.h2 = Http2Connection(self._endpoints, self._emit, self.counters, self.limits.max_header_bytes)
+        self.h2.data(True, payload, ts)
+
     def gap(self, from_client: bool, missing: int, ts: float) -> None:
+        if self.h2 is not None:
+            self.h2.gap(from_client, missing, ts)
+            return
         if self.off or self._closed:
             return
         if from_client:
@@ -113,6 +129,9 @@ class HttpConnection:
             self.between_pieces()
 
     def overlap(self, from_client: bool, ts: float) -> None:
+        if self.h2 is not None:
+            self.h2.overlap(from_client, ts)
+            return
         if self.off or self._closed:
             return
         if from_client:
@@ -124,6 +143,11 @@ class HttpConnection:
         if self._closed:
             return
         self._closed = True
+        if self.h2 is not None:
+            self.h2.closed(ts)
+            self.requests.release()
+            self.responses.release()
+            return
         self.responses.ts = ts
         requests, responses = self.requests, self.responses
         if not requests.finish_tls() and responses.garbage and not responses.seen and not requests.seen:

@@ -27,6 +27,7 @@ from eyes_devine.core.http.pairing import MAX_QUEUED, Request, flag
 from eyes_devine.core.http.parsers import Mode, new_request_parser
 from eyes_devine.core.http.request_recovery import VERSIONS, RequestRecovery
 from eyes_devine.core.http.resync import METHODS, REQUEST_LINE, Scanner
+from eyes_devine.core.http2 import is_preface
 from eyes_devine.core.redact import redact_host, redact_target, redact_user_agent
 from eyes_devine.core.tls import HelloCollector
 
@@ -97,6 +98,9 @@ class RequestSide(RequestRecovery):
             if payload[0] == 0x16:  # never the start of an HTTP request; TLS handshake record?
                 self.mode = _TLS
                 self._collect_tls(payload)
+                return
+            if payload[0] == 0x50 and is_preface(payload):  # "PRI * HTTP/2.0": h2c with prior knowledge
+                self._conn.to_http2(payload, ts)
                 return
             self.mode = _PARSE
             self._parser = new_request_parser(self)

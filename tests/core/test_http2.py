@@ -1,0 +1,102 @@
+"""HTTP/2 (h2c) decoding, bytes in and exchanges out: pairing by stream, HPACK across the connection, degrading."""
+
+from __future__ import annotations
+
+from hpack import Encoder
+from hyperframe.frame import DataFrame, HeadersFrame, RstStreamFrame, SettingsFrame
+
+from eyes_devine.core.http2 import PREFACE
+from tests.support.conn import Conn
+
+
+class Peer:
+    """One side's HPACK encoder: its dynamic table is the decoder's to follow."""
+
+    def __init__(self) -> None:
+        self.encoder = Encoder()
+
+    def headers(self, stream: int, fields: list[tuple[str, str]], end: bool = False) -> bytes:
+        frame = HeadersFrame(stream)
+        frame.data = self.encoder.encode(fields)
+        frame.flags.add("END_HEADERS")
+        if end:
+            frame.flags.add("END_STREAM")
+        return frame.serialize()
+
+
+def data(stream: int, body: bytes, end: bool = True) -> bytes:
+    frame = DataFrame(stream)
+    frame.data = body
+    if end:
+        frame.flags.add("END_STREAM")
+    return frame.serialize()
+
+
+def get(path: str) -> list[tuple[str, str]]:
+    return [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "api:8080"),
+            ("user-agent", "grpc-python/1.60")]
+
+
+def opened() -> tuple[Conn, Peer, Peer]:
+    conn, client, server = Conn(), Peer(), Peer()
+    conn.client(PREFACE + SettingsFrame(0).serialize(), ts=1.0)
+    conn.server(SettingsFrame(0).serialize(), ts=1.01)
+    return conn, client, server
+
+
+def test_interleaved_streams_pair_by_id_and_hpack_is_followed_across_requests():
+    conn, client, server = opened()
+    conn.client(client.headers(1, get("/first"), end=True) + client.headers(3, get("/second"), end=True), ts=2.0)
+    conn.server(server.headers(3, [(":status", "404")]) + data(3, b"no"), ts=2.5)
+    conn.client(client.headers(5, get("/third"), end=True), ts=3.0)  # indexed fields only now: the table is known
+    conn.server(server.headers(1, [(":status", "200"), ("content-type", "application/json")]) + data(1, b"{}", False),
+                ts=3.5)
+    conn.server(data(1, b"[]") + server.headers(5, [(":status", "200")], end=True), ts=4.0)
+    by_path = {x.target: x for x in conn.close()}
+    assert [(path, x.status) for path, x in by_path.items()] == [("/second", 404), ("/first", 200), ("/third", 200)]
+    first = by_path["/first"]
+    assert (first.method, first.host, first.http_version, first.user_agent) == ("GET", "api:8080", "2",
+                                                                                "grpc-python/1.60")
+    assert (first.latency_ms, first.duration_ms, first.response_bytes) == (1500.0, 2000.0, 4)
+    assert first.content_type == "application/json" and first.flags == ()
+    assert conn.counters.non_http_streams == 0
+
+
+def test_a_reset_stream_and_an_unanswered_one_are_reported_as_they_ended():
+    conn, client, server = opened()
+    conn.client(client.headers(1, get("/reset"), end=True) + client.headers(3, get("/open"), end=True), ts=2.0)
+    conn.server(RstStreamFrame(1).serialize(), ts=2.2)
+    reset, unanswered = conn.close()
+    assert (reset.target, reset.status, reset.flags) == ("/reset", None, ("reset",))
+    assert (unanswered.target, unanswered.flags) == ("/open", ("no_response",))
+
+
+def test_a_gap_in_the_responses_ends_decoding_and_flags_what_was_open():
+    conn, client, server = opened()
+    conn.client(client.headers(1, get("/a"), end=True) + client.headers(3, get("/b"), end=True), ts=2.0)
+    conn.server(server.headers(1, [(":status", "200")]) + data(1, b"x", False), ts=2.1)
+    conn.server_gap(500, ts=2.2)
+    conn.server(data(1, b"late") + server.headers(3, [(":status", "200")], end=True), ts=2.3)
+    exchanges = {x.target: x for x in conn.close()}
+    assert exchanges["/a"].status == 200 and "gap" in exchanges["/a"].flags
+    assert exchanges["/b"].status is None and set(exchanges["/b"].flags) == {"gap", "no_response"}
+
+
+def test_bytes_that_are_not_frames_end_the_direction_without_an_exception():
+    conn, client, server = opened()
+    conn.client(client.headers(1, get("/x"), end=True), ts=2.0)
+    conn.server(b"\xff" * 9 + b"HTTP/1.1 200 OK\r\n\r\n" * 3, ts=2.1)
+    [x] = conn.close()
+    assert x.target == "/x" and x.status is None and "no_response" in x.flags
+
+
+def test_a_headers_block_that_hpack_cannot_decode_degrades_to_a_flag():
+    conn, client, server = opened()
+    broken = HeadersFrame(1)
+    broken.data = b"\xbe\xef"  # indexes past the tables
+    broken.flags.add("END_HEADERS")
+    broken.flags.add("END_STREAM")
+    conn.client(client.headers(3, get("/ok"), end=True), ts=2.0)
+    conn.client(broken.serialize(), ts=2.1)
+    [x] = conn.close()
+    assert x.target == "/ok" and "parse_error" in x.flags
