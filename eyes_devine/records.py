@@ -133,6 +133,15 @@ class Exchange(NamedTuple):
     observer: str | None = None
     """The host that captured it (``--observer``, by default its hostname; ECS's ``observer.name``); None when
     read from a file."""
+    grpc_status: int | None = None
+    """gRPC's status code, from the trailers (0 is OK); None when the exchange is not a gRPC call, or its trailers
+    were not seen."""
+    grpc_message: str | None = None
+    """The trailers' grpc-message (percent-decoded), when the call failed with one."""
+    request_messages: int | None = None
+    """gRPC messages the client sent (more than one: a client-streaming call); None for other HTTP."""
+    response_messages: int | None = None
+    """gRPC messages the server sent (more than one: a server-streaming call); None for other HTTP."""
 
     def to_dict(self) -> dict[str, object]:
         """The JSON contract: every flat field, flags and alerts as lists, latency to the microsecond."""
@@ -199,6 +208,7 @@ EXCHANGE_FIELDS: tuple[str, ...] = _flat_names(Exchange._fields)
 FLOW_FIELDS: tuple[str, ...] = _flat_names(Flow._fields)
 """Flat field names of a flow summary: the storage columns and the ``flows --json`` keys, in order."""
 _ATTRIBUTION_AT = Exchange._fields.index("attribution")
+_OBSERVER_AT = Exchange._fields.index("observer")
 _FLOW_ATTRIBUTION_AT = Flow._fields.index("attribution")
 _attribution_values = attrgetter(*ATTRIBUTION_FIELDS)
 _peer_values = attrgetter(*PEER_FIELDS)
@@ -207,7 +217,8 @@ _PEER_WIDTH = len(PEER_FIELDS)
 
 def exchange_values(x: Exchange) -> tuple[object, ...]:
     """The exchange's values in :data:`EXCHANGE_FIELDS` order."""
-    return (*x[:_ATTRIBUTION_AT], *_attribution_values(x.attribution), x.alerts, *_peer_values(x.peer), x.observer)
+    return (*x[:_ATTRIBUTION_AT], *_attribution_values(x.attribution), x.alerts, *_peer_values(x.peer),
+            *x[_OBSERVER_AT:])
 
 
 def flow_values(flow: Flow) -> tuple[object, ...]:
@@ -231,7 +242,7 @@ def exchange_from_values(values: tuple[object, ...] | list[object]) -> Exchange:
     at, width = _ATTRIBUTION_AT, len(ATTRIBUTION_FIELDS)
     peer_at = at + width + 1
     return Exchange(*values[:at], attribution_of(values[at:peer_at - 1]), values[peer_at - 1],  # type: ignore[arg-type]
-                    peer_of(values[peer_at:peer_at + _PEER_WIDTH]), values[peer_at + _PEER_WIDTH])
+                    peer_of(values[peer_at:peer_at + _PEER_WIDTH]), *values[peer_at + _PEER_WIDTH:])
 
 
 def flow_from_values(values: tuple[object, ...] | list[object]) -> Flow:

@@ -8,6 +8,11 @@ across the connection both ways.  Streams pair by id, so interleaved and
 multiplexed streams pair correctly.  There is no endpoint state machine: what
 a peer would refuse is still read as far as it can be.
 
+A gRPC call (``content-type: application/grpc``) is one exchange whatever it
+streams: ``grpc_status`` and ``grpc_message`` come from its trailers (or a
+trailers-only response), and its length-prefixed messages are counted each
+way.
+
 A gap in a direction loses its frame boundaries and its HPACK state: that
 direction is read no further, and the streams it leaves unfinished are
 flagged ``gap``.  A frame that cannot be parsed ends the direction the same
@@ -17,6 +22,7 @@ way (flagged ``parse_error``), never with an exception.
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import unquote
 
 from hpack import Decoder
 from hpack.exceptions import HPACKError
@@ -52,9 +58,39 @@ def is_preface(payload: bytes) -> bool:
     return len(start) >= 3 and PREFACE.startswith(start)
 
 
+class _Messages:
+    """gRPC's length-prefixed messages in one direction of a stream, counted as DATA frames carry them."""
+
+    __slots__ = ("count", "left", "prefix")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.left = 0
+        """Bytes of the current message still to come."""
+        self.prefix = b""
+        """The next message's 5-byte prefix (compressed flag, length), as far as it has come."""
+
+    def feed(self, data: bytes) -> None:
+        at, size = 0, len(data)
+        while at < size:
+            if self.left:
+                taken = min(self.left, size - at)
+                self.left -= taken
+                at += taken
+                continue
+            need = 5 - len(self.prefix)
+            self.prefix += data[at:at + need]
+            at += need
+            if len(self.prefix) == 5:
+                self.count += 1
+                self.left = int.from_bytes(self.prefix[1:5], "big")
+                self.prefix = b""
+
+
 class _Stream:
     __slots__ = ("ts", "method", "path", "authority", "user_agent", "request_type", "request_bytes", "response_ts",
-                 "status", "response_type", "response_bytes", "end_ts", "flags", "ended")
+                 "status", "response_type", "response_bytes", "end_ts", "flags", "ended", "sent", "received",
+                 "grpc_status", "grpc_message")
 
     def __init__(self, ts: float) -> None:
         self.ts = ts
@@ -67,6 +103,11 @@ class _Stream:
         self.flags: list[str] = []
         self.ended = False
         """The server ended the stream (END_STREAM) or either side reset it."""
+        self.sent: _Messages | None = None
+        self.received: _Messages | None = None
+        """gRPC's messages each way (a call whose content-type is application/grpc), else None."""
+        self.grpc_status: int | None = None
+        self.grpc_message: str | None = None
 
 
 class _Direction:
@@ -167,8 +208,12 @@ class Http2Connection:
             if stream is not None:
                 if from_client:
                     stream.request_bytes += len(frame.data)
+                    if stream.sent is not None:
+                        stream.sent.feed(frame.data)
                 else:
                     stream.response_bytes += len(frame.data)
+                    if stream.received is not None:
+                        stream.received.feed(frame.data)
                     stream.end_ts = ts
                     if "END_STREAM" in frame.flags:
                         stream.ended = True
@@ -222,6 +267,13 @@ class Http2Connection:
             stream.response_type = _text(_field(fields, b"content-type"))
             if code is None:
                 stream.flags.append("parse_error")
+        if stream.sent is not None:  # gRPC: the trailers (or a trailers-only response) carry the call's outcome
+            status = _field(fields, b"grpc-status")
+            if status is not None and status.isdigit():
+                stream.grpc_status = int(status)
+                message = _field(fields, b"grpc-message")
+                if message:
+                    stream.grpc_message = unquote(message[:MAX_VALUE].decode("utf-8", "replace"))
         stream.end_ts = ts
         if side.block_end:
             stream.ended = True
@@ -244,6 +296,8 @@ class Http2Connection:
                 stream.user_agent = redact_user_agent(value[:MAX_VALUE].decode("utf-8", "replace"))
             elif name == b"content-type":
                 stream.request_type = _text(value)
+                if value.startswith(b"application/grpc"):
+                    stream.sent, stream.received = _Messages(), _Messages()
 
     def _lose(self, side: _Direction, why: str, ts: float) -> None:
         """This direction cannot be read further: its frames and its HPACK state are gone."""
@@ -274,7 +328,9 @@ class Http2Connection:
             stream.method or "-", stream.path, stream.authority, "2", stream.status, None, latency, duration,
             stream.request_bytes, stream.response_bytes, stream.user_agent,
             stream.response_type if stream.response_type is not None else stream.request_type,
-            tuple(stream.flags), NO_ATTRIBUTION, (), NO_PEER, None,
+            tuple(stream.flags), NO_ATTRIBUTION, (), NO_PEER, None, stream.grpc_status, stream.grpc_message,
+            None if stream.sent is None else stream.sent.count,
+            None if stream.received is None else stream.received.count,
         )))
 
 

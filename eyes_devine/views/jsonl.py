@@ -28,7 +28,8 @@ def json_line(x: Exchange) -> str:
     """
     (ts, interface, client_ip, client_port, server_ip, server_port, method, target, host, http_version, status,
      reason, latency_ms, duration_ms, request_bytes, response_bytes, user_agent, content_type, flags, attribution,
-     alerts, peer, observer) = x  # one unpacking costs less than twenty attribute reads
+     alerts, peer, observer, grpc_status, grpc_message, request_messages,
+     response_messages) = x  # one unpacking costs less than twenty attribute reads
     status_text = "null" if status is None else str(status)
     if latency_ms is not None and duration_ms is not None and latency_ms < 1e12 and duration_ms < 1e12:
         # The usual exchange: _milliseconds for both, inline (two calls per record are 2% of `read`).
@@ -50,7 +51,9 @@ def json_line(x: Exchange) -> str:
         f'"user_agent":{_text(user_agent)},"content_type":{_text(content_type)},"flags":{flags_text},'
         + (_NO_CONTAINERS if attribution is NO_ATTRIBUTION else _containers(attribution))
         + (_NO_SECURITY if not alerts and peer is NO_PEER else _security(alerts, peer))
-        + (',"observer":null}' if observer is None else f',"observer":{_quote(observer)}}}')
+        + (',"observer":null' if observer is None else f',"observer":{_quote(observer)}')
+        + (_NO_GRPC if request_messages is None and response_messages is None and grpc_status is None
+           and grpc_message is None else _grpc(grpc_status, grpc_message, request_messages, response_messages))
     )
 
 
@@ -67,6 +70,15 @@ def _milliseconds(value: float | None) -> str:
 
 _NO_CONTAINERS = '"container":null,"client_container":null,"container_id":null,"client_container_id":null,'
 _NO_SECURITY = '"alerts":[],"country":null,"city":null,"latitude":null,"longitude":null,"reputation":null'
+
+
+_NO_GRPC = ',"grpc_status":null,"grpc_message":null,"request_messages":null,"response_messages":null}'
+
+
+def _grpc(status: int | None, message: str | None, sent: int | None, received: int | None) -> str:
+    return (f',"grpc_status":{"null" if status is None else status},"grpc_message":{_text(message)},'
+            f'"request_messages":{"null" if sent is None else sent},'
+            f'"response_messages":{"null" if received is None else received}}}')
 
 
 def _containers(a: Attribution) -> str:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable
 
 from rich.table import Table
+from rich.text import Text
 
 from eyes_devine.records import Exchange
 from eyes_devine.views.cells import (
@@ -34,6 +35,7 @@ def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
     show_flags = any(x.flags for x in exchanges)  # an empty column would only take width from the target
     show_alerts = any(x.alerts for x in exchanges)
     show_observer = len({x.observer for x in exchanges}) > 1  # a database many hosts write
+    show_grpc = any(x.grpc_status is not None for x in exchanges)  # gRPC calls answer 200 whatever happened
     table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     # Names, addresses and flags are capped, and on a narrow terminal these columns and the target
     # give way, the widest first; their cells cut themselves with an ellipsis rather than wrap.
@@ -45,6 +47,8 @@ def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
     table.add_column("method", no_wrap=True)
     table.add_column("target")
     table.add_column("status", no_wrap=True, justify="right")
+    if show_grpc:
+        table.add_column("grpc", no_wrap=True, justify="right")
     table.add_column("latency", no_wrap=True, justify="right")
     table.add_column("bytes", no_wrap=True, justify="right")
     if show_flags:
@@ -60,9 +64,17 @@ def requests_table(exchanges: Iterable[Exchange], now: float) -> Table:
             plain(x.method),
             cut(short_target(x.target), style=ALERT_STYLE if x.alerts else ""),
             status(x.status),
+            *([_grpc(x.grpc_status)] if show_grpc else []),
             latency(x.latency_ms),
             str(x.response_bytes),
             *([cut(",".join(x.flags), style="yellow")] if show_flags else []),
             *([rules(x.alerts)] if show_alerts else []),
         )
     return table
+
+
+def _grpc(code: int | None) -> Text:
+    """gRPC's status: 0 (OK) plain, another code in red, nothing for what is not a call."""
+    if code is None:
+        return Text("")
+    return Text(str(code), style="" if code == 0 else "red")

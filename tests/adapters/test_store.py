@@ -515,7 +515,7 @@ def test_failed_writes_are_counted_by_kind_told_once_and_writing_goes_on(tmp_pat
             writer.accept(served_by_web(i))
         wait_for(lambda failed=failed: writer.failed_batches == failed)
     with sqlite3.connect(db) as other:
-        for migration in (*MIGRATIONS[:2], MIGRATIONS[3], MIGRATIONS[5][:1]):  # those building the exchanges table
+        for migration in (*MIGRATIONS[:2], MIGRATIONS[3], MIGRATIONS[5][:1], MIGRATIONS[6]):  # the exchanges table
             for statement in migration:
                 other.execute(statement)
     for i in range(5):

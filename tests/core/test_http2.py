@@ -100,3 +100,37 @@ def test_a_headers_block_that_hpack_cannot_decode_degrades_to_a_flag():
     conn.client(broken.serialize(), ts=2.1)
     [x] = conn.close()
     assert x.target == "/ok" and "parse_error" in x.flags
+
+
+def message(body: bytes) -> bytes:
+    """One gRPC message: not compressed, its length, its bytes."""
+    return b"\x00" + len(body).to_bytes(4, "big") + body
+
+
+def test_a_grpc_call_has_its_status_its_message_and_its_messages_counted_each_way():
+    conn, client, server = opened()
+    call = [(":method", "POST"), (":scheme", "http"), (":path", "/shop.Catalog/ListItems"),
+            (":authority", "catalog:50051"), ("content-type", "application/grpc"), ("te", "trailers")]
+    conn.client(client.headers(1, call) + data(1, message(b"q" * 20)), ts=2.0)
+    stream = message(b"a" * 3) + message(b"b" * 70_000) + message(b"")
+    conn.server(server.headers(1, [(":status", "200"), ("content-type", "application/grpc")]), ts=2.1)
+    for at in range(0, len(stream), 16_384):  # messages cut across DATA frames
+        conn.server(data(1, stream[at:at + 16_384], end=False), ts=2.2)
+    conn.server(server.headers(1, [("grpc-status", "0")], end=True), ts=2.3)
+    conn.client(client.headers(3, call) + data(3, message(b"x")), ts=3.0)
+    conn.server(server.headers(3, [(":status", "200"), ("content-type", "application/grpc"), ("grpc-status", "5"),
+                                   ("grpc-message", "no%20such%20item")], end=True), ts=3.1)  # trailers only
+    listed, missing = conn.close()
+    assert (listed.target, listed.status, listed.grpc_status, listed.grpc_message) == (
+        "/shop.Catalog/ListItems", 200, 0, None)
+    assert (listed.request_messages, listed.response_messages) == (1, 3)
+    assert (missing.grpc_status, missing.grpc_message, missing.request_messages, missing.response_messages) == (
+        5, "no such item", 1, 0)
+
+
+def test_plain_http2_has_no_grpc_fields():
+    conn, client, server = opened()
+    conn.client(client.headers(1, get("/x"), end=True), ts=2.0)
+    conn.server(server.headers(1, [(":status", "200")]) + data(1, b"\x00\x00\x00\x00\x09"), ts=2.1)
+    [x] = conn.close()
+    assert (x.grpc_status, x.grpc_message, x.request_messages, x.response_messages) == (None, None, None, None)

@@ -100,6 +100,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             stopped boolean NOT NULL
         )""",
     ),
+    (
+        # gRPC calls over HTTP/2: the status and message from the trailers, and messages each way.
+        "ALTER TABLE exchanges ADD COLUMN grpc_status integer",
+        "ALTER TABLE exchanges ADD COLUMN grpc_message text",
+        "ALTER TABLE exchanges ADD COLUMN request_messages bigint",
+        "ALTER TABLE exchanges ADD COLUMN response_messages bigint",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = ("exchanges", "flows", "monitor_status", "eyes_devine_schema")

@@ -109,11 +109,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP INDEX flows_bucket_id",
         "CREATE INDEX flows_bucket_observer_id ON flows (bucket, observer, id)",
     ),
+    (
+        # gRPC calls over HTTP/2: the status and message from the trailers, and messages each way.
+        "ALTER TABLE exchanges ADD COLUMN grpc_status INTEGER",
+        "ALTER TABLE exchanges ADD COLUMN grpc_message TEXT",
+        "ALTER TABLE exchanges ADD COLUMN request_messages INTEGER",
+        "ALTER TABLE exchanges ADD COLUMN response_messages INTEGER",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 READABLE_SINCE = 4
 """The oldest schema the readers (`requests`, `alerts`, `flows`, `watch --attach`) query: later ones only added
-the status row, which `health` asks for itself, and the observer column, read as NULL (and filtered on by
-nothing) before schema 6.  So a database an older `run` still writes stays readable after an upgrade."""
+the status row, which `health` asks for itself, and columns that read as NULL before they existed
+(:data:`COLUMNS_SINCE`; the observer filter then finds nothing).  So a database an older `run` still writes
+stays readable after an upgrade."""
 OBSERVER_SINCE = 6
 """The first schema with the observer column."""
+COLUMNS_SINCE = {"observer": OBSERVER_SINCE, "grpc_status": 7, "grpc_message": 7, "request_messages": 7,
+                 "response_messages": 7}
+"""Columns the readers ask for that an older schema lacks (they read as NULL there), and the schema that added
+each."""

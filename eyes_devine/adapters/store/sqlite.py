@@ -38,7 +38,13 @@ from eyes_devine.adapters.store.files import (
 from eyes_devine.adapters.store.lock import WriterLock
 from eyes_devine.adapters.store.query import FlowQuery, Query, flow_where_clause, where_clause
 from eyes_devine.adapters.store.rows import COLUMNS, FLOW_COLUMNS, exchange_of, exchange_row, flow_of, flow_row
-from eyes_devine.adapters.store.schema import MIGRATIONS, OBSERVER_SINCE, READABLE_SINCE, SCHEMA_VERSION
+from eyes_devine.adapters.store.schema import (
+    COLUMNS_SINCE,
+    MIGRATIONS,
+    OBSERVER_SINCE,
+    READABLE_SINCE,
+    SCHEMA_VERSION,
+)
 from eyes_devine.records import EXCHANGE_FIELDS, FLOW_FIELDS, Exchange, Flow, MonitorStatus
 
 DEFAULT_KEEP = 1000
@@ -55,13 +61,19 @@ _EXPIRE = "DELETE FROM exchanges WHERE ts < ?"
 _EXPIRE_FLOWS = "DELETE FROM flows WHERE ts_last < ?"
 _STATUS = ("INSERT OR REPLACE INTO monitor_status (id, updated, started, pid, host, version, sniffers, stopped) "
            "VALUES (1, ?, ?, ?, ?, ?, ?, ?)")
-_OBSERVER = -1
+_OBSERVER = 1 + EXCHANGE_FIELDS.index("observer")
+_FLOW_OBSERVER = 1 + FLOW_FIELDS.index("observer")
 """Where a row (bucket first) holds the observer."""
 
 
-def _trims(rows: list[tuple[object, ...]], keep: int) -> list[tuple[object, ...]]:
-    """One trim per (bucket, observer) the rows touched: --keep holds for each."""
-    touched = {(row[0], row[_OBSERVER]) for row in rows}
+def _readable(fields: tuple[str, ...], version: int) -> str:
+    """The select list of ``fields`` for a database at ``version``: NULL for columns added after it."""
+    return ", ".join("NULL" if COLUMNS_SINCE.get(name, 0) > version else name for name in fields)
+
+
+def _trims(rows: list[tuple[object, ...]], keep: int, at: int = _OBSERVER) -> list[tuple[object, ...]]:
+    """One trim per (bucket, observer) the rows touched (the observer at ``at``): --keep holds for each."""
+    touched = {(row[0], row[at]) for row in rows}
     return [(bucket, observer, bucket, observer, keep) for bucket, observer in touched]
 
 
@@ -96,8 +108,8 @@ class ExchangeStore:
         self.version = version
         self._has_observer = version >= OBSERVER_SINCE
         """False for a database an older `run` still writes: its rows read with no observer."""
-        self._columns = COLUMNS if self._has_observer else COLUMNS.replace("observer", "NULL")
-        self._flow_columns = FLOW_COLUMNS if self._has_observer else FLOW_COLUMNS.replace("observer", "NULL")
+        self._columns = _readable(EXCHANGE_FIELDS, version)
+        self._flow_columns = _readable(FLOW_FIELDS, version)
 
     async def write(self, exchanges: Sequence[Exchange], flows: Sequence[Flow] = (), key: object = None) -> None:
         """Insert exchanges and flow summaries, then trim the buckets they touched: one transaction, all or
@@ -111,8 +123,8 @@ class ExchangeStore:
         try:
             async with self._writing:
                 await _in_transaction(self._db, (_INSERT, rows), (_TRIM, _trims(rows, self.keep)),
-                                      (_INSERT_FLOW, flow_rows), (_TRIM_FLOWS, _trims(flow_rows, self.keep)),
-                                      *self._expiry())
+                                      (_INSERT_FLOW, flow_rows),
+                                      (_TRIM_FLOWS, _trims(flow_rows, self.keep, _FLOW_OBSERVER)), *self._expiry())
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
 
@@ -235,9 +247,9 @@ class ExchangeStore:
         """Bring every bucket down to ``keep``, for when it is smaller than in the last run, and drop what
         ``retain`` has expired since."""
         buckets = await self._db.execute_fetchall("SELECT DISTINCT bucket, observer FROM exchanges")
-        trims = _trims([tuple(row) for row in buckets], self.keep)
+        trims = _trims([tuple(row) for row in buckets], self.keep, 1)
         flow_buckets = await self._db.execute_fetchall("SELECT DISTINCT bucket, observer FROM flows")
-        flow_trims = _trims([tuple(row) for row in flow_buckets], self.keep)
+        flow_trims = _trims([tuple(row) for row in flow_buckets], self.keep, 1)
         await _in_transaction(self._db, (_TRIM, trims), (_TRIM_FLOWS, flow_trims), *self._expiry())
 
     def _expiry(self) -> tuple[tuple[str, list[tuple[object, ...]]], ...]:

@@ -244,6 +244,7 @@ class HttpConnection:
                 req.alerts,
                 NO_PEER,
                 None,  # observer: the app names the capturing host
+                None, None, None, None,  # gRPC's: HTTP/2 only
             ))
         )
         if req is requests.hold_request:
