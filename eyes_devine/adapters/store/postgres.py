@@ -19,7 +19,6 @@ Passwords never reach a message: URLs are shown without them.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -30,7 +29,16 @@ from psycopg import conninfo
 from eyes_devine.adapters.store.errors import StoreError, StoreUnavailable
 from eyes_devine.adapters.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
 from eyes_devine.adapters.store.query import POSTGRESQL, FlowQuery, Query, flow_where_clause, where_clause
-from eyes_devine.adapters.store.rows import COLUMNS, FLOW_COLUMNS, exchange_of, exchange_row, flow_of, flow_row
+from eyes_devine.adapters.store.rows import (
+    COLUMNS,
+    FLOW_COLUMNS,
+    exchange_of,
+    exchange_row,
+    flow_of,
+    flow_row,
+    status_of,
+    status_row,
+)
 from eyes_devine.adapters.store.tally import Tally
 from eyes_devine.records import Exchange, Flow, MonitorStatus
 
@@ -178,8 +186,7 @@ class PostgresStore:
                     "updated = excluded.updated, started = excluded.started, pid = excluded.pid, "
                     "host = excluded.host, version = excluded.version, sniffers = excluded.sniffers, "
                     "stopped = excluded.stopped",
-                    (self.observer, status.updated, status.started, status.pid, status.host, status.version,
-                     json.dumps(dict(status.sniffers)), status.stopped))
+                    (self.observer, *status_row(status)))
                 await self._expire(cursor)
                 await self._count(cursor)  # every few seconds: the tally agrees with the table again
         except psycopg.Error as error:
@@ -289,13 +296,11 @@ class PostgresStore:
             [observer or self.observer])
         if not rows:
             return None
-        updated, started, pid, host, version, sniffers, stopped = rows[0]
         try:
-            return MonitorStatus(float(updated), float(started), int(pid), str(host), str(version),
-                                 tuple((str(name), str(state)) for name, state in json.loads(sniffers).items()),
-                                 bool(stopped))
-        except (ValueError, TypeError, AttributeError) as error:
-            raise StoreError(f"{self.path}: the status row of {observer} is damaged ({error})") from None
+            return status_of(rows[0])
+        except (ValueError, TypeError) as error:
+            raise StoreError(f"{self.path}: the status row of {observer or self.observer} is damaged ({error})") \
+                from None
 
     async def close(self) -> None:
         if self._db is not None:

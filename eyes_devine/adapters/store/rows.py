@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from typing import TypeVar
@@ -13,6 +14,7 @@ from eyes_devine.records import (
     NO_PEER,
     Exchange,
     Flow,
+    MonitorStatus,
     bucket_of,
     exchange_from_values,
     exchange_values,
@@ -78,3 +80,20 @@ def exchange_of(row: Sequence[object]) -> Exchange:
 def flow_of(row: Sequence[object]) -> Flow:
     """The flow summary a row of :data:`FLOW_COLUMNS` holds."""
     return flow_from_values(list(row))
+
+
+def status_row(status: MonitorStatus) -> tuple[object, ...]:
+    """(updated, started, pid, host, version, sniffers as JSON, stopped): the status table's columns."""
+    return (status.updated, status.started, status.pid, status.host, status.version,
+            json.dumps(dict(status.sniffers)), status.stopped)
+
+
+def status_of(row: Sequence[object]) -> MonitorStatus:
+    """The status a row of :func:`status_row`'s columns holds; ValueError (or TypeError) when it is damaged."""
+    updated, started, pid, host, version, sniffers, stopped = row
+    try:
+        states = json.loads(sniffers).items()  # type: ignore[arg-type]
+    except AttributeError as error:  # JSON, but not an object
+        raise ValueError(error) from None
+    return MonitorStatus(float(updated), float(started), int(pid), str(host), str(version),  # type: ignore[arg-type]
+                         tuple((str(name), str(state)) for name, state in states), bool(stopped))

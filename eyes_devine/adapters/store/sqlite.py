@@ -16,7 +16,6 @@ a one-line message that says what to do.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import time
@@ -37,7 +36,16 @@ from eyes_devine.adapters.store.files import (
 )
 from eyes_devine.adapters.store.lock import WriterLock
 from eyes_devine.adapters.store.query import FlowQuery, Query, flow_where_clause, where_clause
-from eyes_devine.adapters.store.rows import COLUMNS, FLOW_COLUMNS, exchange_of, exchange_row, flow_of, flow_row
+from eyes_devine.adapters.store.rows import (
+    COLUMNS,
+    FLOW_COLUMNS,
+    exchange_of,
+    exchange_row,
+    flow_of,
+    flow_row,
+    status_of,
+    status_row,
+)
 from eyes_devine.adapters.store.schema import (
     COLUMNS_SINCE,
     MIGRATIONS,
@@ -207,8 +215,7 @@ class ExchangeStore:
         """Replace the monitor's status row (its own small transaction: proof that the database takes writes)."""
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
-        row = (status.updated, status.started, status.pid, status.host, status.version,
-               json.dumps(dict(status.sniffers)), int(status.stopped))
+        row = status_row(status)
         try:
             async with self._writing:  # and what --retain expired meanwhile, when no record came to do it
                 await _in_transaction(self._db, (_STATUS, [row]), *self._expiry())
@@ -227,12 +234,9 @@ class ExchangeStore:
             raise _error(self.path, error) from None
         if not rows:
             return None
-        updated, started, pid, host, version, sniffers, stopped = rows[0]
         try:
-            return MonitorStatus(float(updated), float(started), int(pid), str(host), str(version),
-                                 tuple((str(name), str(state)) for name, state in json.loads(sniffers).items()),
-                                 bool(stopped))
-        except (ValueError, TypeError, AttributeError) as error:
+            return status_of(rows[0])
+        except (ValueError, TypeError) as error:
             raise StoreError(f"{self.path}: its status row is damaged ({error}); restart `eyes-devine run`") from None
 
     async def close(self) -> None:
