@@ -238,8 +238,8 @@ class Http2Connection:
                 self._finish(frame.stream_id, ts)
         elif kind is SettingsFrame and "ACK" not in frame.flags:
             size = frame.settings.get(SettingsFrame.HEADER_TABLE_SIZE)
-            if size is not None:  # what this side's decoder allows the peer's encoder
-                (self._server if from_client else self._client).decoder.header_table_size = size
+            if size is not None:  # the most this side lets the peer's encoder use: the peer resizes within it
+                (self._server if from_client else self._client).decoder.max_allowed_table_size = size
 
     def _headers(self, side: _Direction, from_client: bool, ts: float) -> None:
         try:

@@ -134,3 +134,15 @@ def test_plain_http2_has_no_grpc_fields():
     conn.server(server.headers(1, [(":status", "200")]) + data(1, b"\x00\x00\x00\x00\x09"), ts=2.1)
     [x] = conn.close()
     assert (x.grpc_status, x.grpc_message, x.request_messages, x.response_messages) == (None, None, None, None)
+
+
+def test_a_table_size_the_receiver_allowed_in_its_settings_is_followed():
+    conn, client, server = Conn(), Peer(), Peer()
+    settings = SettingsFrame(0)
+    settings.settings[SettingsFrame.HEADER_TABLE_SIZE] = 8192
+    conn.client(PREFACE + settings.serialize(), ts=1.0)
+    server.encoder.header_table_size = 8192  # the server uses what the client allowed: a size update in its block
+    conn.client(client.headers(1, get("/big-table"), end=True), ts=2.0)
+    conn.server(server.headers(1, [(":status", "200"), ("x-large", "v" * 6000)], end=True), ts=2.1)
+    [x] = conn.close()
+    assert (x.target, x.status, x.flags) == ("/big-table", 200, ())
