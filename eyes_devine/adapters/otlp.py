@@ -48,9 +48,16 @@ class Ends:
     client: ContainerInfo | None
 
 
+GRPC_SERVER_ERRORS = frozenset({2, 4, 12, 13, 14, 15})
+"""gRPC codes that are a server's error (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE,
+DATA_LOSS), as the RPC conventions say; on a client's span every code but OK is."""
+
+
 def is_error(x: Exchange) -> bool:
-    """5xx, no response, or a flag saying the exchange cannot be trusted whole: always exported."""
-    return (x.status or 0) >= 500 or x.status is None or any(flag in ERROR_FLAGS for flag in x.flags)
+    """5xx, no response, a failed gRPC call, or a flag saying the exchange cannot be trusted whole: always
+    exported."""
+    return ((x.status or 0) >= 500 or x.status is None or bool(x.grpc_status)
+            or any(flag in ERROR_FLAGS for flag in x.flags))
 
 
 class SpanBuilder:
@@ -140,6 +147,13 @@ def _attributes(x: Exchange, ends: Ends) -> dict[str, object]:
         attributes["eyes_devine.flags"] = list(x.flags)
     if x.alerts:
         attributes["eyes_devine.alerts"] = list(x.alerts)
+    if x.request_messages is not None:  # a gRPC call: the RPC conventions' attributes too
+        service, _, method = path.lstrip("/").rpartition("/")
+        attributes["rpc.system"] = "grpc"
+        if service and method:
+            attributes["rpc.service"], attributes["rpc.method"] = service, method
+        if x.grpc_status is not None:
+            attributes["rpc.grpc.status_code"] = x.grpc_status
     return attributes
 
 
@@ -162,6 +176,9 @@ def _error_type(x: Exchange, client_side: bool) -> str | None:
     first flag that says the exchange went wrong."""
     if x.status is not None and (x.status >= 500 or (client_side and x.status >= 400)):
         return str(x.status)
+    grpc = x.grpc_status
+    if grpc and (client_side or grpc in GRPC_SERVER_ERRORS):
+        return str(grpc)
     for flag in x.flags:
         if flag in ERROR_FLAGS:
             return flag

@@ -85,3 +85,18 @@ def test_a_client_spans_peer_is_the_server_and_long_texts_are_cut():
     [client] = BUILDER.spans(x, Ends("/{other}", "GET", None, API_INFO))
     assert (client.attributes["network.peer.address"], client.attributes["network.peer.port"]) == ("172.17.0.2", 80)
     assert max(len(client.attributes[key]) for key in ("url.path", "url.query", "user_agent.original")) == 2048
+
+
+def test_a_grpc_call_carries_the_rpc_conventions_and_its_failure():
+    x = make(9, method="POST", target="/shop.Catalog/Get", http_version="2", grpc_status=14,
+             grpc_message="connection refused", request_messages=1, response_messages=0,
+             container="shop-web-1", container_id=WEB, client_container="api", client_container_id=API)
+    client, server = BUILDER.spans(x, Ends("/shop.Catalog/Get", "POST", WEB_INFO, API_INFO))
+    for span in (client, server):
+        assert (span.attributes["rpc.system"], span.attributes["rpc.service"], span.attributes["rpc.method"],
+                span.attributes["rpc.grpc.status_code"]) == ("grpc", "shop.Catalog", "Get", 14)
+        assert (span.attributes["error.type"], span.status.status_code) == ("14", StatusCode.ERROR)
+    not_found = x._replace(grpc_status=5)
+    client, server = BUILDER.spans(not_found, Ends("/shop.Catalog/Get", "POST", WEB_INFO, API_INFO))
+    assert client.attributes["error.type"] == "5" and "error.type" not in server.attributes, "NOT_FOUND: the caller's"
+    assert is_error(not_found) and not is_error(x._replace(grpc_status=0))
