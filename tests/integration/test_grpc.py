@@ -41,11 +41,12 @@ def test_grpc_calls_are_exchanges_with_their_status_and_message_counts(tmp_path)
         lab.processes.append(peer)
         assert peer.stdout is not None and peer.stdout.readline().strip() == "ready"
         wait_for_port(client, PORT, server.address)
-        with Recorder(bridge, pcap, tcpdump=tcpdump):
+        with Recorder(bridge, pcap, tcpdump=tcpdump) as recorder:
             client.run(sys.executable, "-m", "tests.support.grpc_peer", "call", server.address, str(PORT),
                        cwd=str(ROOT))
     finally:
         lab.close()
+    assert "\n0 packets dropped by kernel" in recorder.stderr, recorder.stderr  # else the capture, not us, lost them
     logged = Counter(tuple(line.split()) for line in log.read_text().splitlines())
     assert sum(logged.values()) == 7
 
