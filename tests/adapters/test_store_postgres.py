@@ -249,3 +249,23 @@ def test_close_counts_what_the_spool_holds_when_the_database_hangs(postgres):
         postgres.start()
     assert writer.written == 0 and writer.dropped == 40, "every record is stored or counted as not stored"
     assert writer.losses() == {"not written within 0.5 s of stop": 40}
+
+
+def test_a_stop_while_the_server_is_down_leaves_the_batches_in_the_spool_file_for_the_next_run(postgres, tmp_path):
+    url = postgres.new_database()
+    spool = tmp_path / "spool.jsonl"
+    first = StoreWriter(url, 1000, batch_size=10, flush_interval=0.05, observer="edge", spool=spool)
+    first.start()
+    postgres.stop()
+    try:
+        for i in range(25):
+            first.accept(served(i, "edge"))
+        first.close(timeout=10)  # what is queued goes to the spool, then the spool to its file
+    finally:
+        postgres.start()
+    assert (first.written, first.dropped, first.spooled_at_stop, first.spool_path) == (0, 0, 25, spool)
+    again = StoreWriter(url, 1000, observer="edge", spool=spool)
+    again.start()
+    wait_until(lambda: again.written == 25, 20, "the next run sent them")
+    again.close()
+    assert per_target(postgres, url, "edge") == 25 and spool.stat().st_size == 0

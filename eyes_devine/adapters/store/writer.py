@@ -105,7 +105,6 @@ class StoreWriter:
         """The sequence number of the next record: with the run key, each batch's idempotency key."""
         self._unreachable = False
         """The last attempt could not reach the database: new batches go to the spool until one does."""
-        self.spool_path = spool
         self.spooled_at_stop = 0
         """Records left in the spool file at stop, for the next run to send."""
         self.accepted = 0
@@ -231,6 +230,11 @@ class StoreWriter:
     def flows_dropped(self) -> int:
         """Flow summaries not stored: refused, lost in a failed write, or left at close."""
         return self._flows_refused + self._flows_failed + self._flows_at_close + self._spool.overflowed[1]
+
+    @property
+    def spool_path(self) -> Path | None:
+        """The file batches wait in past what memory holds (``--spool``), if any."""
+        return self._spool.path
 
     @property
     def pending(self) -> int:
@@ -374,9 +378,7 @@ class StoreWriter:
         """At stop, with the database still out of reach: the spool's batches go to its file, else are lost."""
         while self._spool.batches:
             batch = self._spool.pop()
-            if self._spool.to_file(batch):
-                self.spooled_at_stop += batch.size
-            else:
+            if not self._spool.to_file(batch):
                 self._failed("database unreachable at stop", len(batch.exchanges), len(batch.flows))
         self.spooled_at_stop = self._spool.file_records()  # this run's and any earlier one's
 
