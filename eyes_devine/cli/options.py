@@ -232,7 +232,8 @@ def retention_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Also delete stored exchanges and flows older than this (90m, 12h, 7d) [EYES_DEVINE_RETAIN; default: "
              "no time bound].")(command)
     return click.option("--keep", type=int, metavar="N",
-                        help="Exchanges kept per container [EYES_DEVINE_KEEP; default 1000].")(command)
+                        help="Exchanges kept per container, and per observer in a database many hosts share "
+                             "[EYES_DEVINE_KEEP; default 1000].")(command)
 
 
 def export_options(command: Callable[..., Any]) -> Callable[..., Any]:

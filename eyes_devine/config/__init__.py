@@ -55,7 +55,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "EYES_DEVINE_SPOOL": "a file batches wait in while the database cannot be reached (same as --spool)",
     "EYES_DEVINE_OBSERVER": "the name stored with every record this host captures (same as --observer; default "
                             "the hostname)",
-    "EYES_DEVINE_KEEP": "exchanges kept per container, in memory and on disk (same as --keep; default 1000)",
+    "EYES_DEVINE_KEEP": "exchanges kept per container (and per observer), in memory and on disk (same as --keep; "
+                        "default 1000)",
     "EYES_DEVINE_RETAIN": "how long stored exchanges and flows are kept at most, e.g. 7d (same as --retain)",
     "EYES_DEVINE_BATCH_SIZE": "most exchanges written to SQLite in one transaction (same as --batch-size; default 500)",
     "EYES_DEVINE_MAX_HEADER_BYTES": "most bytes of one HTTP message head (same as --max-header-bytes; default 65536)",
