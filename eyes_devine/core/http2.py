@@ -1,7 +1,10 @@
-"""HTTP/2 over cleartext (h2c, prior knowledge), decoded passively: each stream becomes one Exchange.
+"""HTTP/2 over cleartext (h2c), decoded passively: each stream becomes one Exchange.
 
-A connection whose client starts with the HTTP/2 preface is handed here by
-:class:`~eyes_devine.core.http.connection.HttpConnection`.  Each direction is a
+A connection whose client starts with the HTTP/2 preface (prior knowledge), or
+whose server answered ``Upgrade: h2c`` with ``101``, is handed here by
+:class:`~eyes_devine.core.http.connection.HttpConnection`.  After an upgrade,
+the HTTP/1.1 request that asked for it is stream 1 (RFC 9113 3.2): its response
+comes in HTTP/2 frames, and the client's preface follows the 101.  Each direction is a
 run of frames (hyperframe parses them) whose header blocks are decoded with
 that direction's own HPACK decoder (hpack), so the dynamic tables are followed
 across the connection both ways.  Streams pair by id, so interleaved and
@@ -22,6 +25,7 @@ way (flagged ``parse_error``), never with an exception.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from hpack import Decoder
@@ -42,6 +46,9 @@ from eyes_devine.core.http.headers import MAX_VALUE
 from eyes_devine.core.redact import redact_host, redact_target, redact_user_agent
 from eyes_devine.core.tcp import Endpoints
 from eyes_devine.records import NO_ATTRIBUTION, NO_PEER, EngineCounters, Exchange
+
+if TYPE_CHECKING:
+    from eyes_devine.core.http.pairing import Request
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 """What an HTTP/2 client sends first (RFC 9113 3.4)."""
@@ -90,7 +97,7 @@ class _Messages:
 class _Stream:
     __slots__ = ("ts", "method", "path", "authority", "user_agent", "request_type", "request_bytes", "response_ts",
                  "status", "response_type", "response_bytes", "end_ts", "flags", "ended", "sent", "received",
-                 "grpc_status", "grpc_message")
+                 "grpc_status", "grpc_message", "alerts")
 
     def __init__(self, ts: float) -> None:
         self.ts = ts
@@ -108,6 +115,8 @@ class _Stream:
         """gRPC's messages each way (a call whose content-type is application/grpc), else None."""
         self.grpc_status: int | None = None
         self.grpc_message: str | None = None
+        self.alerts: tuple[str, ...] = ()
+        """Attack signatures its head matched (an upgraded HTTP/1.1 request's)."""
 
 
 class _Direction:
@@ -132,7 +141,7 @@ class Http2Connection:
     """One h2c connection's two directions, as a ``StreamHandler``: exchanges out through ``emit``."""
 
     def __init__(self, endpoints: Endpoints, emit: Callable[[Exchange], None], counters: EngineCounters,
-                 max_header_bytes: int = 65536) -> None:
+                 max_header_bytes: int = 65536, upgraded: Request | None = None) -> None:
         self._endpoints = endpoints
         self._emit = emit
         self._counters = counters
@@ -140,6 +149,8 @@ class Http2Connection:
         self._server = _Direction(0, max_header_bytes)
         self._streams: dict[int, _Stream] = {}
         self._closed = False
+        if upgraded is not None:
+            self._streams[1] = _upgraded_stream(upgraded)
 
     # -- StreamHandler ----------------------------------------------------------------------
 
@@ -328,10 +339,20 @@ class Http2Connection:
             stream.method or "-", stream.path, stream.authority, "2", stream.status, None, latency, duration,
             stream.request_bytes, stream.response_bytes, stream.user_agent,
             stream.response_type if stream.response_type is not None else stream.request_type,
-            tuple(stream.flags), NO_ATTRIBUTION, (), NO_PEER, None, stream.grpc_status, stream.grpc_message,
+            tuple(stream.flags), NO_ATTRIBUTION, stream.alerts, NO_PEER, None, stream.grpc_status, stream.grpc_message,
             None if stream.sent is None else stream.sent.count,
             None if stream.received is None else stream.received.count,
         )))
+
+
+def _upgraded_stream(req: Request) -> _Stream:
+    """Stream 1 of an upgraded connection: the HTTP/1.1 request as the request side read it (RFC 9113 3.2)."""
+    stream = _Stream(req.ts)
+    stream.method, stream.path, stream.authority = req.method, req.target, req.host
+    stream.user_agent, stream.request_type, stream.request_bytes = req.user_agent, req.content_type, req.body
+    stream.alerts = req.alerts
+    stream.flags = [*(req.flags or ()), "upgrade"]
+    return stream
 
 
 def _field(fields: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:

@@ -146,3 +146,59 @@ def test_a_table_size_the_receiver_allowed_in_its_settings_is_followed():
     conn.server(server.headers(1, [(":status", "200"), ("x-large", "v" * 6000)], end=True), ts=2.1)
     [x] = conn.close()
     assert (x.target, x.status, x.flags) == ("/big-table", 200, ())
+
+
+UPGRADE_REQUEST = (b"GET /up?token=secret HTTP/1.1\r\nHost: web\r\nUser-Agent: curl/7.88.1\r\n"
+                   b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                   b"HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n")
+SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+
+
+def test_an_h2c_upgrade_makes_the_request_stream_1_and_the_rest_of_the_connection_http2():
+    conn, client, server = Conn(), Peer(), Peer()
+    conn.client(UPGRADE_REQUEST, ts=1.0)
+    # The 101, the server's SETTINGS and stream 1's response can share one segment.
+    conn.server(SWITCHING + SettingsFrame(0).serialize() + server.headers(1, [(":status", "200")]) + data(1, b"up"),
+                ts=1.5)
+    conn.client(PREFACE + SettingsFrame(0).serialize() + client.headers(3, get("/next"), end=True), ts=2.0)
+    conn.server(server.headers(3, [(":status", "204")], end=True), ts=2.25)
+    upgraded, following = conn.close()
+    assert (upgraded.method, upgraded.target, upgraded.host, upgraded.status, upgraded.http_version) == (
+        "GET", "/up?token=REDACTED", "web", 200, "2")
+    assert upgraded.flags == ("upgrade",) and upgraded.latency_ms == 500.0 and upgraded.response_bytes == 2
+    assert upgraded.user_agent == "curl/7.88.1"
+    assert (following.target, following.status, following.http_version, following.latency_ms) == (
+        "/next", 204, "2", 250.0)
+    assert conn.counters.non_http_streams == 0 and conn.counters.exchanges == 2
+
+
+def test_the_101_can_arrive_apart_from_the_server_frames():
+    conn, server = Conn(), Peer()
+    conn.client(UPGRADE_REQUEST, ts=1.0)
+    conn.server(SWITCHING, ts=1.1)
+    conn.server(SettingsFrame(0).serialize(), ts=1.2)
+    conn.client(PREFACE + SettingsFrame(0).serialize(), ts=1.3)
+    conn.server(server.headers(1, [(":status", "404")], end=True), ts=1.4)
+    (upgraded,) = conn.close()
+    assert (upgraded.target, upgraded.status, upgraded.flags) == ("/up?token=REDACTED", 404, ("upgrade",))
+
+
+def test_a_refused_h2c_upgrade_leaves_the_connection_http1():
+    conn = Conn()
+    conn.client(UPGRADE_REQUEST, ts=1.0)
+    conn.server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", ts=1.5)
+    conn.client(b"GET /again HTTP/1.1\r\nHost: web\r\n\r\n", ts=2.0)
+    conn.server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", ts=2.5)
+    first, again = conn.close()
+    assert (first.status, first.http_version, first.flags) == (200, "1.1", ())
+    assert (again.target, again.status) == ("/again", 200)
+
+
+def test_a_websocket_101_still_turns_the_connection_off():
+    conn = Conn()
+    conn.client(b"GET /ws HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", ts=1.0)
+    conn.server(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x02hi",
+                ts=1.5)
+    conn.client(b"\x81\x82abcd\x00\x00", ts=2.0)
+    (upgraded,) = conn.close()
+    assert (upgraded.status, upgraded.http_version, upgraded.flags) == (101, "1.1", ("upgrade",))

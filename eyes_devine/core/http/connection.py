@@ -116,6 +116,21 @@ class HttpConnection:
         self.h2 = Http2Connection(self._endpoints, self._emit, self.counters, self.limits.max_header_bytes)
         self.h2.data(True, payload, ts)
 
+    def upgrade_to_http2(self, req: Request, ts: float) -> None:
+        """The server switched to h2c: ``req`` is stream 1, answered in HTTP/2, and every byte from here is HTTP/2's
+        (the client's starting with the preface)."""
+        held, held_ts = self.requests.hand_over()
+        req.done = True
+        if req.special:
+            self.requests.special -= 1
+        self.go_off()
+        self.h2 = Http2Connection(self._endpoints, self._emit, self.counters, self.limits.max_header_bytes,
+                                  upgraded=req)
+        if held is None:
+            self.h2.gap(True, 0, held_ts)
+        elif held:
+            self.h2.data(True, held, held_ts)
+
     def gap(self, from_client: bool, missing: int, ts: float) -> None:
         if self.h2 is not None:
             self.h2.gap(from_client, missing, ts)

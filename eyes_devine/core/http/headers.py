@@ -1,4 +1,5 @@
-"""The few header fields an exchange keeps: Host, User-Agent, Content-Type, and the two that frame a body.
+"""The few header fields an exchange keeps: Host, User-Agent, Content-Type, the two that frame a body, and a
+101's Upgrade.
 
 llhttp hands each header to the sides' ``on_header`` callbacks, which find the
 name without lower-casing every one (:data:`HEADER_CODES`).  A head llhttp
@@ -9,7 +10,7 @@ replaced) and cut to :data:`MAX_VALUE` characters.
 
 from __future__ import annotations
 
-HOST, USER_AGENT, CONTENT_TYPE, CONTENT_LENGTH, TRANSFER_ENCODING = 1, 2, 3, 4, 5
+HOST, USER_AGENT, CONTENT_TYPE, CONTENT_LENGTH, TRANSFER_ENCODING, UPGRADE = 1, 2, 3, 4, 5, 6
 MAX_VALUE = 1024
 """Longest header value kept (characters of the raw bytes)."""
 
@@ -23,6 +24,7 @@ def _header_codes() -> dict[bytes, int]:
         (b"content-type", CONTENT_TYPE),
         (b"content-length", CONTENT_LENGTH),
         (b"transfer-encoding", TRANSFER_ENCODING),
+        (b"upgrade", UPGRADE),  # a 101's: h2c hands the connection to the HTTP/2 decoder
         # Frequent names of the same lengths, so they skip the lower() fallback.
         (b"date", 0),
         (b"vary", 0),
@@ -31,6 +33,8 @@ def _header_codes() -> dict[bytes, int]:
         (b"keep-alive", 0),
         (b"set-cookie", 0),
         (b"x-request-id", 0),
+        (b"expires", 0),
+        (b"referer", 0),
     ):
         for variant in (name, name.title(), name.capitalize(), name.upper()):
             codes[variant] = code

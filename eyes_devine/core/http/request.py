@@ -20,6 +20,7 @@ from eyes_devine.core.http.headers import (
     HEADER_CODES,
     HOST,
     MAX_VALUE,
+    TRANSFER_ENCODING,
     USER_AGENT,
     other_spelling,
 )
@@ -189,6 +190,13 @@ class RequestSide(RequestRecovery):
         elif held:
             self._resync(bytes(held), self._held_ts)
 
+    def hand_over(self) -> tuple[bytes | None, float]:
+        """What the client sent after an h2c Upgrade request, for the HTTP/2 decoder (None: some of it was lost)."""
+        if self.mode is not _HOLD:
+            return b"", self._ts
+        held = self._held
+        return (None if held is None else bytes(held)), self._held_ts
+
     def forget(self) -> None:
         """The stream is not HTTP after all: the bytes that looked like a request start were not one."""
         self.current = self.last = None
@@ -248,7 +256,7 @@ class RequestSide(RequestRecovery):
             self._content_type = value
         elif code == CONTENT_LENGTH:
             self._content_length = value
-        else:
+        elif code == TRANSFER_ENCODING:
             self._transfer_encoding = value
 
     def on_headers_complete(self) -> None:

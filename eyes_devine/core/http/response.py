@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from eyes_devine.core.http.framing import LenientHead, looks_like_response, read_response_head
-from eyes_devine.core.http.headers import CONTENT_LENGTH, CONTENT_TYPE, HEADER_CODES, TRANSFER_ENCODING, other_spelling
+from eyes_devine.core.http.headers import (
+    CONTENT_LENGTH,
+    CONTENT_TYPE,
+    HEADER_CODES,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    other_spelling,
+)
 from eyes_devine.core.http.pairing import Request, flag
 from eyes_devine.core.http.parsers import Mode, new_response_parser
 from eyes_devine.core.http.resync import STATUS_LINE, Scanner
@@ -35,7 +42,7 @@ class ResponseSide(MessageStream):
     __slots__ = ("_conn", "_requests", "_pairing", "_counters", "mode", "_parser", "ts", "answering", "_orphan",
                  "active", "_started", "_status", "_reason", "_content_type", "_content_length", "_transfer_encoding",
                  "_body", "_head_complete", "_informational", "seen", "garbage", "_restart", "_replaying", "_scanner",
-                 "_overlap_next")
+                 "_overlap_next", "_upgrade")
 
     def __init__(self, conn: HttpConnection) -> None:
         self._init_stream(conn.limits.max_header_bytes)
@@ -61,6 +68,8 @@ class ResponseSide(MessageStream):
         self._content_type: bytes | None = None
         self._content_length: bytes | None = None
         self._transfer_encoding: bytes | None = None
+        self._upgrade: bytes | None = None
+        """The Upgrade header of the response in progress (a 101's protocol)."""
         self._body = 0
         self._head_complete = False
         self._informational = False
@@ -151,7 +160,7 @@ class ResponseSide(MessageStream):
 
     def on_message_begin(self) -> None:
         self._status = 0
-        self._content_type = self._content_length = self._transfer_encoding = None
+        self._content_type = self._content_length = self._transfer_encoding = self._upgrade = None
         self._body = 0
         self._head_complete = self._informational = False
         if self._replaying is not None:
@@ -177,6 +186,8 @@ class ResponseSide(MessageStream):
             self._content_length = value
         elif code == TRANSFER_ENCODING:
             self._transfer_encoding = value
+        elif code == UPGRADE:
+            self._upgrade = value
 
     def on_headers_complete(self) -> None:
         if self._conn.off:
@@ -193,6 +204,10 @@ class ResponseSide(MessageStream):
             self._informational = True
             return
         req = self.answering
+        if status == 101 and req is not None and (self._upgrade or b"").strip().lower() == b"h2c":
+            self.answering = None  # RFC 9113 3.2 (RFC 7540 3.2): its response comes on HTTP/2's stream 1
+            self._conn.upgrade_to_http2(req, self.ts)
+            return
         if status == 101 or (req is not None and req.method == "CONNECT" and status < 300):
             self._conn.go_off()
             if req is not None:
@@ -347,10 +362,13 @@ class ResponseSide(MessageStream):
 
     def _on_upgrade(self, rest: bytes | memoryview) -> None:
         self._conn.go_off()
+        self._rest(rest)
 
     def _rest(self, rest: bytes | memoryview) -> None:
         if self.mode is _RESYNC:
             self._resync(bytes(rest), self.ts)
+        elif self._conn.h2 is not None and rest:  # the server's first HTTP/2 frames, in the 101's segment
+            self._conn.h2.data(False, bytes(rest), self.ts)
 
     def _body_until_close(self) -> bool:
         te = self._transfer_encoding
