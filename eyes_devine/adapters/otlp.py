@@ -121,7 +121,7 @@ def _attributes(x: Exchange, ends: Ends) -> dict[str, object]:
     attributes: dict[str, object] = {
         "http.request.method": ends.method,
         "url.path": path.partition("#")[0][:MAX_TEXT],
-        "url.scheme": "http",
+        "url.scheme": "https" if "tls" in x.flags else "http",
         "http.route": ends.route,
         "server.address": host or x.server_ip,
         "server.port": port,

@@ -100,3 +100,9 @@ def test_a_grpc_call_carries_the_rpc_conventions_and_its_failure():
     client, server = BUILDER.spans(not_found, Ends("/shop.Catalog/Get", "POST", WEB_INFO, API_INFO))
     assert client.attributes["error.type"] == "5" and "error.type" not in server.attributes, "NOT_FOUND: the caller's"
     assert is_error(not_found) and not is_error(x._replace(grpc_status=0))
+
+
+def test_a_request_decrypted_from_tls_has_the_https_scheme():
+    [span] = BUILDER.spans(make(9, flags=("tls",), container="shop-web-1", container_id=WEB),
+                           Ends("/", "GET", WEB_INFO, None))
+    assert span.attributes["url.scheme"] == "https" and tuple(span.attributes["eyes_devine.flags"]) == ("tls",)
