@@ -322,6 +322,8 @@ class EngineCounters:
     exchanges: int = 0
     non_http_streams: int = 0
     tls_streams: int = 0
+    tls_decrypted: int = 0
+    """TLS streams whose records were opened with the key log's secrets (a subset of ``tls_streams``)."""
     tls_server_names: list[str] = field(default_factory=list)
     """SNI names seen on HTTP ports (bounded, first ones kept)."""
     http_parse_errors: int = 0

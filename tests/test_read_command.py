@@ -181,3 +181,33 @@ def test_the_table_shows_alerts_before_the_target_so_no_cut_hides_them():
     assert row(200).endswith(" !sensitive-path /.env?x=1&y=2222 [overlap_conflict]")
     narrow = row(110)
     assert narrow.endswith(" !sensitive-path /.e…"), "the target is cut, the alert is not"
+
+
+TLS_PCAP, TLS_KEYS = PCAPS / "tls-keylog.pcap", PCAPS / "tls-keylog.keys"
+
+
+def test_a_key_log_decrypts_https_and_443_joins_the_default_ports():
+    result = eyes_read(str(TLS_PCAP), "--json", "--tls-keylog", str(TLS_KEYS))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 9 and all(record["flags"] == ["tls"] for record in records)
+    assert "8 TLS decrypted" in result.stderr and "/h1-tls12?token=REDACTED" in result.stdout
+
+
+def test_a_key_log_from_the_environment_and_one_that_holds_nothing_useful(tmp_path):
+    env = {**os.environ, "EYES_DEVINE_TLS_KEYLOG": str(TLS_KEYS)}
+    result = subprocess.run([sys.executable, "-m", "eyes_devine", "read", "-q", "--json", str(TLS_PCAP)],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 9
+    garbage = tmp_path / "garbage.keys"
+    garbage.write_bytes(os.urandom(3000) + b"\nCLIENT_RANDOM zz\n")
+    result = eyes_read(str(TLS_PCAP), "--json", "--tls-keylog", str(garbage))
+    assert result.returncode == 0 and result.stdout == "" and "(8 TLS)" in result.stderr
+
+
+@pytest.mark.parametrize(("name", "expected"), [("absent.keys", "no such file"), (".", "not a file"),
+                                                 ("", "an empty name")])
+def test_a_key_log_that_cannot_be_read_is_one_line_and_exit_2(tmp_path, name, expected):
+    result = eyes_read(str(TLS_PCAP), "--tls-keylog", str(tmp_path / name) if name else "")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and expected in result.stderr and "Traceback" not in result.stderr

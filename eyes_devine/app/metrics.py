@@ -172,7 +172,8 @@ _ENGINE_HELP = {
     "bytes": "Bytes of the frames the engine decoded",
     "exchanges": "HTTP exchanges recorded",
     "gaps": "Holes in TCP streams (bytes the capture lost)",
-    "tls_streams": "TLS connections seen on HTTP ports (not decrypted)",
+    "tls_streams": "TLS connections seen on HTTP ports",
+    "tls_decrypted": "TLS connections decrypted with the key log (--tls-keylog)",
     "non_http_streams": "Connections on HTTP ports that did not carry HTTP",
 }
 

@@ -23,6 +23,7 @@ from types import MappingProxyType
 
 from eyes_devine.adapters.capture import LiveCapture
 from eyes_devine.adapters.pcapfile import CaptureFile, CaptureFileError
+from eyes_devine.app.keylog import FollowedKeyLog
 from eyes_devine.config import Settings, bpf_filter, port_filter
 from eyes_devine.core.engine import Engine
 from eyes_devine.core.flows import FlowTracker
@@ -46,8 +47,10 @@ TICK_SECONDS = 0.5
 
 
 def http_limits(settings: Settings) -> HttpLimits:
-    """How HTTP is parsed: the head bound, and the rule book's header signatures, judged while parsing."""
-    return HttpLimits(settings.max_header_bytes, header_rules(rule_book(settings.rules_path)))
+    """How HTTP is parsed: the head bound, the rule book's header signatures, judged while parsing, and the key
+    log TLS is decrypted with."""
+    keys = None if settings.tls_keylog is None else FollowedKeyLog(settings.tls_keylog)
+    return HttpLimits(settings.max_header_bytes, header_rules(rule_book(settings.rules_path)), keys)
 
 
 class Stages:

@@ -22,6 +22,7 @@ from eyes_devine.cli.options import (
     capture_options,
     check_docker_host,
     check_exports,
+    check_key_log,
     docker_options,
     export_options,
     fail,
@@ -78,7 +79,8 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
     """Read a pcap or pcapng FILE and print its HTTP exchanges.
 
     The same engine as live capture: TCP reassembly (reordering, retransmission,
-    loss) and HTTP/1.x pairing (keep-alive, pipelining, chunked, 1xx, HEAD).
+    loss), HTTP/1.x pairing (keep-alive, pipelining, chunked, 1xx, HEAD),
+    HTTP/2 and gRPC over cleartext, and HTTPS with --tls-keylog.
     Credentials in headers and query strings are never printed. A summary of
     counters goes to stderr. A damaged or truncated file prints what was
     readable, then the error, and exits 1.
@@ -91,6 +93,7 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
     from eyes_devine.views.summary import summary_line
 
     settings = build_settings(ports=ports, **flags)
+    check_key_log(settings, must_exist=True)
     try:
         result = read_file(capture_file, settings.ports, annotator_for(settings), as_json, flows_only,
                            progress=not quiet, colour=sys.stdout.isatty(),
@@ -154,6 +157,8 @@ def run(stats_interval: str, as_json: bool, user: str | None, **flags: Any) -> N
     log = ServiceLog(sys.stderr, settings.log_format)
     if hint:
         log.warning(hint)
+    if settings.tls_keylog is not None and not settings.tls_keylog.exists():
+        log.warning(f"--tls-keylog {settings.tls_keylog}: no such file yet; it is read once a client writes it")
     options = ServiceOptions(interfaces=selected, stats_interval=seconds(stats_interval, "--stats-interval"),
                              account=account,
                              annotator=annotator_for(settings, log.warning),

@@ -77,6 +77,7 @@ def build_settings(**flags: Any) -> Settings:
             from eyes_devine.adapters.store.files import a_directory
 
             fail(f"--db: {a_directory(Path(settings.db_path))}")
+    check_key_log(settings, must_exist=False)
     if settings.spool is not None:
         from eyes_devine.adapters.store.spool import spool_problem
 
@@ -170,12 +171,32 @@ def all_traffic_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def parsing_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Bounds of HTTP parsing, for the commands that parse traffic."""
+    """Bounds of HTTP parsing, and TLS secrets, for the commands that parse traffic."""
+    command = click.option(
+        "--tls-keylog", metavar="FILE",
+        help="Decrypt TLS with this NSS key log (the file SSLKEYLOGFILE names for curl, browsers, Node, Python, Go; "
+             "re-read as it grows): TLS 1.2 (ECDHE) and 1.3 with AES-GCM or ChaCha20-Poly1305. Adds 443 and 8443 "
+             "to the default ports. The file is as secret as the keys [EYES_DEVINE_TLS_KEYLOG].",
+    )(command)
     return click.option(
         "--max-header-bytes", type=int, metavar="N",
         help="Most bytes of one HTTP message head; a longer one is flagged oversized and skipped "
              "[EYES_DEVINE_MAX_HEADER_BYTES; default 65536].",
     )(command)
+
+
+def check_key_log(settings: Settings, must_exist: bool) -> None:
+    """A --tls-keylog that cannot be read is one line and exit 2 (`read` needs it to exist; capture may wait for
+    it: a client creates it with its first connection)."""
+    if settings.tls_keylog is None:
+        return
+    from eyes_devine.adapters.keylog_file import KeyLogFileError
+    from eyes_devine.adapters.keylog_file import check_key_log as check
+
+    try:
+        check(settings.tls_keylog, must_exist)
+    except KeyLogFileError as error:
+        fail(f"--tls-keylog {error}")
 
 
 def seconds(value: str, what: str) -> float:

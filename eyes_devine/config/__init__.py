@@ -33,6 +33,8 @@ __all__ = [  # the package's names for other modules, its parts' included
 ]
 
 DEFAULT_PORTS: tuple[int, ...] = (80, 8080, 8000, 3000, 5000)
+TLS_PORTS: tuple[int, ...] = (443, 8443)
+"""Added to the default ports when a key log is given."""
 DEFAULT_KEEP = 1000
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_MAX_HEADER_BYTES = 65536
@@ -60,6 +62,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "EYES_DEVINE_RETAIN": "how long stored exchanges and flows are kept at most, e.g. 7d (same as --retain)",
     "EYES_DEVINE_BATCH_SIZE": "most exchanges written to SQLite in one transaction (same as --batch-size; default 500)",
     "EYES_DEVINE_MAX_HEADER_BYTES": "most bytes of one HTTP message head (same as --max-header-bytes; default 65536)",
+    "EYES_DEVINE_TLS_KEYLOG": "an NSS key log (what SSLKEYLOGFILE names for curl, browsers, Node, Python, Go): TLS "
+                              "is decrypted with it (same as --tls-keylog)",
     "EYES_DEVINE_LOG_FORMAT": "`run` log lines: text or json (same as --log-format)",
     "EYES_DEVINE_GEOIP": "a MaxMind .mmdb (GeoLite2 City or Country): where public peers are (same as --geoip)",
     "EYES_DEVINE_RULES": "a TOML file of suspicious-request rules added to the built-in ones (same as --rules)",
@@ -101,6 +105,8 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     """Most bytes of one HTTP message head; past it the message is flagged ``oversized``."""
+    tls_keylog: Path | None = None
+    """An NSS key log whose secrets decrypt TLS on the HTTP ports (``--tls-keylog``); None: TLS is named by SNI."""
     log_format: str = "text"
     geoip_path: str | None = None
     """A MaxMind-format database for the country, city and coordinates of public peers."""
@@ -134,6 +140,7 @@ class Settings:
         retain: str | None = None,
         batch_size: int | None = None,
         max_header_bytes: int | None = None,
+        tls_keylog: str | None = None,
         log_format: str | None = None,
         is_root: bool = False,
         geoip_path: str | None = None,
@@ -168,6 +175,9 @@ class Settings:
             port_list = parse_ports(environ[ports_source], ports_source)
         else:
             port_list, ports_source = DEFAULT_PORTS, "default"
+        keylog = _key_log(tls_keylog if tls_keylog is not None else environ.get("EYES_DEVINE_TLS_KEYLOG") or None)
+        if keylog is not None and ports_source == "default":
+            port_list = (*DEFAULT_PORTS, *TLS_PORTS)  # decrypting: HTTPS's ports carry HTTP too
         bpf = capture_filter if capture_filter is not None else environ.get("CAPTURE_FILTER") or None
         return cls(
             interfaces=names,
@@ -189,6 +199,7 @@ class Settings:
             max_header_bytes=bounded_whole(max_header_bytes, environ.get("EYES_DEVINE_MAX_HEADER_BYTES"),
                                       "--max-header-bytes", "EYES_DEVINE_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES,
                                       HEADER_BOUNDS),
+            tls_keylog=keylog,
             log_format=_log_format(log_format or environ.get("EYES_DEVINE_LOG_FORMAT") or "text"),
             geoip_path=geoip_path or environ.get("EYES_DEVINE_GEOIP") or None,
             rules_path=rules_path or environ.get("EYES_DEVINE_RULES") or None,
@@ -313,6 +324,14 @@ def parse_observer(text: str, what: str) -> str:
         raise ConfigError(f"{what}: {text!r} is not a name for this host (1 to {MAX_OBSERVER} printable characters, "
                           "no spaces)")
     return name
+
+
+def _key_log(name: str | None) -> Path | None:
+    if name is None:
+        return None
+    if not name.strip():
+        raise ConfigError("--tls-keylog: an empty name; name the key log file, or leave --tls-keylog out")
+    return Path(name)
 
 
 def _spool(name: str | None) -> Path | None:

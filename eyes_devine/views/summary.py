@@ -9,11 +9,13 @@ from eyes_devine.views.safe import safe
 def summary_line(path: str, frames: int, c: EngineCounters, flows: int | None, seconds: float) -> str:
     """tcpdump-style counts at the end of a read, with a hint when traffic was skipped (``flows``: summaries
     written, with --flows)."""
+    sealed = c.tls_streams - c.tls_decrypted
     parts = [
         f"{frames} packets",
         f"{c.exchanges} exchanges",
         *([f"{flows} flows"] if flows is not None else []),
-        f"{c.non_http_streams} non-HTTP streams" + (f" ({c.tls_streams} TLS)" if c.tls_streams else ""),
+        f"{c.non_http_streams} non-HTTP streams" + (f" ({sealed} TLS)" if sealed else ""),
+        *([f"{c.tls_decrypted} TLS decrypted"] if c.tls_decrypted else []),
         f"{c.gaps} gaps ({c.bytes_missing} bytes missing)",
     ]
     if c.retransmitted_segments:

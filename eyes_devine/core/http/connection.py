@@ -32,7 +32,10 @@ Pipelined
 
 Not HTTP
     A client stream starting with a TLS ClientHello is counted in
-    ``tls_streams`` (its SNI kept in ``tls_server_names``).  A client stream
+    ``tls_streams`` (its SNI kept in ``tls_server_names``); with a key log
+    (``HttpLimits.tls_keys``) it is handed to
+    :class:`~eyes_devine.core.tls.session.TlsConnection`, which decodes the
+    plaintext as a connection of its own.  A client stream
     whose first request line does not parse as HTTP/1.x, and holds no request
     line later in that segment (a connection picked up mid-message), is counted
     in ``non_http_streams``; so is one where only the server spoke, and never
@@ -52,7 +55,9 @@ from eyes_devine.core.http.parsers import Mode
 from eyes_devine.core.http.request import RequestSide
 from eyes_devine.core.http.response import ResponseSide
 from eyes_devine.core.http2 import Http2Connection
-from eyes_devine.core.tcp import Endpoints
+from eyes_devine.core.tcp import Endpoints, StreamHandler
+from eyes_devine.core.tls.keylog import TlsKeys
+from eyes_devine.core.tls.session import TlsConnection
 from eyes_devine.records import NO_ATTRIBUTION, NO_PEER, EngineCounters, Exchange
 
 _ZEROS = memoryview(bytes(65536))
@@ -78,7 +83,9 @@ class HttpConnection:
         """The request the client's held bytes waited on was answered: parse them before the next response."""
         self.pairing = Pairing(counters, self._unanswered)
         self.h2: Http2Connection | None = None
-        """The HTTP/2 decoder, once the client's preface said so; the HTTP/1 sides are then off."""
+        """The HTTP/2 decoder, once the client's preface or an h2c upgrade said so."""
+        self.inner: StreamHandler | None = None
+        """The decoder the connection was handed to (HTTP/2, or TLS with a key log); the HTTP/1 sides are then off."""
         self.requests = RequestSide(self)
         self.responses = ResponseSide(self)
 
@@ -95,16 +102,16 @@ class HttpConnection:
             requests = self.requests
             if requests.mode is _PARSE:
                 requests.feed(payload, ts)
-            elif self.h2 is not None:
-                self.h2.data(True, payload, ts)
+            elif self.inner is not None:
+                self.inner.data(True, payload, ts)
             else:
                 requests.data(payload, ts)
         else:
             responses = self.responses
             if responses.mode is _PARSE:
                 responses.feed(payload, ts)
-            elif self.h2 is not None:
-                self.h2.data(False, payload, ts)
+            elif self.inner is not None:
+                self.inner.data(False, payload, ts)
             else:
                 responses.data(payload, ts)
             if self._resume:
@@ -113,8 +120,19 @@ class HttpConnection:
     def to_http2(self, payload: bytes, ts: float) -> None:
         """The client spoke the HTTP/2 preface: the connection is HTTP/2's from its first byte."""
         self.go_off()
-        self.h2 = Http2Connection(self._endpoints, self._emit, self.counters, self.limits.max_header_bytes)
-        self.h2.data(True, payload, ts)
+        self.inner = self.h2 = Http2Connection(self._endpoints, self._emit, self.counters,
+                                               self.limits.max_header_bytes)
+        if payload:
+            self.h2.data(True, payload, ts)
+
+    def to_tls(self, keys: TlsKeys, hello: bytes, ts: float) -> None:
+        """The client opened TLS and there is a key log: decrypt, and decode the plaintext as a connection of its
+        own (``hello``: the client's bytes so far, its ClientHello first)."""
+        self.go_off()
+        endpoints, counters, limits = self._endpoints, self.counters, self.limits
+        self.inner = TlsConnection(keys, counters, lambda emit: HttpConnection(endpoints, emit, counters, limits),
+                                   self._emit)
+        self.inner.data(True, hello, ts)
 
     def upgrade_to_http2(self, req: Request, ts: float) -> None:
         """The server switched to h2c: ``req`` is stream 1, answered in HTTP/2, and every byte from here is HTTP/2's
@@ -124,16 +142,16 @@ class HttpConnection:
         if req.special:
             self.requests.special -= 1
         self.go_off()
-        self.h2 = Http2Connection(self._endpoints, self._emit, self.counters, self.limits.max_header_bytes,
-                                  upgraded=req)
+        self.inner = self.h2 = Http2Connection(self._endpoints, self._emit, self.counters,
+                                               self.limits.max_header_bytes, upgraded=req)
         if held is None:
             self.h2.gap(True, 0, held_ts)
         elif held:
             self.h2.data(True, held, held_ts)
 
     def gap(self, from_client: bool, missing: int, ts: float) -> None:
-        if self.h2 is not None:
-            self.h2.gap(from_client, missing, ts)
+        if self.inner is not None:
+            self.inner.gap(from_client, missing, ts)
             return
         if self.off or self._closed:
             return
@@ -144,8 +162,8 @@ class HttpConnection:
             self.between_pieces()
 
     def overlap(self, from_client: bool, ts: float) -> None:
-        if self.h2 is not None:
-            self.h2.overlap(from_client, ts)
+        if self.inner is not None:
+            self.inner.overlap(from_client, ts)
             return
         if self.off or self._closed:
             return
@@ -158,8 +176,8 @@ class HttpConnection:
         if self._closed:
             return
         self._closed = True
-        if self.h2 is not None:
-            self.h2.closed(ts)
+        if self.inner is not None:
+            self.inner.closed(ts)
             self.requests.release()
             self.responses.release()
             return

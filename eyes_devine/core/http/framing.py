@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from eyes_devine.core.http.headers import request_fields, response_fields
 from eyes_devine.core.signatures import HeaderRules
+from eyes_devine.core.tls.keylog import TlsKeys
 
 DEFAULT_MAX_HEADER_BYTES = 65536
 """Most bytes of one message head (request or status line and headers), as nginx, Node and Go allow by default."""
@@ -35,6 +36,8 @@ class HttpLimits:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     header_rules: HeaderRules | None = None
     """Attack signatures judged in request heads (their values are not kept); None: none."""
+    tls_keys: TlsKeys | None = None
+    """The key log TLS connections are decrypted with; None: TLS is named by its SNI only."""
 
     def __post_init__(self) -> None:
         if self.max_header_bytes < 64:

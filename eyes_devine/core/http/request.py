@@ -98,7 +98,7 @@ class RequestSide(RequestRecovery):
         elif mode is _FIRST:
             if payload[0] == 0x16:  # never the start of an HTTP request; TLS handshake record?
                 self.mode = _TLS
-                self._collect_tls(payload)
+                self._collect_tls(payload, ts)
                 return
             if payload[0] == 0x50 and is_preface(payload):  # "PRI * HTTP/2.0": h2c with prior knowledge
                 self._conn.to_http2(payload, ts)
@@ -111,7 +111,7 @@ class RequestSide(RequestRecovery):
         elif mode is _HOLD:
             self._keep(payload)
         else:
-            self._collect_tls(payload)
+            self._collect_tls(payload, ts)
 
     def overlap(self) -> None:
         """The next bytes are the receiver's copy of bytes sent twice, differently: flag the request holding them."""
@@ -425,7 +425,7 @@ class RequestSide(RequestRecovery):
 
     # -- TLS and non-HTTP -----------------------------------------------------------------
 
-    def _collect_tls(self, payload: bytes) -> None:
+    def _collect_tls(self, payload: bytes, ts: float) -> None:
         hello = self._hello
         counted = hello.is_tls
         whole = hello.add(payload)
@@ -435,16 +435,22 @@ class RequestSide(RequestRecovery):
         if hello.is_tls and not counted:
             self._counters.tls_streams += 1
         if whole:
-            self._finish_tls()
+            self._finish_tls(ts)
 
-    def _finish_tls(self) -> None:
+    def _finish_tls(self, ts: float | None = None) -> None:
+        """The ClientHello is whole (``ts``: its last bytes' time), or the connection ended (None)."""
         hello = self._hello
         if not hello.is_tls:
             if hello.pending:
                 self._conn.not_http()
             return
-        self._conn.go_off()
+        keys = self._conn.limits.tls_keys
+        collected = hello.pending
         name = hello.server_name()
+        if keys is not None and ts is not None:
+            self._conn.to_tls(keys, collected, ts)
+        else:
+            self._conn.go_off()
         names = self._counters.tls_server_names
         if name is not None and len(names) < MAX_SERVER_NAMES and name not in names:
             names.append(name)

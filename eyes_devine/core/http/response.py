@@ -367,8 +367,8 @@ class ResponseSide(MessageStream):
     def _rest(self, rest: bytes | memoryview) -> None:
         if self.mode is _RESYNC:
             self._resync(bytes(rest), self.ts)
-        elif self._conn.h2 is not None and rest:  # the server's first HTTP/2 frames, in the 101's segment
-            self._conn.h2.data(False, bytes(rest), self.ts)
+        elif self._conn.inner is not None and rest:  # the server's first HTTP/2 frames, in the 101's segment
+            self._conn.inner.data(False, bytes(rest), self.ts)
 
     def _body_until_close(self) -> bool:
         te = self._transfer_encoding
