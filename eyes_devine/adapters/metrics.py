@@ -19,6 +19,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 HTTP_LABELS = ("container", "compose_service", "http_request_method", "http_response_status_code", "http_route")
 """The labels of every request metric; for client requests ``container`` is the calling container."""
+RPC_LABELS = ("container", "compose_service", "rpc_system", "rpc_service", "rpc_method", "rpc_grpc_status_code")
+"""The labels of the gRPC call metrics, as the OpenTelemetry RPC conventions name the attributes."""
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 """The buckets the semantic conventions advise for ``http.server.request.duration``."""
 SIZE_BUCKETS = (0, 64, 256, 1024, 4096, 16384, 65536, 262144, 1 << 20, 4 << 20, 16 << 20, 64 << 20)
@@ -89,6 +91,14 @@ class Metrics:
                                              SIZE_BUCKETS)
         self.client_response_size = histogram("http_client_response_body_size_bytes",
                                               "Response body sizes, requests a container sent out", SIZE_BUCKETS)
+        self.rpc_server_duration = Histogram("rpc_server_call_duration_seconds",
+                                             "Time from the first request byte to the last response byte, gRPC "
+                                             "calls a container served, by gRPC status", RPC_LABELS,
+                                             buckets=DURATION_BUCKETS, registry=self.registry)
+        self.rpc_client_duration = Histogram("rpc_client_call_duration_seconds",
+                                             "Time from the first request byte to the last response byte, gRPC "
+                                             "calls a container sent to a server that is not a container, by gRPC "
+                                             "status", RPC_LABELS, buckets=DURATION_BUCKETS, registry=self.registry)
         self.unanswered = Counter("eyes_devine_unanswered_requests",
                                   "Requests seen with no response (the connection ended, or capture lost it)",
                                   ("container", "side"), registry=self.registry)
@@ -102,6 +112,10 @@ class Metrics:
         if server_side:
             return self.server_duration, self.server_request_size, self.server_response_size
         return self.client_duration, self.client_request_size, self.client_response_size
+
+    def rpc_histogram(self, server_side: bool) -> Histogram:
+        """The duration of gRPC calls a container served, or of those it sent out."""
+        return self.rpc_server_duration if server_side else self.rpc_client_duration
 
     def serve(self, address: str, port: int) -> None:
         """Serve /metrics on ``address:port`` from a thread of prometheus_client's own."""

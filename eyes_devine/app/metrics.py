@@ -6,7 +6,9 @@ prometheus_client's lock (about half a microsecond); the text a scrape reads
 is made on prometheus_client's server thread.  Labels are bounded: the method
 (:func:`~eyes_devine.core.routes.method_label`), the route (templates, and at
 most ``--max-routes`` per container), and the containers, whose series are
-dropped a grace period after they are removed.
+dropped a grace period after they are removed.  A gRPC call also counts in
+the RPC duration histogram by service, method and gRPC status (a failed call
+still answers HTTP 200), with at most ``--max-routes`` methods per container.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from eyes_devine.adapters.metrics import Metrics, Reading
 from eyes_devine.adapters.store.writer import StoreWriter
 from eyes_devine.app.directory import ContainerDirectory
-from eyes_devine.core.routes import RouteCap, method_label
+from eyes_devine.core.routes import OTHER_ROUTE, RouteCap, method_label
 from eyes_devine.records import ContainerInfo, Exchange
 from eyes_devine.sinks import NO_LOSSES, Record, Sink, SinkCounters
 from eyes_devine.snapshots import MonitorSnapshot
@@ -43,6 +45,9 @@ class MetricsSink:
         self._series: dict[str, set[tuple[bool, str, str, str, str, str]]] = {}
         """Container name → its series keys, so a removed container's series can be dropped."""
         self._alert_series: dict[str, set[str]] = {}
+        self._rpc_methods = RouteCap(max_routes)
+        self._rpc_series: dict[str, set[tuple[bool, tuple[str, ...]]]] = {}
+        """Container name → its gRPC series (server side?, labels)."""
         self._recent: dict[tuple[object, str, int, str], tuple[object, object, object]] = {}
         """(attribution, method, status, target) → the series' children: a repeated request costs one lookup, not
         a route template, a cap check and a label lookup.  Bounded; emptied when series are dropped."""
@@ -73,6 +78,8 @@ class MetricsSink:
                 if record.request_bytes:  # a request without a body has no body size (as instrumentations record it)
                     request_size.observe(record.request_bytes)  # type: ignore[attr-defined]
                 response_size.observe(record.response_bytes)  # type: ignore[attr-defined]
+                if record.grpc_status is not None:
+                    self._observe_call(record)
             if status is None or record.alerts:
                 self._count_apart(record)
 
@@ -93,6 +100,18 @@ class MetricsSink:
         if children is None:
             children = self._children[key] = self._new_series(key)
         return children
+
+    def _observe_call(self, record: Exchange) -> None:
+        """A gRPC call with its status, in the RPC histogram: ``/package.Service/Method`` gives the two labels."""
+        server_side, container, short_id = self._side(record)
+        name = container or ""
+        route = self._rpc_methods.route(name, record.target.partition("?")[0])
+        service, _, method = route.lstrip("/").rpartition("/")
+        if not service or route == OTHER_ROUTE:
+            service = method = "{other}"
+        labels = (name, self._service(short_id, container), "grpc", service, method, str(record.grpc_status))
+        self.metrics.rpc_histogram(server_side).labels(*labels).observe((record.duration_ms or 0.0) / 1000.0)
+        self._rpc_series.setdefault(name, set()).add((server_side, labels))
 
     def _count_apart(self, record: Exchange) -> None:
         """What is not a duration: a request without a response, the alerts it raised."""
@@ -127,7 +146,8 @@ class MetricsSink:
         names = {info.name for info in running}
         dropped = []
         with self._lock:
-            for name in [name for name in (*self._series, *self._alert_series) if name and name not in names]:
+            for name in [name for name in {*self._series, *self._alert_series, *self._rpc_series}
+                         if name and name not in names]:
                 since = self._missing_since.setdefault(name, now)
                 if now - since >= self._grace:
                     self._drop(name)
@@ -151,7 +171,10 @@ class MetricsSink:
                 pass
         for rule in self._alert_series.pop(name, set()):
             metrics.alerts.remove(rule, name)
+        for server_side, labels in self._rpc_series.pop(name, set()):
+            metrics.rpc_histogram(server_side).remove(*labels)
         self._routes.forget(name)
+        self._rpc_methods.forget(name)
         self._missing_since.pop(name, None)
 
     def flush(self, timeout: float) -> bool:

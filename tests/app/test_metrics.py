@@ -133,3 +133,37 @@ def test_health_is_read_from_the_latest_snapshot_at_scrape_time():
         ("eyes_devine_sink_dropped_total", (("sink", "collected"),)): 0.0,
     }
     assert list(health_readings(None, [], 0.0)) == [], "before the first snapshot, no health"
+
+
+def grpc_call(i: int, method: str, grpc_status: int, **changes: object):
+    return served(i, target=f"/shop.Items/{method}", http_version="2", grpc_status=grpc_status,
+                  request_messages=1, response_messages=1, content_type="application/grpc", **changes)
+
+
+def test_grpc_calls_count_by_service_method_and_grpc_status_within_the_cap():
+    metrics_sink, metrics = sink(max_routes=2)
+    metrics_sink.accept(grpc_call(1, "Get", 0, duration_ms=3.0))
+    metrics_sink.accept(grpc_call(2, "Get", 5))
+    metrics_sink.accept(grpc_call(3, "List", 0))
+    for i in range(50):  # methods past the cap count under {other}
+        metrics_sink.accept(grpc_call(10 + i, f"Scan{i}", 12))
+    metrics_sink.accept(served(99, target="/plain"))  # not gRPC: no RPC series
+    counts = {(labels["rpc_service"], labels["rpc_method"], labels["rpc_grpc_status_code"]): value
+              for labels, value in samples(metrics, "rpc_server_call_duration_seconds_count")}
+    assert counts == {("shop.Items", "Get", "0"): 1.0, ("shop.Items", "Get", "5"): 1.0,
+                      ("shop.Items", "List", "0"): 1.0, ("{other}", "{other}", "12"): 50.0}
+    [labels] = {tuple(sorted(labels.items())) for labels, _ in samples(metrics, "rpc_server_call_duration_seconds_count")
+                if labels["rpc_method"] == "List"}
+    assert dict(labels)["container"] == "shop-web-1" and dict(labels)["rpc_system"] == "grpc"
+    http = sum(v for labels, v in samples(metrics, "http_server_request_duration_seconds_count"))
+    assert http == 54, "a gRPC call still counts as the HTTP request it is"
+
+
+def test_a_removed_containers_grpc_series_go_with_its_other_series():
+    clock = [0.0]
+    metrics_sink, metrics = sink(grace_seconds=10, clock=lambda: clock[0])
+    metrics_sink.accept(grpc_call(1, "Get", 0))
+    metrics_sink.follow([], docker_reachable=True)
+    clock[0] = 11.0
+    assert metrics_sink.follow([], docker_reachable=True) == ["shop-web-1"]
+    assert samples(metrics, "rpc_server_call_duration_seconds_count") == []
