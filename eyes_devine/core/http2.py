@@ -11,6 +11,9 @@ across the connection both ways.  Streams pair by id, so interleaved and
 multiplexed streams pair correctly.  There is no endpoint state machine: what
 a peer would refuse is still read as far as it can be.
 
+Each request's decoded header fields are judged by the same attack
+signatures as an HTTP/1.x head (:mod:`~eyes_devine.core.signatures`).
+
 A gRPC call (``content-type: application/grpc``) is one exchange whatever it
 streams: ``grpc_status`` and ``grpc_message`` come from its trailers (or a
 trailers-only response), and its length-prefixed messages are counted each
@@ -44,6 +47,7 @@ from hyperframe.frame import (
 from eyes_devine.core.http.framing import target_text
 from eyes_devine.core.http.headers import MAX_VALUE
 from eyes_devine.core.redact import redact_host, redact_target, redact_user_agent
+from eyes_devine.core.signatures import HeaderRules
 from eyes_devine.core.tcp import Endpoints
 from eyes_devine.records import NO_ATTRIBUTION, NO_PEER, EngineCounters, Exchange
 
@@ -141,8 +145,10 @@ class Http2Connection:
     """One h2c connection's two directions, as a ``StreamHandler``: exchanges out through ``emit``."""
 
     def __init__(self, endpoints: Endpoints, emit: Callable[[Exchange], None], counters: EngineCounters,
-                 max_header_bytes: int = 65536, upgraded: Request | None = None) -> None:
+                 max_header_bytes: int = 65536, upgraded: Request | None = None,
+                 header_rules: HeaderRules | None = None) -> None:
         self._endpoints = endpoints
+        self._header_rules = header_rules
         self._emit = emit
         self._counters = counters
         self._client = _Direction(len(PREFACE), max_header_bytes)
@@ -296,6 +302,11 @@ class Http2Connection:
             self._streams[oldest].flags.append("no_response")
             self._finish(oldest, ts)
         stream = self._streams[stream_id] = _Stream(ts)
+        rules = self._header_rules
+        if rules is not None:  # the same signatures as an HTTP/1.x head's, over the decoded fields
+            head = b"\r\n".join(b"%s: %s" % field for field in fields)
+            if head.translate(rules.marks) is not head and rules.suspect(head):
+                stream.alerts = rules.judge(head)
         for name, value in fields:
             if name == b":method":
                 stream.method = value[:MAX_VALUE].decode("ascii", "replace")

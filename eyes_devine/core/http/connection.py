@@ -121,7 +121,7 @@ class HttpConnection:
         """The client spoke the HTTP/2 preface: the connection is HTTP/2's from its first byte."""
         self.go_off()
         self.inner = self.h2 = Http2Connection(self._endpoints, self._emit, self.counters,
-                                               self.limits.max_header_bytes)
+                                               self.limits.max_header_bytes, header_rules=self.limits.header_rules)
         if payload:
             self.h2.data(True, payload, ts)
 
@@ -143,7 +143,8 @@ class HttpConnection:
             self.requests.special -= 1
         self.go_off()
         self.inner = self.h2 = Http2Connection(self._endpoints, self._emit, self.counters,
-                                               self.limits.max_header_bytes, upgraded=req)
+                                               self.limits.max_header_bytes, upgraded=req,
+                                               header_rules=self.limits.header_rules)
         if held is None:
             self.h2.gap(True, 0, held_ts)
         elif held:
