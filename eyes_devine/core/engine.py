@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-from eyes_devine.core.decode import Decode, decoder_for
+from eyes_devine.core.decode import Decode, Observe, decoder_for
 from eyes_devine.core.flows import FlowTracker
 from eyes_devine.core.http.connection import HttpConnection
 from eyes_devine.core.http.framing import HttpLimits
@@ -22,6 +22,8 @@ from eyes_devine.records import EngineCounters, Exchange, Segment
 
 EXPIRE_EVERY = 1.0
 """Seconds of capture time between idle-flow sweeps."""
+SHARED_COUNTERS = frozenset({"packets", "bytes", "undecodable", "ip_fragments"})
+"""Counted by the decoder, before a frame's share is known: every shard's engine counts the whole input."""
 
 
 class Engine:
@@ -36,9 +38,14 @@ class Engine:
         limits: TcpLimits | None = None,
         http_limits: HttpLimits | None = None,
         tracker: FlowTracker | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         """``only_server_ports`` drops TCP on other ports, as the BPF filter does for live capture; a ``tracker``
-        implies it, since its capture filter lets every port through."""
+        implies it, since its capture filter lets every port through.  ``shard`` = (index, count): only the
+        connections of this share are followed, the others left to the engines of the other shares (workers
+        reading one file); a connection's share comes from its two ports (:func:`share_of`), the same both ways.
+        Every engine decodes every frame, so ``packets``, ``bytes``, ``undecodable`` and ``ip_fragments`` count
+        the whole input in each (:data:`SHARED_COUNTERS`)."""
         http = http_limits or HttpLimits()
         self.counters = EngineCounters()
         counters = self.counters
@@ -53,12 +60,15 @@ class Engine:
         )
         self._next_expiry = 0.0
         self.last_ts = 0.0
+        self._shard = shard
 
     def decoder(self, linktype: int) -> Decode:
         """The decoder for a link type; raises UnsupportedLinkType for ones we cannot read."""
         decode = self._decoders.get(linktype)
         if decode is None:
             observe = self.tracker.observe if self.tracker is not None else None
+            if observe is not None and self._shard is not None:
+                observe = _sharded(observe, *self._shard)
             decode = self._decoders[linktype] = decoder_for(linktype, self.counters, observe)
         return decode
 
@@ -87,6 +97,9 @@ class Engine:
         self.flows.set_server_ports(server_ports)
 
     def _ingest(self, segment: Segment) -> None:
+        shard = self._shard
+        if shard is not None and share_of(segment[4], segment[5], shard[1]) != shard[0]:  # another engine's
+            return
         ports = self._ports
         if ports is not None and segment[4] not in ports and segment[5] not in ports:  # src_port, dst_port
             self.counters.off_port_segments += 1
@@ -108,3 +121,21 @@ class Engine:
         self.flows.close_all(self.last_ts)
         if self.tracker is not None:
             self.tracker.close_all()
+
+
+def share_of(port_a: int, port_b: int, count: int) -> int:
+    """Which of ``count`` shares a connection between these ports is in: the same for both directions, and spread
+    however the ports are chosen (Linux gives connect() even ports, so a plain sum would put every connection to
+    port 80 in one of two shares).  Fibonacci hashing of each port, XORed."""
+    return ((((port_a * 2654435761) ^ (port_b * 2654435761)) & 0xFFFFFFFF) >> 16) % count
+
+
+def _sharded(observe: Observe, index: int, count: int) -> Observe:
+    """The flow tracker's view of the packets of one share."""
+
+    def observe_share(ts: float, interface: str, proto: int, src: bytes, dst: bytes, sport: int, dport: int,
+                      flags: int, length: int, payload: bytes) -> None:
+        if share_of(sport, dport, count) == index:
+            observe(ts, interface, proto, src, dst, sport, dport, flags, length, payload)
+
+    return observe_share
