@@ -370,6 +370,23 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerTenure:
+    """One description of a container, from when it was first seen so until it changed or ended: the container
+    inventory `run` keeps, so that `read --db` names the containers of a capture as they were at each packet.
+
+    A container that is renamed or joins a network starts a new tenure; one that dies ends its last.
+    """
+
+    info: ContainerInfo
+    started: float
+    """When it was seen so (the Docker event's time, or the listing's), epoch seconds."""
+    ended: float | None = None
+    """When it changed, died or was removed; None while it still is (as far as the observer knows)."""
+    observer: str | None = None
+    """The host that saw it (``--observer``): addresses mean something on one host only."""
+
+
+@dataclass(frozen=True, slots=True)
 class MonitorStatus:
     """What a capturing `run` last said of itself, kept beside its records for `eyes-devine health`.
 
