@@ -12,9 +12,12 @@ CREATE ROLE eyes_writer LOGIN;
 CREATE ROLE eyes_reader LOGIN;
 
 GRANT USAGE ON SCHEMA public TO eyes_writer, eyes_reader;
-GRANT SELECT ON eyes_devine_schema, exchanges, flows, monitor_status TO eyes_writer, eyes_reader;
+GRANT SELECT ON eyes_devine_schema, exchanges, flows, monitor_status, containers TO eyes_writer, eyes_reader;
 
--- The writer: rows in, and out again only by the bounds; its batches arrive through a temporary table.
+-- The writer: rows in, and out again only by the bounds; its batches arrive through a temporary table.  The
+-- container inventory's tenures are updated when they end.  (A database these grants were given before schema 3,
+-- which added `containers`: run the GRANT lines again, or just the two that name it.)
 GRANT INSERT, DELETE ON exchanges, flows TO eyes_writer;
+GRANT INSERT, UPDATE, DELETE ON containers TO eyes_writer;
 GRANT INSERT, UPDATE ON monitor_status TO eyes_writer;
 DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO eyes_writer', current_database()); END $$;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import time
 import uuid
@@ -15,7 +16,7 @@ from eyes_devine.adapters.store.opener import open_database
 from eyes_devine.adapters.store.postgres import migrate
 from eyes_devine.adapters.store.query import FlowQuery, Query
 from eyes_devine.adapters.store.writer import StoreWriter
-from eyes_devine.records import MonitorStatus
+from eyes_devine.records import ContainerInfo, ContainerTenure, MonitorStatus
 from tests.support.postgres import wait_until
 from tests.support.records import WEB, flow, make
 
@@ -121,17 +122,21 @@ def test_the_readme_roles_write_and_read_with_least_privilege(postgres):
     async def scenario():
         store = await open_database(writer_url, 5, observer="edge", retain=600)
         now = time.time()  # within --retain
-        await store.write([served(i, "edge", ts=now + i) for i in range(10)], [flow(1, ts=now, observer="edge")])
+        tenure = ContainerTenure(ContainerInfo("c" * 64, "web", "nginx", addresses=("172.17.0.2",)), now, None, "edge")
+        await store.write([served(i, "edge", ts=now + i) for i in range(10)], [flow(1, ts=now, observer="edge")],
+                          tenures=[tenure])
+        await store.write([], tenures=[dataclasses.replace(tenure, ended=now + 1)])  # an update of its row
         await store.write_status(MonitorStatus(1.0, 0.5, 7, "edge", "0.1", (("eth0", "up"),)))
         await store.close()
         reader = await open_database(reader_url, 5, readonly=True, observer="edge")
         try:
-            return await reader.query(Query(limit=None)), await reader.status()
+            return await reader.query(Query(limit=None)), await reader.status(), await reader.inventory()
         finally:
             await reader.close()
 
-    stored, status = run(scenario())
+    stored, status, tenures = run(scenario())
     assert len(stored) == 5 and status.host == "edge", "the writer inserted, trimmed and reported"
+    assert [t.ended for t in tenures] == [pytest.approx(time.time(), abs=60)], "and kept the inventory"
 
     async def reader_writes():
         store = await open_database(reader_url, 5, observer="edge")

@@ -107,6 +107,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE exchanges ADD COLUMN request_messages bigint",
         "ALTER TABLE exchanges ADD COLUMN response_messages bigint",
     ),
+    (
+        # The container inventory, as SQLite's schema 8 has it (see store/inventory.py): upserted by its natural
+        # key, so it needs no (run_key, seq).
+        """CREATE TABLE containers (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            observer text NOT NULL,
+            container_id text NOT NULL,
+            name text NOT NULL,
+            image text NOT NULL,
+            compose_project text,
+            compose_service text,
+            addresses text NOT NULL,
+            gateways text NOT NULL,
+            published text NOT NULL,
+            ports text NOT NULL,
+            started double precision NOT NULL,
+            ended double precision,
+            UNIQUE (observer, container_id, started)
+        )""",
+        "CREATE INDEX containers_observer_ended ON containers (observer, ended)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-TABLES = ("exchanges", "flows", "monitor_status", "eyes_devine_schema")
+TABLES = ("exchanges", "flows", "monitor_status", "containers", "eyes_devine_schema")

@@ -27,6 +27,15 @@ import psycopg
 from psycopg import conninfo
 
 from eyes_devine.adapters.store.errors import StoreError, StoreUnavailable
+from eyes_devine.adapters.store.inventory import (
+    MAX_ENDED_TENURES,
+    OBSERVERS,
+    cap,
+    select,
+    tenure_of,
+    tenure_row,
+    upsert,
+)
 from eyes_devine.adapters.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
 from eyes_devine.adapters.store.query import POSTGRESQL, FlowQuery, Query, flow_where_clause, where_clause
 from eyes_devine.adapters.store.rows import (
@@ -40,7 +49,7 @@ from eyes_devine.adapters.store.rows import (
     status_row,
 )
 from eyes_devine.adapters.store.tally import Tally
-from eyes_devine.records import Exchange, Flow, MonitorStatus
+from eyes_devine.records import ContainerTenure, Exchange, Flow, MonitorStatus
 
 SCHEMES = ("postgresql://", "postgres://")
 CONNECTION = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
@@ -126,12 +135,13 @@ class PostgresStore:
     # -- writing ---------------------------------------------------------------------------------
 
     async def write(self, exchanges: Sequence[Exchange], flows: Sequence[Flow] = (),
-                    key: tuple[uuid.UUID, int] | None = None) -> None:
+                    key: tuple[uuid.UUID, int] | None = None, tenures: Sequence[ContainerTenure] = ()) -> None:
         """Insert a batch and trim what it touched, in one transaction.  ``key``: the run and the sequence number
-        of its first record (exchanges first, then flows), the same on every retry of the batch."""
+        of its first record (exchanges first, then flows), the same on every retry of the batch.  The inventory's
+        ``tenures`` are upserted by their own key, so they need none."""
         if self.readonly or self.observer is None:
             raise StoreError(f"{self.path} is open read-only")
-        if not exchanges and not flows:
+        if not exchanges and not flows and not tenures:
             return
         if key is None:  # a caller that does not retry: this store's own sequence
             key = (self.run_key, self._next_seq)
@@ -154,6 +164,8 @@ class PostgresStore:
                         await cursor.execute(_INSERTS[table], (self.observer,))
                         self._tally.add(table, await cursor.fetchall())
                         await self._trim(cursor, table)
+                    if tenures:
+                        await self._store_tenures(cursor, tenures)
                     if time.monotonic() >= self._expire_at:
                         await self._expire(cursor)
         except psycopg.Error as error:
@@ -172,6 +184,14 @@ class PostgresStore:
             gone, last = await cursor.fetchone()  # type: ignore[misc]
             self._tally.removed(table, bucket, int(gone), int(last))
             cursor.nextset()
+
+    async def _store_tenures(self, cursor: psycopg.AsyncCursor, tenures: Sequence[ContainerTenure]) -> None:
+        """Upsert the tenures, then bound each observer's ended ones (a spooled batch may hold an earlier
+        observer's)."""
+        rows = [_text_safe(tenure_row(tenure)) for tenure in tenures]
+        await cursor.executemany(_UPSERT_TENURE, rows)
+        await cursor.executemany(_CAP_TENURES, [(observer, observer, MAX_ENDED_TENURES)
+                                                for observer in {row[0] for row in rows}])
 
     async def write_status(self, status: MonitorStatus) -> None:
         """Replace this observer's status row (and delete what --retain expired meanwhile)."""
@@ -206,6 +226,7 @@ class PostgresStore:
                                  (self.observer, cutoff))
             for bucket, gone in await cursor.fetchall():
                 self._tally.removed(table, bucket, int(gone), 0)
+        await cursor.execute("DELETE FROM containers WHERE observer = %s AND ended < %s", (self.observer, cutoff))
 
     async def _count(self, cursor: psycopg.AsyncCursor, *tables: str) -> None:
         """Count this observer's rows per bucket of ``tables`` (all by default), and where each bucket's oldest
@@ -289,6 +310,20 @@ class PostgresStore:
         rows = await self._fetch("SELECT bucket, count(*) FROM exchanges GROUP BY bucket", [])
         return {str(bucket): int(count) for bucket, count in rows}
 
+    async def inventory(self, observer: str | None = None, open_only: bool = False) -> list[ContainerTenure]:
+        """The container tenures of ``observer`` (None: every observer's), oldest first; ``open_only``: those not
+        ended."""
+        statement, params = select("%s", observer, open_only)
+        rows = await self._fetch(statement, params)
+        try:
+            return [tenure_of(row) for row in rows]
+        except (ValueError, TypeError) as error:
+            raise StoreError(f"{self.path}: a row of its container inventory is damaged ({error})") from None
+
+    async def inventory_observers(self) -> dict[str, int]:
+        """Observer → tenures the inventory holds of it."""
+        return {str(observer): int(count) for observer, count in await self._fetch(OBSERVERS, [])}  # type: ignore[call-overload]
+
     async def status(self, observer: str | None = None) -> MonitorStatus | None:
         """What the `run` of ``observer`` (by default this store's) last said of itself; None if it never did."""
         rows = await self._fetch(
@@ -352,6 +387,8 @@ _TRIMS = {table: f"WITH gone AS (DELETE FROM {table} WHERE id IN (SELECT id FROM
           for table in ("exchanges", "flows")}
 """A bucket's oldest rows over ``keep``: an index range that starts above what is already gone (a range from the
 bucket's start would walk every dead row until vacuum comes, and churn makes many)."""
+_UPSERT_TENURE = upsert("%s")
+_CAP_TENURES = cap("%s")
 
 
 async def _connect(url: str, where: str, *, writing: bool) -> psycopg.AsyncConnection:

@@ -116,6 +116,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE exchanges ADD COLUMN request_messages INTEGER",
         "ALTER TABLE exchanges ADD COLUMN response_messages INTEGER",
     ),
+    (
+        # The container inventory (records.ContainerTenure; see store/inventory.py): which container held which
+        # addresses and published ports, from when to when, for `read --db`.  Lists are space-joined.
+        """CREATE TABLE containers (
+            id INTEGER PRIMARY KEY,
+            observer TEXT NOT NULL,
+            container_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            image TEXT NOT NULL,
+            compose_project TEXT,
+            compose_service TEXT,
+            addresses TEXT NOT NULL,
+            gateways TEXT NOT NULL,
+            published TEXT NOT NULL,
+            ports TEXT NOT NULL,
+            started REAL NOT NULL,
+            ended REAL,
+            UNIQUE (observer, container_id, started)
+        )""",
+        "CREATE INDEX containers_observer_ended ON containers (observer, ended)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 READABLE_SINCE = 4

@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eyes_devine.adapters.store.inventory import tenure_of, tenure_row
 from eyes_devine.adapters.store.rows import exchange_of, exchange_row, flow_of, flow_row
-from eyes_devine.records import Exchange, Flow
+from eyes_devine.records import ContainerTenure, Exchange, Flow
 
 DEFAULT_MEMORY_RECORDS = 100_000
 """Records the memory spool holds (about 100 MB) before older batches go to the file, or are lost without one."""
@@ -36,10 +37,12 @@ class Batch:
     """The run that captured it and the sequence number of its first record."""
     exchanges: list[Exchange]
     flows: list[Flow]
+    tenures: list[ContainerTenure] = field(default_factory=list)
+    """Changes to the container inventory (they take no sequence numbers: their own key makes them idempotent)."""
 
     @property
     def size(self) -> int:
-        return len(self.exchanges) + len(self.flows)
+        return len(self.exchanges) + len(self.flows) + len(self.tenures)
 
 
 @dataclass(slots=True)
@@ -54,8 +57,10 @@ class Spool:
     """Records in memory."""
     flow_records: int = 0
     """Of those, flow summaries."""
-    overflowed: list[int] = field(default_factory=lambda: [0, 0])
-    """Exchanges and flows lost because the spool was full."""
+    tenure_records: int = 0
+    """Of those, the inventory's tenures."""
+    overflowed: list[int] = field(default_factory=lambda: [0, 0, 0])
+    """Exchanges, flows and tenures lost because the spool was full."""
 
     def add(self, batch: Batch) -> None:
         """Keep ``batch`` after the others; the oldest in memory moves to the file (or is lost) past the bound."""
@@ -65,6 +70,7 @@ class Spool:
             if not self.to_file(oldest):
                 self.overflowed[0] += len(oldest.exchanges)
                 self.overflowed[1] += len(oldest.flows)
+                self.overflowed[2] += len(oldest.tenures)
 
     def to_file(self, batch: Batch) -> bool:
         """Append ``batch`` to the file; False without a file, when the file is full, or when it cannot be
@@ -95,7 +101,8 @@ class Spool:
                 item = json.loads(line)
                 key = (uuid.UUID(item["key"][0]), int(item["key"][1]))
                 yield index, Batch(key, [exchange_of(row) for row in item["exchanges"]],
-                                   [flow_of(row) for row in item["flows"]])
+                                   [flow_of(row) for row in item["flows"]],
+                                   [tenure_of(row) for row in item.get("containers", ())])  # none before them
             except (ValueError, KeyError, TypeError, IndexError):
                 continue
 
@@ -132,25 +139,28 @@ class Spool:
 
     def pop(self) -> Batch:
         batch = self.batches.popleft()
-        self.records -= batch.size
-        self.flow_records -= len(batch.flows)
+        self._count(batch, -1)
         return batch
 
     def push_front(self, batch: Batch) -> None:
         self.batches.appendleft(batch)
-        self.records += batch.size
-        self.flow_records += len(batch.flows)
+        self._count(batch, 1)
 
     def push_back(self, batch: Batch) -> None:
         self.batches.append(batch)
-        self.records += batch.size
-        self.flow_records += len(batch.flows)
+        self._count(batch, 1)
+
+    def _count(self, batch: Batch, sign: int) -> None:
+        self.records += sign * batch.size
+        self.flow_records += sign * len(batch.flows)
+        self.tenure_records += sign * len(batch.tenures)
 
 
 def _line(batch: Batch) -> bytes:
     return (json.dumps({"key": [str(batch.key[0]), batch.key[1]],
                         "exchanges": [exchange_row(x)[1:] for x in batch.exchanges],
-                        "flows": [flow_row(f)[1:] for f in batch.flows]}, separators=(",", ":")) + "\n").encode()
+                        "flows": [flow_row(f)[1:] for f in batch.flows],
+                        "containers": [tenure_row(t) for t in batch.tenures]}, separators=(",", ":")) + "\n").encode()
 
 
 def _append(path: Path, lines: list[bytes]) -> None:

@@ -19,7 +19,7 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -33,6 +33,16 @@ from eyes_devine.adapters.store.files import (
     file_id,
     judge_files,
     open_directory,
+)
+from eyes_devine.adapters.store.inventory import (
+    INVENTORY_SINCE,
+    MAX_ENDED_TENURES,
+    OBSERVERS,
+    cap,
+    select,
+    tenure_of,
+    tenure_row,
+    upsert,
 )
 from eyes_devine.adapters.store.lock import WriterLock
 from eyes_devine.adapters.store.query import FlowQuery, Query, flow_where_clause, where_clause
@@ -53,7 +63,7 @@ from eyes_devine.adapters.store.schema import (
     READABLE_SINCE,
     SCHEMA_VERSION,
 )
-from eyes_devine.records import EXCHANGE_FIELDS, FLOW_FIELDS, Exchange, Flow, MonitorStatus
+from eyes_devine.records import EXCHANGE_FIELDS, FLOW_FIELDS, ContainerTenure, Exchange, Flow, MonitorStatus
 
 DEFAULT_KEEP = 1000
 
@@ -67,6 +77,9 @@ _INSERT_FLOW = f"INSERT INTO flows (bucket, {FLOW_COLUMNS}) VALUES ({', '.join('
 _TRIM_FLOWS = _TRIM.replace("exchanges", "flows")
 _EXPIRE = "DELETE FROM exchanges WHERE ts < ?"
 _EXPIRE_FLOWS = "DELETE FROM flows WHERE ts_last < ?"
+_EXPIRE_TENURES = "DELETE FROM containers WHERE ended < ?"
+_UPSERT_TENURE = upsert("?")
+_CAP_TENURES = cap("?")
 _STATUS = ("INSERT OR REPLACE INTO monitor_status (id, updated, started, pid, host, version, sniffers, stopped) "
            "VALUES (1, ?, ?, ?, ?, ?, ?, ?)")
 _OBSERVER = 1 + EXCHANGE_FIELDS.index("observer")
@@ -83,6 +96,11 @@ def _trims(rows: list[tuple[object, ...]], keep: int, at: int = _OBSERVER) -> li
     """One trim per (bucket, observer) the rows touched (the observer at ``at``): --keep holds for each."""
     touched = {(row[0], row[at]) for row in rows}
     return [(bucket, observer, bucket, observer, keep) for bucket, observer in touched]
+
+
+def _caps(observers: Iterable[object]) -> list[tuple[object, ...]]:
+    """One bound of the ended tenures per observer whose inventory changed."""
+    return [(observer, observer, MAX_ENDED_TENURES) for observer in set(observers)]
 
 
 def _error(path: Path, error: sqlite3.Error | OSError) -> StoreError:
@@ -119,20 +137,25 @@ class ExchangeStore:
         self._columns = _readable(EXCHANGE_FIELDS, version)
         self._flow_columns = _readable(FLOW_FIELDS, version)
 
-    async def write(self, exchanges: Sequence[Exchange], flows: Sequence[Flow] = (), key: object = None) -> None:
-        """Insert exchanges and flow summaries, then trim the buckets they touched: one transaction, all or
-        nothing.  ``key`` (PostgreSQL's idempotency key) is not needed: a local commit's outcome is known."""
+    async def write(self, exchanges: Sequence[Exchange], flows: Sequence[Flow] = (), key: object = None,
+                    tenures: Sequence[ContainerTenure] = ()) -> None:
+        """Insert exchanges and flow summaries, then trim the buckets they touched; store the inventory's tenures
+        and bound it: one transaction, all or nothing.  ``key`` (PostgreSQL's idempotency key) is not needed: a
+        local commit's outcome is known."""
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
         rows = [exchange_row(x) for x in exchanges]
         flow_rows = [flow_row(flow) for flow in flows]
-        if not rows and not flow_rows:
+        tenure_rows = [tenure_row(tenure) for tenure in tenures]
+        if not rows and not flow_rows and not tenure_rows:
             return
         try:
             async with self._writing:
                 await _in_transaction(self._db, (_INSERT, rows), (_TRIM, _trims(rows, self.keep)),
                                       (_INSERT_FLOW, flow_rows),
-                                      (_TRIM_FLOWS, _trims(flow_rows, self.keep, _FLOW_OBSERVER)), *self._expiry())
+                                      (_TRIM_FLOWS, _trims(flow_rows, self.keep, _FLOW_OBSERVER)),
+                                      (_UPSERT_TENURE, tenure_rows),
+                                      (_CAP_TENURES, _caps(row[0] for row in tenure_rows)), *self._expiry())
         except sqlite3.Error as error:
             raise _error(self.path, error) from None
 
@@ -211,6 +234,32 @@ class ExchangeStore:
             raise _error(self.path, error) from None
         return [flow_of(row) for row in rows]
 
+    async def inventory(self, observer: str | None = None, open_only: bool = False) -> list[ContainerTenure]:
+        """The container tenures of ``observer`` (None: every observer's), oldest first; ``open_only``: those not
+        ended.  StoreError for a database written before the inventory was kept."""
+        self._check_inventory()
+        statement, params = select("?", observer, open_only)
+        try:
+            rows = await self._db.execute_fetchall(statement, params)
+            return [tenure_of(row) for row in rows]
+        except sqlite3.Error as error:
+            raise _error(self.path, error) from None
+        except (ValueError, TypeError) as error:
+            raise StoreError(f"{self.path}: a row of its container inventory is damaged ({error})") from None
+
+    async def inventory_observers(self) -> dict[str, int]:
+        """Observer → tenures the inventory holds of it."""
+        self._check_inventory()
+        try:
+            return {str(observer): int(count) for observer, count in await self._db.execute_fetchall(OBSERVERS)}
+        except sqlite3.Error as error:
+            raise _error(self.path, error) from None
+
+    def _check_inventory(self) -> None:
+        if self.version < INVENTORY_SINCE:
+            raise StoreError(f"{self.path} has no container inventory: it is written by an eyes-devine older than "
+                             f"the inventory (schema {self.version}); upgrade the `run` that writes it")
+
     async def write_status(self, status: MonitorStatus) -> None:
         """Replace the monitor's status row (its own small transaction: proof that the database takes writes)."""
         if self.readonly:
@@ -254,14 +303,16 @@ class ExchangeStore:
         trims = _trims([tuple(row) for row in buckets], self.keep, 1)
         flow_buckets = await self._db.execute_fetchall("SELECT DISTINCT bucket, observer FROM flows")
         flow_trims = _trims([tuple(row) for row in flow_buckets], self.keep, 1)
-        await _in_transaction(self._db, (_TRIM, trims), (_TRIM_FLOWS, flow_trims), *self._expiry())
+        observers = await self._db.execute_fetchall("SELECT DISTINCT observer FROM containers")
+        await _in_transaction(self._db, (_TRIM, trims), (_TRIM_FLOWS, flow_trims),
+                              (_CAP_TENURES, _caps(observer for (observer,) in observers)), *self._expiry())
 
     def _expiry(self) -> tuple[tuple[str, list[tuple[object, ...]]], ...]:
         """The deletes of records older than ``retain`` (a range on the ts indexes), or none."""
         if self.retain is None:
             return ()
         cutoff = [(time.time() - self.retain,)]
-        return (_EXPIRE, cutoff), (_EXPIRE_FLOWS, cutoff)
+        return (_EXPIRE, cutoff), (_EXPIRE_FLOWS, cutoff), (_EXPIRE_TENURES, cutoff)
 
 
 async def _in_transaction(db: aiosqlite.Connection, *steps: tuple[str, list[tuple[object, ...]]]) -> None:

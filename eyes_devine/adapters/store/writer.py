@@ -34,7 +34,7 @@ from pathlib import Path
 from eyes_devine.adapters.store.errors import StoreError, StoreUnavailable
 from eyes_devine.adapters.store.opener import Store, display, open_database
 from eyes_devine.adapters.store.spool import DEFAULT_MEMORY_RECORDS, Batch, Spool
-from eyes_devine.records import Exchange, Flow, MonitorStatus
+from eyes_devine.records import ContainerTenure, Exchange, Flow, MonitorStatus
 from eyes_devine.sinks import Record, SinkCounters
 
 DEFAULT_BATCH_SIZE = 500
@@ -47,6 +47,10 @@ MAX_ERROR_KINDS = 8
 """Kinds of error told apart; beyond these, failures count as "other errors"."""
 RETRY_SECONDS = 2.0
 """Most seconds between attempts to reach a database that could not be reached."""
+TENURE_HEADROOM = 10_000
+"""Container tenures queued beyond ``max_pending``: a few a minute, and without them `read --db` cannot name the
+containers of that time, so a queue full of exchanges does not cost them."""
+_NONE_IN_FLIGHT = (0, 0, 0)
 
 
 def error_kind(error: Exception) -> str:
@@ -112,6 +116,10 @@ class StoreWriter:
         """Exchanges stored."""
         self.flows_accepted = 0
         self.flows_written = 0
+        self.tenures_accepted = 0
+        self.tenures_written = 0
+        """Changes to the container inventory queued, and stored."""
+        self._tenures_refused = self._tenures_failed = self._tenures_at_close = 0
         self.batches = 0
         self.failed_batches = 0
         self.dropped_full = 0
@@ -133,8 +141,8 @@ class StoreWriter:
         self._close_timeout = 0.0
         self._lock = threading.Lock()
         """Between the writer's thread and close(): what is being written, and the counts of failures."""
-        self._in_flight = (0, 0)
-        """Exchanges and flows of the batch being written."""
+        self._in_flight = _NONE_IN_FLIGHT
+        """Exchanges, flows and tenures of the batch being written."""
         self._abandoned = False
         """close() gave up on the writer's thread: what it held is counted, whatever it does later."""
         self._pending: deque[Record] = deque()
@@ -183,6 +191,19 @@ class StoreWriter:
             except RuntimeError:  # the loop has ended; close() counts what is left
                 pass
 
+    def accept_tenure(self, tenure: ContainerTenure) -> None:
+        """Queue a change to the container inventory (on the Docker watcher's thread); never blocks.  Written with
+        the next batch, within a flush interval."""
+        self.tenures_accepted += 1
+        if self._closing or len(self._pending) >= self.max_pending + TENURE_HEADROOM:
+            if self._closing:
+                self._late += 1
+            else:
+                self._full += 1
+            self._tenures_refused += 1
+            return
+        self._pending.append(tenure)  # type: ignore[arg-type]
+
     def report(self, status: MonitorStatus) -> None:
         """Publish the monitor's status (for `eyes-devine health`); never blocks.  The writer's thread writes
         the latest one within a flush interval, so a status that stops changing in the database means this
@@ -209,16 +230,20 @@ class StoreWriter:
                 pass
         self._thread.join(timeout)
         with self._lock:
-            exchanges, flows = self._in_flight if self._thread.is_alive() else (0, 0)
+            exchanges, flows, tenures = self._in_flight if self._thread.is_alive() else _NONE_IN_FLIGHT
             if self._thread.is_alive():  # and what waited for an unreachable database, in memory
-                flows += self._spool.flow_records
-                exchanges += self._spool.records - self._spool.flow_records
+                spool = self._spool
+                flows += spool.flow_records
+                tenures += spool.tenure_records
+                exchanges += spool.records - spool.flow_records - spool.tenure_records
             self._abandoned = True
             left = list(self._pending)
             self._pending.clear()
         flows += sum(1 for record in left if type(record) is Flow)
-        exchanges += sum(1 for record in left if type(record) is not Flow)
+        tenures += sum(1 for record in left if type(record) is ContainerTenure)
+        exchanges += sum(1 for record in left if type(record) is Exchange)
         self._flows_at_close += flows
+        self._tenures_at_close += tenures
         self.dropped_at_close += exchanges
 
     @property
@@ -230,6 +255,11 @@ class StoreWriter:
     def flows_dropped(self) -> int:
         """Flow summaries not stored: refused, lost in a failed write, or left at close."""
         return self._flows_refused + self._flows_failed + self._flows_at_close + self._spool.overflowed[1]
+
+    @property
+    def tenures_dropped(self) -> int:
+        """Changes to the container inventory not stored."""
+        return self._tenures_refused + self._tenures_failed + self._tenures_at_close + self._spool.overflowed[2]
 
     @property
     def spool_path(self) -> Path | None:
@@ -247,12 +277,15 @@ class StoreWriter:
             oldest = pending[0]
         except IndexError:  # empty, or emptied by the writer's thread just now
             return 0, 0.0
-        captured = oldest.ts_last if type(oldest) is Flow else oldest.ts
+        kind = type(oldest)
+        captured = oldest.ts_last if kind is Flow else oldest.ts if kind is Exchange else \
+            oldest.ended or oldest.started  # type: ignore[union-attr]
         return len(pending), max(0.0, now - captured)
 
     def counters(self) -> SinkCounters:
-        return SinkCounters(self.accepted + self.flows_accepted, self.written + self.flows_written,
-                            self.dropped + self.flows_dropped)
+        return SinkCounters(self.accepted + self.flows_accepted + self.tenures_accepted,
+                            self.written + self.flows_written + self.tenures_written,
+                            self.dropped + self.flows_dropped + self.tenures_dropped)
 
     def losses(self) -> Mapping[str, int]:
         """Records (exchanges and flows) not stored, by reason; each kind of failed write with its batches."""
@@ -262,7 +295,8 @@ class StoreWriter:
                    "spool full while the database was unreachable": sum(self._spool.overflowed)}
         for kind, batches, records in failures:
             reasons[f"in {batches:,} failed batch{'' if batches == 1 else 'es'}: {kind}"] = records
-        reasons[f"not written within {self._close_timeout:g} s of stop"] = self.dropped_at_close + self._flows_at_close
+        reasons[f"not written within {self._close_timeout:g} s of stop"] = \
+            self.dropped_at_close + self._flows_at_close + self._tenures_at_close
         return {reason: count for reason, count in reasons.items() if count}
 
     # -- the writer's thread ---------------------------------------------------------------
@@ -323,9 +357,10 @@ class StoreWriter:
                     batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
                     exchanges = [record for record in batch if type(record) is Exchange]
                     flows = [record for record in batch if type(record) is Flow]
-                    self._in_flight = (len(exchanges), len(flows))
+                    tenures = [record for record in batch if type(record) is ContainerTenure]
+                    self._in_flight = (len(exchanges), len(flows), len(tenures))
                 if batch:
-                    kept = Batch((self._run_key, self._seq), exchanges, flows)
+                    kept = Batch((self._run_key, self._seq), exchanges, flows, tenures)  # type: ignore[arg-type]
                     self._seq += len(batch)
                     if self._unreachable:
                         self._keep(kept)
@@ -356,11 +391,11 @@ class StoreWriter:
         while self._spool.batches:
             with self._lock:  # close() sees it in the spool or in flight
                 batch = self._spool.pop()
-                self._in_flight = (len(batch.exchanges), len(batch.flows))
+                self._in_flight = (len(batch.exchanges), len(batch.flows), len(batch.tenures))
             if not await self._write(store, batch, from_spool=True):
                 with self._lock:
                     self._spool.push_front(batch)
-                    self._in_flight = (0, 0)
+                    self._in_flight = _NONE_IN_FLIGHT
                 return False
         return True
 
@@ -369,7 +404,7 @@ class StoreWriter:
         overflowed = sum(self._spool.overflowed)
         with self._lock:  # close() sees each record in flight or in the spool
             self._spool.add(batch)
-            self._in_flight = (0, 0)
+            self._in_flight = _NONE_IN_FLIGHT
         if not overflowed and sum(self._spool.overflowed) and self.on_error is not None:
             self.on_error("the spool is full while the database is unreachable: its oldest batches are dropped"
                           + ("" if self._spool.path else "; give --spool FILE to keep more"))
@@ -379,7 +414,8 @@ class StoreWriter:
         while self._spool.batches:
             batch = self._spool.pop()
             if not self._spool.to_file(batch):
-                self._failed("database unreachable at stop", len(batch.exchanges), len(batch.flows))
+                self._failed("database unreachable at stop", len(batch.exchanges), len(batch.flows),
+                             len(batch.tenures))
         self.spooled_at_stop = self._spool.file_records()  # this run's and any earlier one's
 
     async def _write(self, store: Store, batch: Batch, from_spool: bool = False) -> bool:
@@ -387,7 +423,7 @@ class StoreWriter:
         exchanges, flows = batch.exchanges, batch.flows
         started = time.perf_counter()
         try:
-            await store.write(exchanges, flows, batch.key)
+            await store.write(exchanges, flows, batch.key, tenures=batch.tenures)
         except StoreUnavailable as error:  # kept, not lost: sent again once the database answers
             if not from_spool:  # (a batch from the spool goes back where it was: see _drain)
                 self._keep(batch)
@@ -397,18 +433,19 @@ class StoreWriter:
                     self.on_unreachable(error_kind(error))
             return False
         except Exception as error:  # a full disk must not stop capture: count, report once, go on
-            self._failed(error_kind(error), len(exchanges), len(flows))
+            self._failed(error_kind(error), len(exchanges), len(flows), len(batch.tenures))
             return True
         if self._unreachable:
             self._unreachable = False
             if self.on_reachable is not None:
                 self.on_reachable()
         with self._lock:
-            self._in_flight = (0, 0)
+            self._in_flight = _NONE_IN_FLIGHT
             if self._abandoned:
                 return
             self.written += len(exchanges)
             self.flows_written += len(flows)
+            self.tenures_written += len(batch.tenures)
             self.batches += 1
         failed_batches, failed_records = self._streak
         if failed_batches:
@@ -423,23 +460,24 @@ class StoreWriter:
                 self.on_alerts(alerted)
         return True
 
-    def _failed(self, kind: str, exchanges: int, flows: int) -> None:
+    def _failed(self, kind: str, exchanges: int, flows: int, tenures: int = 0) -> None:
         """Count a batch that was not stored, and tell on_error if this kind is news (see the module docstring)."""
         with self._lock:
-            self._in_flight = (0, 0)
+            self._in_flight = _NONE_IN_FLIGHT
             if self._abandoned:
                 return
             if kind not in self._failures and len(self._failures) >= MAX_ERROR_KINDS:
                 kind = "other errors"
             tally = self._failures.setdefault(kind, [0, 0])
             tally[0] += 1
-            tally[1] += exchanges + flows
+            tally[1] += exchanges + flows + tenures
             self.failed_batches += 1
             self.dropped_failed += exchanges
             self._flows_failed += flows
+            self._tenures_failed += tenures
         new_streak = not self._streak[0]
         self._streak[0] += 1
-        self._streak[1] += exchanges + flows
+        self._streak[1] += exchanges + flows + tenures
         now = time.monotonic()
         last = self._reported.get(kind)
         if last is None or (new_streak and now - last >= ERROR_REPEAT_SECONDS):
