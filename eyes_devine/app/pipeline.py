@@ -30,6 +30,7 @@ from eyes_devine.core.flows import FlowTracker
 from eyes_devine.core.http.framing import HttpLimits
 from eyes_devine.enrich.annotator import Annotator
 from eyes_devine.enrich.attribution import ContainerMap
+from eyes_devine.enrich.inventory import InventoryRecorder, Tee
 from eyes_devine.enrich.rule_data import header_rules, rule_book
 from eyes_devine.records import ContainerInfo, EngineCounters, Exchange, Flow
 from eyes_devine.sinks import Sink
@@ -272,7 +273,9 @@ class Monitor:
 
     def __init__(self, settings: Settings, interfaces: tuple[str, ...], sinks: Sequence[Sink],
                  log: Callable[[str], None], annotator: Annotator | None = None,
-                 host_addresses: tuple[str, ...] | None = None, active_flows: int = 0) -> None:
+                 host_addresses: tuple[str, ...] | None = None, active_flows: int = 0,
+                 inventory: InventoryRecorder | None = None) -> None:
+        """``inventory`` hears every change to the container map too, to keep it in the database."""
         self.settings = settings
         if host_addresses is None:
             from eyes_devine.adapters.host import read_host_interfaces
@@ -288,7 +291,8 @@ class Monitor:
         self.live = LivePipeline(interfaces, bpf_filter(settings), settings.ports, self.stages,
                                  flows=settings.all_traffic, active_flows=active_flows,
                                  http_limits=http_limits(settings))
-        self.docker = DockerWatcher(settings.docker_environment, self._update, self.containers, log,
+        listener = self.containers if inventory is None else Tee(self.containers, inventory)
+        self.docker = DockerWatcher(settings.docker_environment, self._update, listener, log,
                                     on_change=self._follow_ports)
         self._log = log
 

@@ -38,7 +38,8 @@ from eyes_devine.app.outputs import AlertLogSink, JsonLinesSink
 from eyes_devine.app.pipeline import Monitor
 from eyes_devine.config import Settings
 from eyes_devine.enrich.annotator import Annotator
-from eyes_devine.records import MonitorStatus
+from eyes_devine.enrich.inventory import InventoryRecorder
+from eyes_devine.records import ContainerTenure, MonitorStatus
 from eyes_devine.sinks import Sink
 from eyes_devine.snapshots import MonitorSnapshot
 
@@ -101,7 +102,7 @@ async def serve(
     )
     try:
         await asyncio.to_thread(writer.start)
-        rings = await _reloaded_rings(settings)
+        rings, adopted = await _reloaded(settings)
     except StoreError as error:
         log.error(str(error))
         return EXIT_FAILURE
@@ -129,7 +130,8 @@ async def serve(
         log.info("exporting spans", otlp=settings.otlp.endpoint, protocol=settings.otlp.protocol,
                  sample=settings.otlp.sample)
     monitor = Monitor(settings, options.interfaces, outputs, log.info, options.annotator,
-                      active_flows=options.active_flows)
+                      active_flows=options.active_flows,
+                      inventory=InventoryRecorder(writer.accept_tenure, settings.observer, adopted))
     exports.directory.describe = monitor.describe
     account = options.account
     try:
@@ -226,16 +228,18 @@ class StatusReport:
         return "down"
 
 
-async def _reloaded_rings(settings: Settings) -> RingBuffers:
-    """The rings as the database holds them (read on a connection of their own; the writer has its own)."""
+async def _reloaded(settings: Settings) -> tuple[RingBuffers, list[ContainerTenure]]:
+    """The rings as the database holds them, and the container tenures this observer's last run left open, to
+    carry on (read on a connection of their own; the writer has its own)."""
     rings = RingBuffers(settings.keep)
     store = await open_database(settings.db_path, settings.keep, readonly=True, observer=settings.observer)
     try:
         for exchanges in (await store.recent(settings.keep)).values():
             rings.add_many(exchanges)
+        adopted = await store.inventory(settings.observer, open_only=True)
     finally:
         await store.close()
-    return rings
+    return rings, adopted
 
 
 async def _close(sinks: Sequence[Sink], annotator: Annotator | None) -> None:
