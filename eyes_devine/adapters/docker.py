@@ -233,6 +233,21 @@ def running_containers(client: docker.DockerClient) -> list[ContainerInfo]:
     return infos
 
 
+def current_containers(environment: Mapping[str, str], timeout: float = 3.0
+                       ) -> tuple[list[ContainerInfo] | None, DockerStatus]:
+    """The containers running now, once (`read` names a capture file's ends with them); None when no Engine
+    answers, with the status saying why."""
+    client, status = connect(environment, timeout)
+    if client is None:
+        return None, status
+    try:
+        return running_containers(client), status
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as error:
+        return None, DockerStatus(False, status.host, error=explain(error, status.host))
+    finally:
+        client.close()
+
+
 class ContainerListener(Protocol):
     """What the watcher reports of the containers it sees, with the time of each change (the attribution map)."""
 

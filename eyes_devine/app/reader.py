@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from eyes_devine.app.pipeline import FileResult, Stages, read_capture
 from eyes_devine.core.http.framing import HttpLimits
 from eyes_devine.enrich.annotator import Annotator
+from eyes_devine.enrich.attribution import ContainerMap
 from eyes_devine.records import Flow
 from eyes_devine.sinks import NO_LOSSES, Record, SinkCounters
 from eyes_devine.views.console import make_console
@@ -44,8 +45,10 @@ class _Flows:
 
 
 def read_file(path: str, ports: tuple[int, ...], annotator: Annotator, as_json: bool, flows: bool,
-              progress: bool, colour: bool, http_limits: HttpLimits | None = None) -> FileResult:
-    """Print the file's exchanges (or, with ``flows``, its flows) on stdout as they complete.
+              progress: bool, colour: bool, http_limits: HttpLimits | None = None,
+              containers: ContainerMap | None = None) -> FileResult:
+    """Print the file's exchanges (or, with ``flows``, its flows) on stdout as they complete, attributed to
+    ``containers`` as they were at each one's time (see :mod:`~eyes_devine.app.naming`).
 
     Raises CaptureFileError, UnsupportedLinkType, or ReaderGone when stdout's reader went away.
     """
@@ -54,7 +57,7 @@ def read_file(path: str, ports: tuple[int, ...], annotator: Annotator, as_json: 
     gc.freeze()
     with stdout_text() as out:
         collected = _Flows([])
-        stages = Stages([collected] if flows else [ExchangeLines(out, as_json, colour)], annotator)
+        stages = Stages([collected] if flows else [ExchangeLines(out, as_json, colour)], annotator, containers)
         stderr = make_console(stderr=True)
         if progress and stderr.is_terminal:
             with file_progress(stderr, os.path.basename(path)) as advance:

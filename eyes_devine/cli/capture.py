@@ -69,13 +69,25 @@ def interfaces(as_json: bool, **flags: Any) -> None:
 @click.option("--ports", metavar="LIST",
               help="TCP ports carrying HTTP; other TCP is skipped and counted [EYES_DEVINE_PORTS].")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one exchange per line, instead of the table.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No summary on stderr (nor the line saying containers are named as they are now).")
 @click.option("--flows", "flows_only", is_flag=True,
               help="Print the file's flows (every TCP, UDP and ICMP conversation, classified) instead of its "
                    "exchanges.")
+@click.option("--db", "db_path", metavar="FILE|URL",
+              help="Name the containers at both ends as they were at each packet's time, from the container "
+                   "inventory a `run` keeps in this database (SQLite file or postgresql:// URL; EYES_DEVINE_DB is "
+                   "not read here).")
+@click.option("--observer", metavar="NAME",
+              help="With --db: the host that captured FILE, whose inventory names the containers (needed when "
+                   "the database holds several).")
+@click.option("--no-docker", is_flag=True,
+              help="Without --db: no container names, even when a Docker Engine answers (by default its running "
+                   "containers name the ends, and stderr says so).")
 @security_options
 @parsing_options
-def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows_only: bool, **flags: Any) -> None:
+def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows_only: bool, db_path: str | None,
+         observer: str | None, no_docker: bool, **flags: Any) -> None:
     """Read a pcap or pcapng FILE and print its HTTP exchanges.
 
     The same engine as live capture: TCP reassembly (reordering, retransmission,
@@ -84,20 +96,44 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
     Credentials in headers and query strings are never printed. A summary of
     counters goes to stderr. A damaged or truncated file prints what was
     readable, then the error, and exits 1.
+
+    Containers are named as `run` does: with --db, as the database's inventory
+    says they were at each packet's time (a database that cannot be read, or
+    holds no inventory of that host, exits 1); else, when a Docker Engine
+    answers, as they are now, which stderr says (not with -q); else not at all.
     """
     from eyes_devine.adapters.pcapfile import CaptureFileError
+    from eyes_devine.adapters.store.errors import StoreError
+    from eyes_devine.app.naming import Names, NamingError, from_database, from_docker
     from eyes_devine.app.pipeline import http_limits
     from eyes_devine.app.reader import read_file
     from eyes_devine.core.decode import UnsupportedLinkType
+    from eyes_devine.views.safe import safe
     from eyes_devine.views.stdout import ReaderGone
     from eyes_devine.views.summary import summary_line
 
-    settings = build_settings(ports=ports, **flags)
+    database = {"db_path": db_path} if db_path is not None else {}  # EYES_DEVINE_DB, meant for `run`, is not asked
+    settings = build_settings(ports=ports, **database, **flags)
     check_key_log(settings, must_exist=True)
+    if db_path is not None:
+        try:
+            names = from_database(settings.db_path, observer_name(observer))
+        except (StoreError, NamingError) as error:
+            fail(str(error), EXIT_FAILURE)
+    elif observer is not None:
+        fail("--observer chooses whose container inventory names the file's containers: give --db too")
+    elif no_docker:
+        names = Names(None)
+    else:
+        check_docker_host(settings)
+        names = from_docker(settings.docker_environment)
+    annotator = annotator_for(settings)
+    if names.note and not quiet:
+        click.echo(f"eyes-devine: {safe(names.note)}", err=True)
     try:
-        result = read_file(capture_file, settings.ports, annotator_for(settings), as_json, flows_only,
+        result = read_file(capture_file, settings.ports, annotator, as_json, flows_only,
                            progress=not quiet, colour=sys.stdout.isatty(),
-                           http_limits=http_limits(settings))
+                           http_limits=http_limits(settings), containers=names.containers)
     except CaptureFileError as error:
         fail(str(error), EXIT_FAILURE)
     except UnsupportedLinkType as error:
