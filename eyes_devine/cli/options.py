@@ -250,7 +250,8 @@ def retention_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """How much of the record the database keeps (`run`, capturing `watch`): per container, and for how long."""
     command = click.option(
         "--retain", metavar="DURATION",
-        help="Also delete stored exchanges and flows older than this (90m, 12h, 7d) [EYES_DEVINE_RETAIN; default: "
+        help="Also delete stored exchanges and flows older than this, and the container inventory's tenures that "
+             "ended before then (90m, 12h, 7d) [EYES_DEVINE_RETAIN; default: "
              "no time bound].")(command)
     return click.option("--keep", type=int, metavar="N",
                         help="Exchanges kept per container, and per observer in a database many hosts share "
