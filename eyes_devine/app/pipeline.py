@@ -124,13 +124,14 @@ class FileResult:
 
 def read_capture(path: str, ports: tuple[int, ...], stages: Stages,
                  progress: Callable[[int, int], None] | None = None, flows: bool = False,
-                 http_limits: HttpLimits | None = None) -> FileResult:
+                 http_limits: HttpLimits | None = None, shard: tuple[int, int] | None = None) -> FileResult:
     """Run a capture file through the engine into ``stages``; with ``flows`` every TCP, UDP and ICMP flow is
-    summarised too.  Raises CaptureFileError if the file cannot be opened at all, UnsupportedLinkType if its
-    frames are of a kind we cannot decode."""
+    summarised too; with ``shard`` (index, count) only that share of the connections (a worker's).  Raises
+    CaptureFileError if the file cannot be opened at all, UnsupportedLinkType if its frames are of a kind we
+    cannot decode."""
     started = time.perf_counter()
     engine = Engine(stages.exchange, ports, only_server_ports=True, http_limits=http_limits,
-                    tracker=FlowTracker(stages.flow) if flows else None)
+                    tracker=FlowTracker(stages.flow) if flows else None, shard=shard)
     interface = os.path.basename(path)
     current_linktype = None
     feed = None

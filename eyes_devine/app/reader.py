@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from eyes_devine.adapters.pcapfile import CaptureFile
 from eyes_devine.app.pipeline import FileResult, Stages, read_capture
+from eyes_devine.app.read_workers import read_shared
 from eyes_devine.core.http.framing import HttpLimits
 from eyes_devine.enrich.annotator import Annotator
 from eyes_devine.enrich.attribution import ContainerMap
@@ -44,26 +46,41 @@ class _Flows:
         return NO_LOSSES
 
 
-def read_file(path: str, ports: tuple[int, ...], annotator: Annotator, as_json: bool, flows: bool,
+def read_file(path: str, ports: tuple[int, ...], annotator: Callable[[], Annotator], as_json: bool, flows: bool,
               progress: bool, colour: bool, http_limits: HttpLimits | None = None,
-              containers: ContainerMap | None = None) -> FileResult:
+              containers: ContainerMap | None = None, workers: int = 1) -> FileResult:
     """Print the file's exchanges (or, with ``flows``, its flows) on stdout as they complete, attributed to
-    ``containers`` as they were at each one's time (see :mod:`~eyes_devine.app.naming`).
+    ``containers`` as they were at each one's time (see :mod:`~eyes_devine.app.naming`); ``workers`` processes
+    share the connections (:mod:`~eyes_devine.app.read_workers`).
 
     Raises CaptureFileError, UnsupportedLinkType, or ReaderGone when stdout's reader went away.
     """
     # What start-up made (scapy's layers, the modules) stays for good: the cyclic collector need not walk it
     # again in every full collection while hundreds of thousands of records go by.
     gc.freeze()
-    with stdout_text() as out:
-        collected = _Flows([])
-        stages = Stages([collected] if flows else [ExchangeLines(out, as_json, colour)], annotator, containers)
-        stderr = make_console(stderr=True)
-        if progress and stderr.is_terminal:
-            with file_progress(stderr, os.path.basename(path)) as advance:
-                result = read_capture(path, ports, stages, advance, flows=flows, http_limits=http_limits)
-        else:
-            result = read_capture(path, ports, stages, flows=flows, http_limits=http_limits)
+    CaptureFile(path).close()  # a file that cannot be opened is said once, before any worker starts
+    stderr = make_console(stderr=True)
+    bar = (lambda: file_progress(stderr, os.path.basename(path))) if progress and stderr.is_terminal else None
+    if workers > 1:
+        found: list[Flow] = []
+        with stdout_text() as out:
+            if not as_json and not flows:
+                ExchangeLines(out, as_json, colour)  # the header; the workers write the lines under it
+            result, found = read_shared(
+                path, ports, workers, out.write,
+                (lambda chunks: _Flows([])) if flows else (lambda chunks: ExchangeLines(chunks, as_json, colour,
+                                                                                       header=False)),
+                flows, annotator, containers, http_limits, bar)
+    else:
+        with stdout_text() as out:
+            collected = _Flows([])
+            stages = Stages([collected] if flows else [ExchangeLines(out, as_json, colour)], annotator(), containers)
+            if bar is not None:
+                with bar() as advance:
+                    result = read_capture(path, ports, stages, advance, flows=flows, http_limits=http_limits)
+            else:
+                result = read_capture(path, ports, stages, flows=flows, http_limits=http_limits)
+        found = collected.found
     if flows:
-        print_records(sorted(collected.found, key=lambda flow: flow.ts_first), as_json, flows_table)
+        print_records(sorted(found, key=lambda flow: flow.ts_first), as_json, flows_table)
     return result

@@ -37,6 +37,8 @@ from eyes_devine.cli.options import (
 )
 from eyes_devine.config import Settings
 
+MAX_READ_WORKERS = 64
+
 
 @main.command(epilog=ENVIRONMENT_HELP)
 @capture_options
@@ -84,10 +86,13 @@ def interfaces(as_json: bool, **flags: Any) -> None:
 @click.option("--no-docker", is_flag=True,
               help="Without --db: no container names, even when a Docker Engine answers (by default its running "
                    "containers name the ends, and stderr says so).")
+@click.option("--workers", type=click.IntRange(1, MAX_READ_WORKERS), default=1, show_default=True, metavar="N",
+              help=f"Processes sharing the file's connections (1 to {MAX_READ_WORKERS}; Linux and macOS): each "
+                   "connection's exchanges keep their order, the order across connections may change.")
 @security_options
 @parsing_options
 def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows_only: bool, db_path: str | None,
-         observer: str | None, no_docker: bool, **flags: Any) -> None:
+         observer: str | None, no_docker: bool, workers: int, **flags: Any) -> None:
     """Read a pcap or pcapng FILE and print its HTTP exchanges.
 
     The same engine as live capture: TCP reassembly (reordering, retransmission,
@@ -106,6 +111,7 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
     from eyes_devine.adapters.store.errors import StoreError
     from eyes_devine.app.naming import Names, NamingError, from_database, from_docker
     from eyes_devine.app.pipeline import http_limits
+    from eyes_devine.app.read_workers import can_fork
     from eyes_devine.app.reader import read_file
     from eyes_devine.core.decode import UnsupportedLinkType
     from eyes_devine.views.safe import safe
@@ -127,13 +133,21 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
     else:
         check_docker_host(settings)
         names = from_docker(settings.docker_environment)
-    annotator = annotator_for(settings)
+    if workers > 1 and not can_fork():
+        fail("--workers: more than one needs fork (Linux, macOS); read with one here")
+    annotator = annotator_for(settings)  # an unusable --geoip or --blocklist is said before anything is read
+    if workers > 1:
+        annotator.close()  # each worker makes its own: a reputation thread does not survive a fork
+
+    def make_annotator() -> Any:
+        return annotator if workers == 1 else annotator_for(settings)
+
     if names.note and not quiet:
         click.echo(f"eyes-devine: {safe(names.note)}", err=True)
     try:
-        result = read_file(capture_file, settings.ports, annotator, as_json, flows_only,
+        result = read_file(capture_file, settings.ports, make_annotator, as_json, flows_only,
                            progress=not quiet, colour=sys.stdout.isatty(),
-                           http_limits=http_limits(settings), containers=names.containers)
+                           http_limits=http_limits(settings), containers=names.containers, workers=workers)
     except CaptureFileError as error:
         fail(str(error), EXIT_FAILURE)
     except UnsupportedLinkType as error:

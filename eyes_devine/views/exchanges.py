@@ -70,7 +70,8 @@ class ExchangeLines:
 
     name = "stdout"
 
-    def __init__(self, out: TextIO, as_json: bool, colour: bool = False) -> None:
+    def __init__(self, out: TextIO, as_json: bool, colour: bool = False, header: bool = True) -> None:
+        """``header``: the table's header line first (a worker's lines go under the parent's header)."""
         self._write = out.write
         self._out = out
         self._accepted = 0
@@ -78,7 +79,8 @@ class ExchangeLines:
             self._line = json_line
         else:
             table = ExchangeTable(out, shutil.get_terminal_size((120, 24)).columns, colour=colour)
-            table.header()
+            if header:
+                table.header()
             self._line = table.line
 
     def accept(self, record: Record) -> None:
