@@ -19,6 +19,8 @@ import pytest
 
 from eyes_devine.app.pipeline import Stages, read_capture
 from eyes_devine.config import Settings
+from eyes_devine.core.http.framing import HttpLimits
+from eyes_devine.core.tls.keylog import KeyLog
 from eyes_devine.enrich.annotator import build_annotator
 from eyes_devine.enrich.rules import BURST_THRESHOLD
 from tests.pcaps import hostile
@@ -121,7 +123,13 @@ def test_the_real_test_captures_stay_clean():
     try:
         for capture in captures:
             collected = Collected()
-            read_capture(str(capture), (80, 8080, 8000), Stages([collected], annotate))
+            keys = capture.with_suffix(".keys")  # HTTPS, read with the key log recorded beside it
+            limits = None
+            if keys.exists():
+                log = KeyLog()
+                log.feed(keys.read_text())
+                limits = HttpLimits(tls_keys=log)
+            read_capture(str(capture), (80, 8080, 8000, 443), Stages([collected], annotate), http_limits=limits)
             exchanges = collected.exchanges
             assert exchanges, capture
             assert [(x.target, x.alerts) for x in exchanges if x.alerts] == [], capture
