@@ -64,6 +64,12 @@ class Attribution:
     client_container_id: str | None = None
     """The calling container's short id."""
 
+    def __reduce__(self) -> str | tuple[type, tuple[str | None, ...]]:
+        """The shared empty value comes back from another process as itself (it is tested by identity)."""
+        if self == NO_ATTRIBUTION:
+            return "NO_ATTRIBUTION"
+        return Attribution, (self.container, self.client_container, self.container_id, self.client_container_id)
+
 
 @dataclass(frozen=True, slots=True)
 class Peer:
@@ -77,6 +83,12 @@ class Peer:
     longitude: float | None = None
     reputation: str | None = None
     """Why the public end is suspect: "blocklist:<list>" or "abuseipdb:<score>"; None when clean or unknown."""
+
+    def __reduce__(self) -> str | tuple[type, tuple[object, ...]]:
+        """As :meth:`Attribution.__reduce__`."""
+        if self == NO_PEER:
+            return "NO_PEER"
+        return Peer, (self.country, self.city, self.latitude, self.longitude, self.reputation)
 
 
 NO_ATTRIBUTION = Attribution()
