@@ -2,4 +2,5 @@
 
 from eyes_devine.cli import main
 
-main()
+if __name__ == "__main__":  # a capture worker starts from this module too (multiprocessing's spawn)
+    main()
