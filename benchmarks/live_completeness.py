@@ -1,14 +1,16 @@
 """Live completeness, CPU per request and memory bounds of `eyes-devine run`, against peers in the same run.
 
     sudo .venv/bin/python benchmarks/live_completeness.py [--rates 1000,2000,5000,10000,20000] [--seconds 10]
+                                                          [--workers 1,2] [--skip-memory]
 
 1. An nginx container (the host's nginx bind-mounted into the busybox test image,
    keep-alive) on docker0; hey from the host at each fixed rate for --seconds.
-   Once with `eyes-devine run -i docker0 --json` capturing: the share of hey's
-   responses it recorded, its kernel and queue drops, and its CPU seconds per
-   1,000 requests.  Once with tshark capturing live and counting HTTP requests
-   (the peer), and once with tcpdump writing to /dev/null (its drop count is
-   the reference for what the kernel could deliver).
+   Once with `eyes-devine run -i docker0 --json --workers N` capturing, for each
+   --workers count: the share of hey's responses it recorded, its kernel and
+   queue drops, and the CPU seconds per 1,000 requests of all its processes.
+   Once with tshark capturing live and counting HTTP requests (the peer), and
+   once with tcpdump writing to /dev/null (its drop count is the reference for
+   what the kernel could deliver).
 2. Memory: RSS of `run` holding 100 containers x 1000 exchanges (reloaded from
    its database), and while 60,000 half-open TCP flows arrive (more than the
    flow table's 50,000 bound: the excess is evicted and counted).
@@ -61,9 +63,34 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    """User and system CPU of the process and every process under it (capture workers)."""
+    total = 0.0
+    for member in [pid, *_descendants(pid)]:
+        try:
+            with open(f"/proc/{member}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
 
 
 def rss_megabytes(pid: int) -> float:
@@ -116,8 +143,8 @@ class Run:
         return next(line for line in reversed(self.log) if line.get("msg", "").startswith("stopped"))
 
 
-def measure_eyes_devine(url: str, rate: int, seconds: int, env: dict[str, str], db: Path) -> dict:
-    run = Run(["-i", "docker0", "--json", "--db", str(db)], env)
+def measure_eyes_devine(url: str, rate: int, seconds: int, env: dict[str, str], db: Path, workers: int) -> dict:
+    run = Run(["-i", "docker0", "--json", "--db", str(db), "--workers", str(workers)], env)
     time.sleep(2)  # Docker listed, filter settled
     before = cpu_seconds(run.process.pid)
     sent = hey(url, rate, seconds)
@@ -240,8 +267,10 @@ def main() -> None:
     parser.add_argument("--rates", default="1000,2000,5000,10000,20000")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--workers", default="1", help="comma-separated `run --workers` counts, each measured")
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
+    worker_counts = [int(count) for count in args.workers.split(",")]
     for tool in ("hey", "tshark", "tcpdump", "dockerd", "busybox"):
         if shutil.which(tool) is None:
             sys.exit(f"live_completeness.py: {tool} is missing (apt-get install hey tshark tcpdump docker.io "
@@ -255,13 +284,18 @@ def main() -> None:
             url = f"http://{container.attrs['NetworkSettings']['Networks']['bridge']['IPAddress']}/"
             time.sleep(1)
             for rate in rates:
-                ours = measure_eyes_devine(url, rate, args.seconds, env, workdir / f"live-{rate}.db")
+                ours_by_count = {count: measure_eyes_devine(url, rate, args.seconds, env,
+                                                            workdir / f"live-{rate}-{count}.db", count)
+                                 for count in worker_counts}
                 theirs = measure_tshark(url, rate, args.seconds)
                 reference = measure_tcpdump(url, rate, args.seconds)
-                line = (
-                    f"{rate:>6,} req/s offered: eyes-devine recorded {ours['recorded'] / ours['responses']:.2%} of "
+                ours_text = "; ".join(
+                    f"eyes-devine --workers {count} recorded {ours['recorded'] / ours['responses']:.2%} of "
                     f"{ours['responses']:,} responses ({ours['kernel_drops']} kernel + {ours['queue_drops']} queue "
-                    f"drops, {ours['gaps']} gaps), {ours['cpu_s'] / ours['responses'] * 1000:.3f} CPU s per 1k req; "
+                    f"drops, {ours['gaps']} gaps), {ours['cpu_s'] / ours['responses'] * 1000:.3f} CPU s per 1k req "
+                    "(all its processes)" for count, ours in ours_by_count.items())
+                line = (
+                    f"{rate:>6,} req/s offered: {ours_text}; "
                     f"tshark counted {theirs['recorded'] / theirs['responses']:.2%} of {theirs['responses']:,} "
                     f"({theirs['kernel_drops']} drops, {theirs['cpu_s'] / theirs['responses'] * 1000:.3f} CPU s "
                     f"per 1k); tcpdump dropped {reference['kernel_drops']} of {reference['packets']:,} packets"
