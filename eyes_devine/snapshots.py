@@ -70,6 +70,8 @@ class EngineSnapshot:
     flow_evictions: int = 0
     active_flows: tuple[Flow, ...] = ()
     """The most recently active flows still open, attributed (only when a view asked for them)."""
+    worker_packets: tuple[int, ...] = ()
+    """Packets each capture worker decoded (``--workers`` above one): how evenly the flow hash shares them."""
 
 
 @dataclass(frozen=True, slots=True)

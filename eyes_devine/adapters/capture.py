@@ -9,7 +9,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 LINKTYPE_ETHERNET = 1
@@ -51,6 +51,10 @@ def check_capture_readiness(bpf: str) -> CaptureReadiness:
 
 SOL_PACKET = 263
 PACKET_STATISTICS = 6
+PACKET_FANOUT = 18
+PACKET_FANOUT_HASH = 0
+PACKET_FANOUT_FLAG_DEFRAG = 0x8000
+"""Fragments are put back together before hashing, so all of a datagram goes to one socket."""
 SO_RCVBUFFORCE = 33
 RECEIVE_BUFFER = 32 << 20
 """Kernel socket buffer per interface: absorbs bursts while Python catches up (needs CAP_NET_ADMIN to exceed
@@ -167,10 +171,14 @@ class LiveCapture:
     nothing.
     """
 
-    def __init__(self, interfaces: tuple[str, ...], bpf: str, sink: FrameSink) -> None:
+    def __init__(self, interfaces: tuple[str, ...], bpf: str, sink: FrameSink,
+                 fanout: Mapping[str, int] | None = None) -> None:
+        """``fanout``: interface → PACKET_FANOUT group (Linux) each socket joins, so the processes capturing
+        that interface share its packets by flow (a symmetric hash: both directions in one process)."""
         self.interfaces = interfaces
         self.bpf = bpf
         self.sink = sink
+        self.fanout = dict(fanout or {})
         self.status = {name: SnifferStatus(name) for name in interfaces}
         self._sniffers: dict[str, object] = {}
         self._sockets: dict[str, object] = {}
@@ -217,6 +225,15 @@ class LiveCapture:
             raise CaptureError(f"cannot capture on {name}: {error}") from None
         with contextlib.suppress(OSError, AttributeError):
             sock.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        group = self.fanout.get(name)
+        if group is not None:
+            try:
+                sock.ins.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack(
+                    "=I", group | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16)))
+            except OSError as error:
+                sock.close()
+                raise CaptureError(f"cannot share {name} between workers (PACKET_FANOUT group {group}): "
+                                   f"{error.strerror or error}") from None
         linktype = LINKTYPE_RAW if name == ANY else _linktype_of(sock)
         sink = self.sink
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from eyes_devine.adapters.capture import LiveCapture
 from eyes_devine.adapters.pcapfile import CaptureFile, CaptureFileError
@@ -35,6 +37,9 @@ from eyes_devine.enrich.rule_data import header_rules, rule_book
 from eyes_devine.records import ContainerInfo, EngineCounters, Exchange, Flow
 from eyes_devine.sinks import Sink
 from eyes_devine.snapshots import EngineSnapshot, MonitorSnapshot
+
+if TYPE_CHECKING:
+    from eyes_devine.app.capture_workers import WorkerPool
 
 _new = tuple.__new__
 _OBSERVER_AT = {Exchange: Exchange._fields.index("observer"), Flow: Flow._fields.index("observer")}
@@ -165,7 +170,9 @@ class LivePipeline:
     """
 
     def __init__(self, interfaces: tuple[str, ...], bpf: str, ports: tuple[int, ...], stages: Stages,
-                 flows: bool = False, active_flows: int = 0, http_limits: HttpLimits | None = None) -> None:
+                 flows: bool = False, active_flows: int = 0, http_limits: HttpLimits | None = None,
+                 fanout: Mapping[str, int] | None = None) -> None:
+        """``fanout``: the PACKET_FANOUT group of each interface, when this pipeline is one of several workers."""
         self.engine = Engine(stages.exchange, ports, http_limits=http_limits,
                              tracker=FlowTracker(stages.flow) if flows else None)
         self._stages = stages
@@ -173,7 +180,7 @@ class LivePipeline:
         # SimpleQueue is the cheapest thread hand-off in CPython; its bound is enforced by hand.
         self._frames: queue.SimpleQueue = queue.SimpleQueue()
         self.queue_drops = 0
-        self.capture = LiveCapture(interfaces, bpf, self._enqueue)
+        self.capture = LiveCapture(interfaces, bpf, self._enqueue, fanout)
         self.snapshot = EngineSnapshot(time.time())
         """The latest picture of the engine, replaced (never changed) once per tick by the engine thread."""
         self._stopping = threading.Event()
@@ -261,6 +268,19 @@ class LivePipeline:
         self._tick()
 
 
+def capture_workers(asked: int | None, log: Callable[[str], None]) -> int:
+    """How many capture workers: as asked (``--workers``), else from the cores; one where PACKET_FANOUT does not
+    exist (not Linux), which the log says when more were asked."""
+    from eyes_devine.app.capture_workers import default_workers
+
+    count = asked if asked is not None else default_workers()
+    if count > 1 and not sys.platform.startswith("linux"):
+        if asked is not None:
+            log(f"--workers {asked}: capture workers share interfaces with Linux's PACKET_FANOUT; one here")
+        return 1
+    return count
+
+
 class Monitor:
     """Live capture with Docker attribution: what `run` and `watch` drive.
 
@@ -275,8 +295,9 @@ class Monitor:
     def __init__(self, settings: Settings, interfaces: tuple[str, ...], sinks: Sequence[Sink],
                  log: Callable[[str], None], annotator: Annotator | None = None,
                  host_addresses: tuple[str, ...] | None = None, active_flows: int = 0,
-                 inventory: InventoryRecorder | None = None) -> None:
-        """``inventory`` hears every change to the container map too, to keep it in the database."""
+                 inventory: InventoryRecorder | None = None, account: object = None) -> None:
+        """``inventory`` hears every change to the container map too, to keep it in the database; ``account``
+        is the --user capture workers become once their sockets are open."""
         self.settings = settings
         if host_addresses is None:
             from eyes_devine.adapters.host import read_host_interfaces
@@ -289,9 +310,17 @@ class Monitor:
         # The Docker SDK costs `read` startup time; only live capture needs it.
         from eyes_devine.adapters.docker import DockerWatcher
 
-        self.live = LivePipeline(interfaces, bpf_filter(settings), settings.ports, self.stages,
-                                 flows=settings.all_traffic, active_flows=active_flows,
-                                 http_limits=http_limits(settings))
+        self.workers = capture_workers(settings.workers, log)
+        if self.workers > 1:
+            from eyes_devine.app.capture_workers import WorkerPool
+
+            self.live: LivePipeline | WorkerPool = WorkerPool(
+                settings, interfaces, bpf_filter(settings), settings.ports, self.stages, self.workers,
+                flows=settings.all_traffic, active_flows=active_flows, account=account)
+        else:
+            self.live = LivePipeline(interfaces, bpf_filter(settings), settings.ports, self.stages,
+                                     flows=settings.all_traffic, active_flows=active_flows,
+                                     http_limits=http_limits(settings))
         listener = self.containers if inventory is None else Tee(self.containers, inventory)
         self.docker = DockerWatcher(settings.docker_environment, self._update, listener, log,
                                     on_change=self._follow_ports)

@@ -131,7 +131,8 @@ async def serve(
                  sample=settings.otlp.sample)
     monitor = Monitor(settings, options.interfaces, outputs, log.info, options.annotator,
                       active_flows=options.active_flows,
-                      inventory=InventoryRecorder(writer.accept_tenure, settings.observer, adopted))
+                      inventory=InventoryRecorder(writer.accept_tenure, settings.observer, adopted),
+                      account=options.account)
     exports.directory.describe = monitor.describe
     account = options.account
     try:
@@ -273,6 +274,8 @@ def counters(snapshot: MonitorSnapshot, sinks: Sequence[Sink], flows: bool) -> d
         "tls_streams": engine.get("tls_streams", 0),
         "containers": snapshot.containers,
     }
+    if snapshot.engine.worker_packets:
+        fields["worker_packets"] = list(snapshot.engine.worker_packets)
     for sink in sinks:
         if isinstance(sink, StoreWriter):
             fields.update(stored=sink.written, batches=sink.batches, failed_batches=sink.failed_batches,

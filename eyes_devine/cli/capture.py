@@ -34,6 +34,7 @@ from eyes_devine.cli.options import (
     security_options,
     store_options,
     user_option,
+    workers_option,
 )
 from eyes_devine.config import Settings
 
@@ -181,6 +182,7 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
 @click.option("--json", "as_json", is_flag=True, help="Also print every exchange on stdout as JSON Lines.")
 @all_traffic_option
 @user_option
+@workers_option
 @security_options
 @parsing_options
 @export_options
@@ -232,6 +234,7 @@ def run(stats_interval: str, as_json: bool, user: str | None, **flags: Any) -> N
                    "--all-traffic when capturing.")
 @all_traffic_option
 @user_option
+@workers_option
 @security_options
 @parsing_options
 @export_options
@@ -260,6 +263,9 @@ def watch(attach: bool, container: str | None, user: str | None, flows_view: boo
         if flags.pop("retain") is not None:
             fail("--retain bounds what eyes-devine stores; `watch --attach` stores nothing (give it to the `run` "
                  "you attach to)")
+        if flags.pop("workers") is not None:
+            fail("--workers shares capture between processes; `watch --attach` captures nothing (give it to the "
+                 "`run` you attach to)")
         asked = [flag for flag in ("metrics", "max_routes", "metrics_grace", "otlp", "otlp_sample")
                  if flags.pop(flag) is not None]
         if asked:

@@ -109,6 +109,14 @@ def docker_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def workers_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--workers", type=int, metavar="N",
+        help="Capture worker processes sharing each interface by flow (Linux PACKET_FANOUT), 1 to 64; the records "
+             "come together in one process [EYES_DEVINE_WORKERS; default half the cores, at most 8].",
+    )(command)
+
+
 def user_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "-u", "--user", metavar="NAME",

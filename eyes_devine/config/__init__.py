@@ -41,6 +41,7 @@ DEFAULT_MAX_HEADER_BYTES = 65536
 """As nginx, Node and Go allow by default."""
 KEEP_BOUNDS = (1, 10_000_000)
 BATCH_BOUNDS = (1, 100_000)
+WORKER_BOUNDS = (1, 64)
 HEADER_BOUNDS = (1024, 16 << 20)
 ABUSEIPDB_URL = "https://api.abuseipdb.com/api/v2/check"
 
@@ -60,6 +61,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "EYES_DEVINE_KEEP": "exchanges kept per container (and per observer), in memory and on disk (same as --keep; "
                         "default 1000)",
     "EYES_DEVINE_RETAIN": "how long stored exchanges and flows are kept at most, e.g. 7d (same as --retain)",
+    "EYES_DEVINE_WORKERS": "capture worker processes sharing the interfaces (same as --workers; default half the "
+                           "cores, at most 8; Linux)",
     "EYES_DEVINE_BATCH_SIZE": "most exchanges written to SQLite in one transaction (same as --batch-size; default 500)",
     "EYES_DEVINE_MAX_HEADER_BYTES": "most bytes of one HTTP message head (same as --max-header-bytes; default 65536)",
     "EYES_DEVINE_TLS_KEYLOG": "an NSS key log (what SSLKEYLOGFILE names for curl, browsers, Node, Python, Go): TLS "
@@ -103,6 +106,8 @@ class Settings:
     retain: float | None = None
     """Seconds a stored exchange or flow is kept at most (``--retain 7d``); None: no time bound, only ``keep``."""
     batch_size: int = DEFAULT_BATCH_SIZE
+    workers: int | None = None
+    """Capture worker processes (``--workers``); None: chosen from the cores."""
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     """Most bytes of one HTTP message head; past it the message is flagged ``oversized``."""
     tls_keylog: Path | None = None
@@ -139,6 +144,7 @@ class Settings:
         keep: int | None = None,
         retain: str | None = None,
         batch_size: int | None = None,
+        workers: int | None = None,
         max_header_bytes: int | None = None,
         tls_keylog: str | None = None,
         log_format: str | None = None,
@@ -196,6 +202,8 @@ class Settings:
             retain=_retain(retain, environ.get("EYES_DEVINE_RETAIN")),
             batch_size=bounded_whole(batch_size, environ.get("EYES_DEVINE_BATCH_SIZE"), "--batch-size",
                                 "EYES_DEVINE_BATCH_SIZE", DEFAULT_BATCH_SIZE, BATCH_BOUNDS),
+            workers=None if workers is None and not environ.get("EYES_DEVINE_WORKERS", "").strip() else bounded_whole(
+                workers, environ.get("EYES_DEVINE_WORKERS"), "--workers", "EYES_DEVINE_WORKERS", 1, WORKER_BOUNDS),
             max_header_bytes=bounded_whole(max_header_bytes, environ.get("EYES_DEVINE_MAX_HEADER_BYTES"),
                                       "--max-header-bytes", "EYES_DEVINE_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES,
                                       HEADER_BOUNDS),
