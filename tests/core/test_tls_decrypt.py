@@ -4,6 +4,7 @@ tests.pcaps.record with nginx and curl): bytes and secrets in, exchanges out, an
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,8 +21,9 @@ from eyes_devine.records import EngineCounters, Exchange
 from tests.support import rewrite
 from tests.support.tls_lab import BIG, UPLOAD
 
-PCAP = "tests/pcaps/tls-keylog.pcap"
-KEYS = "tests/pcaps/tls-keylog.keys"
+PCAPS_DIR = Path(__file__).resolve().parents[1] / "pcaps"
+PCAP = str(PCAPS_DIR / "tls-keylog.pcap")
+KEYS = str(PCAPS_DIR / "tls-keylog.keys")
 
 # target -> (method, status, http_version, request_bytes, response_bytes)
 EXPECTED = {
@@ -214,3 +216,65 @@ def test_the_key_log_reads_what_writers_write_and_skips_the_rest():
     assert log.rejected == 3
     log.feed(f"CLIENT_RANDOM {random_c} {'44' * 48}\n")
     assert len(log) == 2 and log.secrets(bytes.fromhex(random_a)) is None, "the oldest session went first"
+
+
+@pytest.mark.parametrize(("name", "target"), [("tls13-hello-retry", "/after-hrr"),
+                                              ("tls13-key-update", "/after-keyupdate")])
+def test_openssl_s_server_captures_decrypt(name, target):
+    """Recorded on lo with OpenSSL 3.0's s_server -www and s_client (ports rewritten to 443):
+    a HelloRetryRequest (`s_server -groups P-384`, `s_client -groups X25519:P-384`), which is followed by a
+    middlebox ChangeCipherSpec and a second, cleartext ServerHello; and KeyUpdates both ways (s_client's `k`
+    command before and after the request), after which each direction opens records with its next secret."""
+    log = KeyLog()
+    log.feed((PCAPS_DIR / f"{name}.keys").read_text())
+    exchanges, counters = run(CaptureFile(str(PCAPS_DIR / f"{name}.pcap")), log)
+    assert [(x.method, x.target, x.status, x.flags) for x in exchanges] == [("GET", target, 200, ("tls",))]
+    assert exchanges[0].response_bytes > 4000 and counters.tls_decrypted == 1
+
+
+class Counting:
+    """A key log without this connection's secrets, counting the questions."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def secrets(self, client_random: bytes):
+        self.asked += 1
+        return None
+
+
+def server_hello_record(suite: int = 0x1301) -> bytes:
+    body = b"\x03\x03" + bytes(range(32)) + b"\x00" + suite.to_bytes(2, "big") + b"\x00"
+    body += b"\x00\x06" + b"\x00\x2b\x00\x02\x03\x04"  # supported_versions: TLS 1.3
+    handshake = b"\x02" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x03" + len(handshake).to_bytes(2, "big") + handshake
+
+
+def test_records_wait_for_secrets_ten_capture_seconds_then_the_connection_is_left_alone():
+    from tests.support.conn import Conn
+    from tests.support.tls import client_hello
+
+    keys = Counting()
+    conn = Conn(limits=HttpLimits(tls_keys=keys))
+    conn.client(client_hello(), ts=1.0)
+    conn.server(server_hello_record(), ts=1.1)
+    record = b"\x17\x03\x03\x00\x20" + bytes(32)
+    conn.server(record, ts=5.0)
+    conn.client(record, ts=9.0)
+    asked = keys.asked
+    assert asked >= 2, "asked again with each record while waiting"
+    conn.server(record, ts=11.2)  # more than ten seconds after the ServerHello: given up
+    conn.client(record * 100, ts=12.0)
+    assert conn.close() == [] and keys.asked == asked and conn.counters.tls_decrypted == 0
+
+
+def test_a_suite_that_is_not_aead_is_left_alone_at_once():
+    from tests.support.conn import Conn
+    from tests.support.tls import client_hello
+
+    keys = Counting()
+    conn = Conn(limits=HttpLimits(tls_keys=keys))
+    conn.client(client_hello(), ts=1.0)
+    conn.server(server_hello_record(suite=0x1304), ts=1.1)  # TLS_AES_128_CCM_SHA256
+    conn.server(b"\x17\x03\x03\x00\x20" + bytes(32), ts=1.2)
+    assert conn.close() == [] and keys.asked == 0

@@ -11,8 +11,8 @@ recognises an HTTP/2 preface).
 
 Live, the client writes its secrets as it makes them, so they may reach the
 log a little after the records reach the capture: encrypted records wait,
-in order and bounded (:data:`MAX_WAITING` bytes), and the log is asked again
-with each record and when the connection closes.
+in order and bounded (:data:`MAX_WAITING` bytes, :data:`KEY_WAIT_SECONDS`),
+and the log is asked again with each record and when the connection closes.
 
 TLS 1.3 changes keys during the connection: handshake keys, then
 application keys, then a new key after each KeyUpdate.  Each record is opened
@@ -64,6 +64,9 @@ _MAX_BODY = (1 << 14) + 2048
 """Longest record body TLS allows (TLS 1.2's ciphertext bound, the larger)."""
 MAX_WAITING = 1 << 20
 """Bytes of encrypted records held while the key log lacks the connection's secrets; past it, not decrypted."""
+KEY_WAIT_SECONDS = 10.0
+"""Capture seconds after the ServerHello that records wait for the secrets; later, the client is taken not to log
+them (so a connection without logged secrets neither holds memory nor asks the log for long)."""
 
 
 class _Side:
@@ -97,6 +100,8 @@ class TlsConnection:
         self._client_random: bytes | None = None
         self._offered: tuple[bytes, ...] = ()
         self._hello: ServerHello | None = None
+        self._hello_ts = 0.0
+        """Capture time of the ServerHello: the secrets are waited for :data:`KEY_WAIT_SECONDS` from it."""
         self._suite: Suite | None = None
         self._alpn: bytes | None = None
         self._ready = False
@@ -148,19 +153,24 @@ class TlsConnection:
     def _record(self, side: _Side, from_client: bool, header: bytes, body: bytes, ts: float) -> None:
         kind = header[0]
         if kind == _CHANGE_CIPHER_SPEC:
-            side.encrypted = True
+            # TLS 1.2: what follows is encrypted.  TLS 1.3 sends one only for middleboxes (RFC 8446 D.4), after
+            # a HelloRetryRequest too, and the real ServerHello then still comes in clear.
+            hello = self._hello
+            side.encrypted = hello is not None and not hello.tls13
         elif kind == _APPLICATION_DATA or side.encrypted:
             if self._ready:
                 self._open(side, from_client, header, body, ts)
+            elif ts - self._hello_ts > KEY_WAIT_SECONDS:
+                self._give_up()  # the client does not write this connection's secrets to the log
             elif self._unlock():
                 self._open(side, from_client, header, body, ts)
             elif not self._given_up:
                 self._wait(from_client, header, body, ts)
         elif kind == _HANDSHAKE:
             for message_type, message in side.handshake.feed(body):
-                self._cleartext_handshake(message_type, message)
+                self._cleartext_handshake(message_type, message, ts)
 
-    def _cleartext_handshake(self, message_type: int, message: bytes) -> None:
+    def _cleartext_handshake(self, message_type: int, message: bytes, ts: float) -> None:
         if message_type == CLIENT_HELLO and self._client_random is None:
             hello = client_hello(message)
             if hello is not None:
@@ -170,6 +180,7 @@ class TlsConnection:
             if hello is None or hello.random == HELLO_RETRY_RANDOM:
                 return
             self._hello, self._alpn = hello, hello.alpn
+            self._hello_ts = ts
             self._suite = (TLS13_SUITES if hello.tls13 else TLS12_SUITES).get(hello.suite)
             if self._suite is None:
                 self._give_up()
