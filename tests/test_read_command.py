@@ -205,9 +205,11 @@ def test_a_key_log_from_the_environment_and_one_that_holds_nothing_useful(tmp_pa
     assert result.returncode == 0 and result.stdout == "" and "(8 TLS)" in result.stderr
 
 
-@pytest.mark.parametrize(("name", "expected"), [("absent.keys", "no such file"), (".", "not a file"),
-                                                 ("", "an empty name")])
+@pytest.mark.parametrize(("name", "expected"), [("absent.keys", "no such file"), (".", "not a regular file"),
+                                                 ("fifo", "not a regular file"), ("", "an empty name")])
 def test_a_key_log_that_cannot_be_read_is_one_line_and_exit_2(tmp_path, name, expected):
+    if name == "fifo":
+        os.mkfifo(tmp_path / name)  # opening it would wait for a writer: refused before
     result = eyes_read(str(TLS_PCAP), "--tls-keylog", str(tmp_path / name) if name else "")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and expected in result.stderr and "Traceback" not in result.stderr

@@ -26,6 +26,8 @@ class FollowedKeyLog:
 
     def refresh(self) -> None:
         text = self._file.read_new()
+        if self._file.restarted:
+            self.log.drop_partial()  # a half line of the old file does not begin the new one's first
         if text:
             self.log.feed(text)
 

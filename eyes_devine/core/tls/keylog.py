@@ -61,6 +61,10 @@ class KeyLog:
         for line in lines:
             self._line(line.strip())
 
+    def drop_partial(self) -> None:
+        """The text given so far ended in a half line that will never be finished (the file was replaced)."""
+        self._partial = ""
+
     def finish(self) -> None:
         """The whole log was given: a last line without a newline counts too."""
         partial, self._partial = self._partial, ""
