@@ -58,6 +58,9 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 """What an HTTP/2 client sends first (RFC 9113 3.4)."""
 _HEADER = 9
 _MAX_FRAME = 1 << 24
+UPGRADE_TABLE_SIZE = 65536
+"""The server's HPACK table allowed after an h2c upgrade until the client's SETTINGS say (its HTTP2-Settings
+header may have raised hpack's 4,096)."""
 _MAX_OPEN_STREAMS = 10_000
 """Streams followed at once per connection; past it the oldest are reported as they are."""
 _new = tuple.__new__
@@ -126,7 +129,7 @@ class _Stream:
 class _Direction:
     """One direction's bytes, cut into frames, and its header blocks decoded."""
 
-    __slots__ = ("buffer", "decoder", "lost", "block", "block_stream", "block_ts", "block_end", "preface")
+    __slots__ = ("buffer", "decoder", "lost", "block", "block_stream", "block_ts", "block_end", "preface", "seek")
 
     def __init__(self, preface: int, max_header_bytes: int) -> None:
         self.buffer = bytearray()
@@ -139,6 +142,8 @@ class _Direction:
         self.block_end = False
         self.preface = preface
         """Preface bytes still to skip (the client's 24)."""
+        self.seek = False
+        """After an upgrade: the upgrading request's body comes first; the preface is looked for after it."""
 
 
 class Http2Connection:
@@ -157,6 +162,10 @@ class Http2Connection:
         self._closed = False
         if upgraded is not None:
             self._streams[1] = _upgraded_stream(upgraded)
+            self._client.seek = True
+            # The client's HTTP2-Settings header (not read) may have let the server's encoder use a larger table
+            # before the client's SETTINGS frame says exactly.
+            self._server.decoder.max_allowed_table_size = UPGRADE_TABLE_SIZE
 
     # -- StreamHandler ----------------------------------------------------------------------
 
@@ -166,6 +175,8 @@ class Http2Connection:
             return
         buffer = side.buffer
         buffer += payload
+        if side.seek and not self._seek_preface(buffer):
+            return
         if side.preface:
             skipped = min(side.preface, len(buffer))
             if bytes(buffer[:skipped]) != PREFACE[len(PREFACE) - side.preface:][:skipped]:
@@ -194,6 +205,20 @@ class Http2Connection:
             self._frame(side, from_client, frame, ts)
             if side.lost:
                 return
+
+    def _seek_preface(self, buffer: bytearray) -> bool:
+        """Whether the client's preface has come; the bytes before it are the upgrading request's body."""
+        at = buffer.find(PREFACE)
+        body = at if at >= 0 else len(buffer) - (len(PREFACE) - 1)  # the preface may be arriving in pieces
+        if body > 0:
+            stream = self._streams.get(1)
+            if stream is not None:
+                stream.request_bytes += body
+            del buffer[:body]
+        if at < 0:
+            return False
+        self._client.seek = False
+        return True
 
     def gap(self, from_client: bool, missing: int, ts: float) -> None:
         if not self._closed:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import struct
+
 from hpack import Encoder
 from hyperframe.frame import DataFrame, HeadersFrame, RstStreamFrame, SettingsFrame
 
@@ -202,3 +205,35 @@ def test_a_websocket_101_still_turns_the_connection_off():
     conn.client(b"\x81\x82abcd\x00\x00", ts=2.0)
     (upgraded,) = conn.close()
     assert (upgraded.status, upgraded.http_version, upgraded.flags) == (101, "1.1", ("upgrade",))
+
+
+def upgrade(method: bytes = b"GET", body: bytes = b"", settings: bytes = b"AAMAAABkAAQCAAAAAAIAAAAA") -> bytes:
+    length = b"Content-Length: %d\r\n" % len(body) if body else b""
+    return (method + b" /up HTTP/1.1\r\nHost: web\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+            + length + b"HTTP2-Settings: " + settings + b"\r\n\r\n" + body)
+
+
+def test_an_upgrading_request_with_a_body_keeps_it_and_the_streams_after_it_pair():
+    for pieces in ([upgrade(b"POST", b"hello")], [upgrade(b"POST", b"hello")[:-5], b"hello"]):
+        conn, client, server = Conn(), Peer(), Peer()
+        for index, piece in enumerate(pieces):
+            conn.client(piece, ts=1.0 + index / 10)
+        conn.server(SWITCHING + SettingsFrame(0).serialize() + server.headers(1, [(":status", "200")])
+                    + data(1, b"ok"), ts=1.5)
+        conn.client(PREFACE + SettingsFrame(0).serialize() + client.headers(3, get("/next"), end=True), ts=2.0)
+        conn.server(server.headers(3, [(":status", "204")], end=True), ts=2.25)
+        upgraded, following = conn.close()
+        assert (upgraded.method, upgraded.request_bytes, upgraded.status) == ("POST", 5, 200)
+        assert (following.target, following.status) == ("/next", 204)
+
+
+def test_a_server_table_the_http2_settings_header_allowed_is_followed_before_the_clients_settings_frame():
+    conn, server = Conn(), Peer()
+    raised = base64.urlsafe_b64encode(struct.pack("!HI", 1, 16384)).rstrip(b"=")  # HEADER_TABLE_SIZE 16384
+    conn.client(upgrade(settings=raised), ts=1.0)
+    server.encoder.header_table_size = 16384
+    conn.server(SWITCHING + SettingsFrame(0).serialize()
+                + server.headers(1, [(":status", "200"), ("x-big", "v" * 5000)]) + data(1, b"up"), ts=1.5)
+    conn.client(PREFACE + SettingsFrame(0).serialize(), ts=2.0)
+    (upgraded,) = conn.close()
+    assert (upgraded.status, upgraded.flags) == (200, ("upgrade",))

@@ -54,7 +54,7 @@ from eyes_devine.core.http.pairing import Pairing, Request, flag
 from eyes_devine.core.http.parsers import Mode
 from eyes_devine.core.http.request import RequestSide
 from eyes_devine.core.http.response import ResponseSide
-from eyes_devine.core.http2 import Http2Connection
+from eyes_devine.core.http2 import PREFACE, Http2Connection
 from eyes_devine.core.tcp import Endpoints, StreamHandler
 from eyes_devine.core.tls.keylog import TlsKeys
 from eyes_devine.core.tls.session import TlsConnection
@@ -138,6 +138,10 @@ class HttpConnection:
         """The server switched to h2c: ``req`` is stream 1, answered in HTTP/2, and every byte from here is HTTP/2's
         (the client's starting with the preface)."""
         held, held_ts = self.requests.hand_over()
+        if held:  # the client sends its preface after the 101: what it sent before is the request's body
+            at = held.find(PREFACE)
+            req.body += len(held) if at < 0 else at
+            held = b"" if at < 0 else held[at:]
         req.done = True
         if req.special:
             self.requests.special -= 1
