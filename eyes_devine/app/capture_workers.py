@@ -10,8 +10,10 @@ and stores them (:class:`~eyes_devine.app.pipeline.Stages`, on one receiving
 thread) and serves the views.  Counters (kernel drops, gaps, ...) are summed
 over the workers, and a restarted worker's are kept.
 
-A worker that dies is restarted (at most every :data:`RESTART_SECONDS`) and
-the log says so.  Workers are started with ``spawn``: a fresh interpreter,
+A worker that dies is restarted and the log says so.  What it had not sent is
+lost, and since the kernel gives a leaving member's place in a fanout group to
+another, connections in flight then move between workers (each is picked up
+mid-stream by its new worker, as after a capture gap).  Workers are started with ``spawn``: a fresh interpreter,
 never a fork of this multi-threaded process.  They open their sockets while
 this process still may, and drop to ``--user`` themselves; a worker started
 again after the drop cannot open its sockets, and says so.  Linux only
@@ -48,6 +50,7 @@ BATCH_SECONDS = 0.05
 MAX_WAITING = 100_000
 """Records a worker holds for this process; past it they are dropped and counted as queue drops."""
 RESTART_SECONDS = 5.0
+MAX_RESTART_SECONDS = 300.0
 START_SECONDS = 60.0
 """How long a worker may take to open its sockets."""
 
@@ -236,15 +239,23 @@ class WorkerPool:
         self._receiver = threading.Thread(target=self._receive, name="eyes-devine-workers", daemon=True)
         self.capture = PoolCapture(self, bpf)
         self._last_restart: dict[int, float] = {}
+        self._failures: dict[int, int] = {}
+        """Restarts in a row per worker that did not get back to capturing."""
 
     # -- the LivePipeline interface -------------------------------------------------------
 
     def start(self, after_open: Callable[[], None] | None = None) -> None:
-        """Start every worker and wait until each has opened its sockets (raises CaptureError with the first
-        worker's reason), then call ``after_open`` and start receiving."""
-        self._workers = [self._spawn(spec) for spec in self._specs]
-        deadline = time.monotonic() + START_SECONDS
-        for worker in self._workers:
+        """Start the workers one after the other, each once the last has opened its sockets (raises CaptureError
+        with a worker's reason), then call ``after_open`` and start receiving.
+
+        One at a time, so the workers join every interface's fanout group in the same order: the kernel picks a
+        member by its place in the group, and a flow crossing two interfaces (two bridges, a bridge and a veth)
+        then lands in the same worker on both.
+        """
+        deadline = time.monotonic() + START_SECONDS * len(self._specs)
+        for spec in self._specs:
+            worker = self._spawn(spec)
+            self._workers.append(worker)
             remaining = max(0.0, deadline - time.monotonic())
             if not worker.conn.poll(remaining):
                 self._abort()
@@ -293,32 +304,47 @@ class WorkerPool:
         )
 
     def check(self) -> list[str]:
-        """Restart workers that died; returns a line per change, and the workers' own sniffer lines."""
+        """Restart workers that died; returns a line per change, and the workers' own sniffer lines.
+
+        A worker is replaced once it has exited and everything it sent was received (the receiver saw the end
+        of its pipe).  A worker that fails again waits longer each time (:data:`RESTART_SECONDS`, doubling to
+        :data:`MAX_RESTART_SECONDS`), and is said again only when it comes back.
+        """
         with self._lock:
             events, self._events = self._events, []
         for position, worker in enumerate(list(self._workers)):
-            if self._stopping or worker.process.is_alive() or worker.state == "stopped":
+            if self._stopping or worker.process.is_alive() or worker.state != "failed":
                 continue
             index = worker.spec.index
-            if time.monotonic() - self._last_restart.get(index, 0.0) < RESTART_SECONDS:
+            failures = self._failures.get(index, 0)
+            if time.monotonic() - self._last_restart.get(index, 0.0) < min(
+                    MAX_RESTART_SECONDS, RESTART_SECONDS * 2 ** max(0, failures - 1)):
                 continue
             self._last_restart[index] = time.monotonic()
-            replacement = self._spawn(worker.spec)
             with self._lock:
+                replacement = self._spawn(self._specs[index])  # the ports and filter in force now
                 self._retire(worker.status)
                 self._workers[position] = replacement
-            reason = worker.error or f"exit {worker.process.exitcode}"
-            events.append(f"capture worker {index} ended ({reason}): what it had not sent is lost; started again")
+            self._failures[index] = failures + 1
+            if failures == 0:
+                reason = worker.error or f"exit {worker.process.exitcode}"
+                events.append(f"capture worker {index} ended ({reason}): what it had not sent is lost, and the "
+                              "connections in flight move between workers; started again")
+        for worker in self._workers:
+            if worker.state == "ready" and self._failures.pop(worker.spec.index, 0) > 1:
+                events.append(f"capture worker {worker.spec.index} is capturing again")
         return events
 
     def set_ports(self, ports: tuple[int, ...], bpf: str | None) -> None:
-        if bpf is not None:
-            self.capture.bpf = bpf
-        self._specs = [WorkerSpec(spec.index, spec.settings, spec.interfaces, bpf or spec.bpf, ports, spec.flows,
-                                  spec.active_flows, spec.fanout, spec.account) for spec in self._specs]
-        for worker in list(self._workers):
-            with contextlib.suppress(OSError, ValueError):
-                worker.conn.send(("ports", ports, bpf))
+        with self._lock:  # a worker started meanwhile gets the new ports in its spec, or this message
+            if bpf is not None:
+                self.capture.bpf = bpf
+            self._specs = [WorkerSpec(spec.index, spec.settings, spec.interfaces, bpf or spec.bpf, ports,
+                                      spec.flows, spec.active_flows, spec.fanout, spec.account)
+                           for spec in self._specs]
+            for worker in list(self._workers):
+                with contextlib.suppress(OSError, ValueError):
+                    worker.conn.send(("ports", ports, bpf))
 
     def stop(self) -> None:
         """Every worker stops capturing, ends its connections and sends what it has; then they exit."""

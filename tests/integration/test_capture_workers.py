@@ -58,10 +58,16 @@ def start(bridge, tmp_path, *extra: str) -> Service:
 
 
 def workers_of(run: Service) -> list[int]:
-    """The worker processes: the run's children that capture (not multiprocessing's resource tracker)."""
-    children = subprocess.run(["pgrep", "-P", str(run.process.pid)], capture_output=True, text=True).stdout.split()
-    return [int(pid) for pid in children
-            if "resource_tracker" not in open(f"/proc/{pid}/cmdline").read().replace("\0", " ")]
+    """The worker processes: the run's children started by multiprocessing's spawn, not its resource tracker."""
+    workers = []
+    for pid in subprocess.run(["pgrep", "-P", str(run.process.pid)], capture_output=True, text=True).stdout.split():
+        try:
+            command = open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+        except OSError:  # gone meanwhile
+            continue
+        if "spawn_main" in command:
+            workers.append(int(pid))
+    return workers
 
 
 def test_two_workers_store_each_request_once_and_share_the_packets(lab, tmp_path):
