@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import signal
 import struct
 import sys
 import time
@@ -39,6 +40,10 @@ CHUNK = 1 << 16
 """Bytes of formatted lines a worker gathers before handing them over."""
 _OUTPUT, _PROGRESS, _FLOWS, _RESULT, _ERROR = b"o", b"p", b"f", b"r", b"e"
 _POSITION = struct.Struct("qq")
+
+
+class WorkerLost(Exception):
+    """A worker ended without finishing (killed, out of memory); the message is one line."""
 
 
 def can_fork() -> bool:
@@ -71,6 +76,7 @@ def _work(conn: Connection, path: str, ports: tuple[int, ...], index: int, count
           output: Callable[[_Chunks], Sink], flows: bool, annotator: Callable[[], Annotator],
           containers: ContainerMap | None, http_limits: HttpLimits | None) -> None:
     """One worker: its share of the file through the engine and the stages, out through ``conn``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent ends the workers
     chunks = _Chunks(conn)
     try:
         sink = output(chunks)
@@ -93,11 +99,11 @@ def _work(conn: Connection, path: str, ports: tuple[int, ...], index: int, count
         conn.close()
 
 
-def read_shared(path: str, ports: tuple[int, ...], workers: int, write: Callable[[str], None],
+def read_shared(path: str, ports: tuple[int, ...], workers: int, write: Callable[[bytes], object],
                 output: Callable[[_Chunks], Sink], flows: bool, annotator: Callable[[], Annotator],
                 containers: ContainerMap | None, http_limits: HttpLimits | None,
                 progress: Callable[[], object] | None = None) -> tuple[FileResult, list[Flow]]:
-    """Read ``path`` with ``workers`` processes; their text goes to ``write`` as it comes.
+    """Read ``path`` with ``workers`` processes; their lines go to ``write`` as they come, as UTF-8 bytes.
 
     ``output`` makes a worker's sink from its stream of text; with ``flows`` that sink collects flows (its
     ``found``), which come back at the end.  ``progress`` opens the progress bar, once the workers run.  Raises
@@ -118,7 +124,7 @@ def read_shared(path: str, ports: tuple[int, ...], workers: int, write: Callable
         processes.append(process)
         conns.append(receiver)
     results: list[FileResult] = []
-    flows: list[Flow] = []
+    found: list[Flow] = []
     error: BaseException | None = None
     bar = progress() if progress is not None else None
     advance = bar.__enter__() if bar is not None else None  # type: ignore[attr-defined]
@@ -133,15 +139,18 @@ def read_shared(path: str, ports: tuple[int, ...], workers: int, write: Callable
                     continue
                 kind, body = message[:1], message[1:]
                 if kind == _OUTPUT:
-                    write(body.decode("utf-8"))
+                    write(body)
                 elif kind == _PROGRESS and advance is not None:
                     advance(*_POSITION.unpack(body))
                 elif kind == _FLOWS:
-                    flows.extend(pickle.loads(body))
+                    found.extend(pickle.loads(body))
                 elif kind == _RESULT:
                     results.append(pickle.loads(body))
                 elif kind == _ERROR and error is None:
                     error = pickle.loads(body)
+                    break
+            if error is not None:
+                break  # the others' output no longer matters: the finally ends them
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)  # type: ignore[attr-defined]
@@ -155,8 +164,9 @@ def read_shared(path: str, ports: tuple[int, ...], workers: int, write: Callable
         raise error
     if len(results) != workers:
         dead = [process.exitcode for process in processes if process.exitcode]
-        raise RuntimeError(f"a read worker ended without its result (exit {dead[0] if dead else '?'})")
-    return merge(results, time.perf_counter() - started), flows
+        raise WorkerLost(f"a read worker ended without its result (exit {dead[0] if dead else '?'}): "
+                         "the output is incomplete")
+    return merge(results, time.perf_counter() - started), found
 
 
 def merge(results: Sequence[FileResult], seconds: float) -> FileResult:

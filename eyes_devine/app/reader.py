@@ -66,8 +66,9 @@ def read_file(path: str, ports: tuple[int, ...], annotator: Callable[[], Annotat
         with stdout_text() as out:
             if not as_json and not flows:
                 ExchangeLines(out, as_json, colour)  # the header; the workers write the lines under it
+            out.flush()
             result, found = read_shared(
-                path, ports, workers, out.write,
+                path, ports, workers, out.buffer.write,  # the workers' UTF-8 as it came: no decoding again
                 (lambda chunks: _Flows([])) if flows else (lambda chunks: ExchangeLines(chunks, as_json, colour,
                                                                                        header=False)),
                 flows, annotator, containers, http_limits, bar)

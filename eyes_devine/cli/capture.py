@@ -112,7 +112,7 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
     from eyes_devine.adapters.store.errors import StoreError
     from eyes_devine.app.naming import Names, NamingError, from_database, from_docker
     from eyes_devine.app.pipeline import http_limits
-    from eyes_devine.app.read_workers import can_fork
+    from eyes_devine.app.read_workers import WorkerLost, can_fork
     from eyes_devine.app.reader import read_file
     from eyes_devine.core.decode import UnsupportedLinkType
     from eyes_devine.views.safe import safe
@@ -153,6 +153,8 @@ def read(capture_file: str, ports: str | None, as_json: bool, quiet: bool, flows
         fail(str(error), EXIT_FAILURE)
     except UnsupportedLinkType as error:
         fail(f"{capture_file}: {error}", EXIT_FAILURE)
+    except WorkerLost as error:
+        fail(str(error), EXIT_FAILURE)
     except ReaderGone:
         sys.exit(EXIT_OK)  # the reader went away (| head): stop quietly, as tcpdump does
     if not quiet:
