@@ -38,6 +38,26 @@ def service(docker_engine: DockerEngine, tmp_path: Path) -> Iterator:
             run.process.wait()
 
 
+@pytest.fixture
+def undocked(tmp_path: Path) -> Iterator:
+    """`eyes-devine run` with no Docker Engine to ask (tests of capture alone), killed at the end if a failing
+    test left it running."""
+    require_root()
+    started: list[Service] = []
+
+    def start(db: Path, *extra: str) -> Service:
+        run = Service(db, {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}, *extra)
+        started.append(run)
+        run.wait_for("capturing", timeout=60)
+        return run
+
+    yield start
+    for run in started:
+        if run.process.poll() is None:
+            run.process.kill()
+            run.process.wait()
+
+
 def serving(container, path: str = "/probe", status: int | None = None):
     """``container`` with its bridge ``address``, once its httpd answers ``path`` (with ``status``, if given)."""
     container.reload()

@@ -50,11 +50,9 @@ for i in range({count}):
 """, timeout=120)
 
 
-def start(bridge, tmp_path, *extra: str) -> Service:
-    run = Service(tmp_path / "x.db", {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"},
-                  "-i", bridge, "--ports", str(PORT), "--no-follow-docker-ports", "--workers", "2", *extra)
-    run.wait_for("capturing", timeout=60)
-    return run
+def start(undocked, bridge, tmp_path) -> Service:
+    return undocked(tmp_path / "x.db", "-i", bridge, "--ports", str(PORT), "--no-follow-docker-ports",
+                    "--workers", "2")
 
 
 def workers_of(run: Service) -> list[int]:
@@ -70,9 +68,9 @@ def workers_of(run: Service) -> list[int]:
     return workers
 
 
-def test_two_workers_store_each_request_once_and_share_the_packets(lab, tmp_path):
+def test_two_workers_store_each_request_once_and_share_the_packets(lab, tmp_path, undocked):
     bridge, server, client = lab
-    run = start(bridge, tmp_path)
+    run = start(undocked, bridge, tmp_path)
     assert len(workers_of(run)) == 2
     send(client, server, "shared", 400)
     wait_until(lambda: stored(tmp_path / "x.db", "SELECT count(*) FROM exchanges")[0][0] >= 400, what="400 stored")
@@ -88,9 +86,9 @@ def test_two_workers_store_each_request_once_and_share_the_packets(lab, tmp_path
     assert sum(shares) == final["packets"], "the counters are the workers' summed"
 
 
-def test_a_killed_worker_is_started_again_and_capture_goes_on(lab, tmp_path):
+def test_a_killed_worker_is_started_again_and_capture_goes_on(lab, tmp_path, undocked):
     bridge, server, client = lab
-    run = start(bridge, tmp_path)
+    run = start(undocked, bridge, tmp_path)
     send(client, server, "before", 50)
     victim = workers_of(run)[-1]
     os.kill(victim, signal.SIGKILL)

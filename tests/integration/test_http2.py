@@ -9,7 +9,6 @@ the multiplexed streams and the upload come from nghttp2's own client, a curl pe
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -21,7 +20,7 @@ from tests.support.netns import Lab
 from tests.support.recorder import Recorder
 from tests.support.requirements import require_binary, require_root
 from tests.support.scenarios import nginx_binary, wait_for_port
-from tests.support.service import Service, requests_json, stored, wait_until
+from tests.support.service import requests_json, stored, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -115,7 +114,7 @@ def hypercorn_log(path: Path) -> Counter:
     return requests
 
 
-def test_an_h2c_upgrade_is_followed_live_and_read_back_as_the_server_logged_it(tmp_path):
+def test_an_h2c_upgrade_is_followed_live_and_read_back_as_the_server_logged_it(tmp_path, undocked):
     require_root()
     tcpdump = require_binary("tcpdump", "tcpdump")
     tshark = require_binary("tshark", "tshark")
@@ -131,9 +130,7 @@ def test_an_h2c_upgrade_is_followed_live_and_read_back_as_the_server_logged_it(t
             "--access-logformat", HYPERCORN_LOG_FORMAT, "tests.support.h2c_app:app",
             cwd=str(Path(__file__).parents[2])))
         wait_for_port(server, PORT)
-        run = Service(db, {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}, "-i", bridge,
-                      "--ports", str(PORT), "--no-follow-docker-ports")
-        run.wait_for("capturing")
+        run = undocked(db, "-i", bridge, "--ports", str(PORT), "--no-follow-docker-ports")
         base = f"http://{server.address}:{PORT}"
         upgrade = (curl, "-s", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", "--http2")
         with Recorder(bridge, pcap, tcpdump=tcpdump) as recorder:

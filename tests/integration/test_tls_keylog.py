@@ -6,7 +6,6 @@ of the capture with the same key log."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -15,7 +14,7 @@ import pytest
 
 from tests.support.recorder import Recorder
 from tests.support.requirements import require_binary, require_root
-from tests.support.service import Service, requests_json, stored, wait_until
+from tests.support.service import requests_json, stored, wait_until
 from tests.support.tls_lab import BIG, PORT, REQUESTS, UPLOAD, start_tls_lab
 
 pytestmark = pytest.mark.netns
@@ -29,16 +28,15 @@ def as_logged(exchanges: list[dict]) -> Counter:
                     protocols[x["http_version"]]) for x in exchanges)
 
 
-def test_https_is_decrypted_live_and_from_a_capture_as_nginx_logged_it(tmp_path):
+def test_https_is_decrypted_live_and_from_a_capture_as_nginx_logged_it(tmp_path, undocked):
     require_root()
     tcpdump = require_binary("tcpdump", "tcpdump")
     tshark = require_binary("tshark", "tshark")
     pcap, db = tmp_path / "tls.pcap", tmp_path / "exchanges.db"
     lab = start_tls_lab(tmp_path)
     try:
-        run = Service(db, {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}, "-i", lab.bridge,
-                      "--ports", str(PORT), "--no-follow-docker-ports", "--tls-keylog", str(lab.key_log))
-        run.wait_for("capturing")
+        run = undocked(db, "-i", lab.bridge, "--ports", str(PORT), "--no-follow-docker-ports", "--tls-keylog",
+                       str(lab.key_log))
         assert run.messages("--tls-keylog"), "the key log does not exist before curl's first connection: said so"
         with Recorder(lab.bridge, pcap, tcpdump=tcpdump) as recorder:
             lab.send_all()
