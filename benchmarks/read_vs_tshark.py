@@ -1,7 +1,7 @@
 """Offline throughput: `eyes-devine read --json` against tshark and httpry on the same keep-alive capture.
 
     sudo .venv/bin/python benchmarks/read_vs_tshark.py [--packets 300000] [--runs 3] [--keep FILE]
-                                                       [--capture FILE] [--workers 1,2]
+                                                       [--capture FILE | --connections N] [--workers 1,2]
 
 Builds the capture itself: nginx in one network namespace, wrk in another, both on
 a Linux bridge (as containers on docker0 are), tcpdump on the bridge until it has
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -73,6 +75,43 @@ def make_capture(path: Path, packets: int, workdir: Path) -> None:
         lab.close()
 
 
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    return ~(total + (total >> 16)) & 0xFFFF
+
+
+def _frame(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, socket.inet_aton(src),
+                     socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    return b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x08\x00" + ip + tcp
+
+
+def many_connections_capture(path: Path, connections: int) -> None:
+    """``connections`` short connections, one GET and its answer each (6 packets): the other extreme from the
+    keep-alive capture's 16 connections, and the workload that shares well between read workers."""
+    request = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    ts = 1_700_000_000.0
+    with open(path, "wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for index in range(connections):
+            client, server, port = f"10.{(index >> 8) & 255}.{index & 255}.2", "10.9.9.9", 1024 + index % 60000
+            for frame in (
+                    _frame(client, server, port, 80, 1, 0, 0x02, b""),
+                    _frame(server, client, 80, port, 100, 2, 0x12, b""),
+                    _frame(client, server, port, 80, 2, 101, 0x18, request),
+                    _frame(server, client, 80, port, 101, 2 + len(request), 0x18, response),
+                    _frame(client, server, port, 80, 2 + len(request), 101 + len(response), 0x11, b""),
+                    _frame(server, client, 80, port, 101 + len(response), 3 + len(request), 0x11, b"")):
+                ts += 0.0001
+                out.write(struct.pack("<IIII", int(ts), int(ts % 1 * 1e6), len(frame), len(frame)) + frame)
+
+
 def keep_alive_capture(given: Path | None, workdir: Path) -> Path:
     """``given``, or the 300,000-packet keep-alive capture made in ``workdir``: what the read benchmarks read."""
     if given is not None:
@@ -101,12 +140,17 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="also save the capture here")
     parser.add_argument("--capture", type=Path, help="use this capture instead of making one")
     parser.add_argument("--workers", default="1,2", help="comma-separated read --workers counts to time")
+    parser.add_argument("--connections", type=int, default=0,
+                        help="read a made-up capture of this many one-request connections instead (6 packets each)")
     args = parser.parse_args()
     counts = [int(count) for count in args.workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="edb-") as tmp:
         workdir = Path(tmp)
         capture = args.capture or workdir / "load.pcap"
-        if args.capture is None:
+        if args.connections:
+            capture = workdir / "connections.pcap"
+            many_connections_capture(capture, args.connections)
+        elif args.capture is None:
             make_capture(capture, args.packets, workdir)
         if args.keep:
             shutil.copy(capture, args.keep)
@@ -122,7 +166,9 @@ def main() -> None:
         httpry_s, httpry_lines = best_time([httpry, "-q", "-r", str(capture)], args.runs) if httpry else (0.0, "")
     status_column = TSHARK_FIELDS.index("http.response.code")
     tshark_exchanges = sum(1 for line in theirs.splitlines() if line.split("\t")[status_column])
-    lines = [f"capture: {frames} packets (nginx keep-alive, wrk -c16, bridge between namespaces)"]
+    described = (f"{args.connections} made-up connections of one GET each" if args.connections else
+                 "nginx keep-alive, wrk -c16, bridge between namespaces")
+    lines = [f"capture: {frames} packets ({described})"]
     for count, (seconds, output) in ours.items():
         exchanges = sum(1 for line in output.splitlines() if '"status":null' not in line)
         found = exchanges / tshark_exchanges if tshark_exchanges else float("nan")
