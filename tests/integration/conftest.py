@@ -32,6 +32,11 @@ def service(docker_engine: DockerEngine, tmp_path: Path) -> Iterator:
         return run
 
     yield start
+    _kill_left_running(started)
+
+
+def _kill_left_running(started: list[Service]) -> None:
+    """A failing test leaves its `run` capturing: it ends with the test."""
     for run in started:
         if run.process.poll() is None:
             run.process.kill()
@@ -52,10 +57,7 @@ def undocked(tmp_path: Path) -> Iterator:
         return run
 
     yield start
-    for run in started:
-        if run.process.poll() is None:
-            run.process.kill()
-            run.process.wait()
+    _kill_left_running(started)
 
 
 def serving(container, path: str = "/probe", status: int | None = None):
