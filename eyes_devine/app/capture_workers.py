@@ -13,20 +13,25 @@ over the workers, and a restarted worker's are kept.
 A worker that dies is restarted and the log says so.  What it had not sent is
 lost, and since the kernel gives a leaving member's place in a fanout group to
 another, connections in flight then move between workers (each is picked up
-mid-stream by its new worker, as after a capture gap).  Workers are started with ``spawn``: a fresh interpreter,
-never a fork of this multi-threaded process.  They open their sockets while
-this process still may, and drop to ``--user`` themselves; a worker started
-again after the drop cannot open its sockets, and says so.  Linux only
-(PACKET_FANOUT).
+mid-stream by its new worker, as after a capture gap).
+
+Each worker is a fresh interpreter (never a fork of this multi-threaded
+process) started with one end of a socket pair, over which its spec comes and
+its records go; no helper process of multiprocessing's stays behind, as root
+or otherwise.  Workers open their sockets while this process still may, and
+drop to ``--user`` themselves; a worker started again after the drop cannot
+open its sockets, and says so.  Linux only (PACKET_FANOUT).
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import random
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -111,6 +116,34 @@ class _Batches:
 
     def losses(self) -> Mapping[str, int]:
         return NO_LOSSES
+
+
+def worker_main(fd: int) -> None:
+    """A worker process's start: its spec comes first over the socket it was given (``fd``)."""
+    conn = Connection(fd)
+    _worker(conn, conn.recv())
+
+
+class _Process:
+    """A worker's process, as the pool asks about it."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self._process = process
+
+    def is_alive(self) -> bool:
+        return self._process.poll() is None
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._process.poll()
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout)
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self._process.kill()
 
 
 def _worker(conn: Connection, spec: WorkerSpec) -> None:
@@ -224,7 +257,6 @@ class WorkerPool:
     def __init__(self, settings: Settings, interfaces: tuple[str, ...], bpf: str, ports: tuple[int, ...],
                  stages: Stages, count: int, flows: bool = False, active_flows: int = 0,
                  account: Any = None) -> None:
-        self._context = multiprocessing.get_context("spawn")
         self._stages = stages
         self._active_flows = active_flows
         fanout = _fanout_groups(interfaces)  # one group per interface, every worker in it
@@ -374,12 +406,14 @@ class WorkerPool:
                 for name in names}
 
     def _spawn(self, spec: WorkerSpec) -> _Worker:
-        receiver, sender = self._context.Pipe(duplex=True)
-        process = self._context.Process(target=_worker, args=(sender, spec), name=f"eyes-devine-worker-{spec.index}",
-                                        daemon=True)
-        process.start()
-        sender.close()
-        return _Worker(spec, process, receiver, time.monotonic())
+        ours, theirs = socket.socketpair()
+        process = subprocess.Popen(
+            [sys.executable, "-c", f"from {__name__} import worker_main; worker_main({theirs.fileno()})"],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        theirs.close()
+        conn = Connection(ours.detach())
+        conn.send(spec)
+        return _Worker(spec, _Process(process), conn, time.monotonic())
 
     def _abort(self) -> None:
         for worker in self._workers:

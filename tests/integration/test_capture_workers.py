@@ -6,11 +6,13 @@ again, and the counters add up over the workers."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -56,14 +58,14 @@ def start(undocked, bridge, tmp_path) -> Service:
 
 
 def workers_of(run: Service) -> list[int]:
-    """The worker processes: the run's children started by multiprocessing's spawn, not its resource tracker."""
+    """The worker processes: the run's children that run worker_main."""
     workers = []
     for pid in subprocess.run(["pgrep", "-P", str(run.process.pid)], capture_output=True, text=True).stdout.split():
         try:
             command = open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
         except OSError:  # gone meanwhile
             continue
-        if "spawn_main" in command:
+        if "worker_main" in command:
             workers.append(int(pid))
     return workers
 
@@ -112,3 +114,35 @@ def test_a_worker_count_that_cannot_be_is_one_line_and_exit_2(argv, expected, tm
     result = subprocess.run([*EYES_DEVINE, *argv, "--db", str(tmp_path / "x.db")], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2 and expected in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_with_user_the_workers_drop_too_and_no_process_stays_root(lab, tmp_path_factory, shared):
+    bridge, server, client = lab
+    folder = Path(tmp_path_factory.mktemp("workers-user"))
+    for parent in (folder, *folder.parents):
+        if str(parent).startswith("/tmp/"):
+            parent.chmod(parent.stat().st_mode | 0o711)  # nobody may come this far: the data directory decides
+    db = folder / "data" / "exchanges.db"
+    run = subprocess.Popen([str(shared.command), "run", "--user", "nobody", "--workers", "2", "-i", bridge,
+                            "--ports", str(PORT), "--no-follow-docker-ports", "--db", str(db), "--log-format", "json"],
+                           stderr=subprocess.PIPE, text=True,
+                           env={"PATH": "/usr/bin:/bin", "HOME": "/root",
+                                "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    try:
+        assert run.stderr is not None
+        log: list[dict] = []
+        while not any(line["msg"] == "capturing" for line in log):
+            line = run.stderr.readline()
+            assert line, f"run exited {run.wait()}: {log}"
+            log.append(json.loads(line))
+        send(client, server, "dropped", 50)
+        wait_until(lambda: stored(db, "SELECT count(*) FROM exchanges")[0][0] >= 50, what="50 stored")
+        children = subprocess.run(["pgrep", "-P", str(run.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 2, "the two workers, and no helper process"
+        for pid in (run.pid, *map(int, children)):
+            assert "Uid:\t65534\t65534\t65534\t65534" in Path(f"/proc/{pid}/status").read_text(), pid
+    finally:
+        run.send_signal(signal.SIGTERM)
+        code = run.wait(30)
+    assert code == 0
+    assert stored(db, "SELECT count(*) FROM exchanges")[0][0] == 50
