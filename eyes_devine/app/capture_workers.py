@@ -26,6 +26,8 @@ open its sockets, and says so.  Linux only (PACKET_FANOUT).
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import os
 import random
 import signal
@@ -52,6 +54,8 @@ STATUS_SECONDS = 0.5
 """How often a worker reports its counters and its sniffers."""
 BATCH_SECONDS = 0.05
 """Longest a record waits in a worker before it is sent."""
+HOLD_SECONDS = 0.3
+"""How long after its completion a record waits in this process for the other workers' earlier ones."""
 MAX_WAITING = 100_000
 """Records a worker holds for this process; past it they are dropped and counted as queue drops."""
 RESTART_SECONDS = 5.0
@@ -432,17 +436,26 @@ class WorkerPool:
         retired.queue_drops += status.queue_drops
 
     def _receive(self) -> None:
-        """The one thread that runs the stages: records from every worker, in the order each sent them."""
-        exchange, flow = self._stages.exchange, self._stages.flow
+        """The one thread that runs the stages: records from every worker, put back in the order they completed.
+
+        Each worker sends what completed in its share every :data:`BATCH_SECONDS`, so two workers' records
+        arrive interleaved out of order; the stages (the burst rule's window, the store's newest-first bound)
+        expect them in the order one engine would have given them.  Records wait :data:`HOLD_SECONDS` past their
+        completion and go on in completion order.
+        """
+        waiting: list[tuple[float, int, Record]] = []
+        arrival = itertools.count()
         while True:
             with self._lock:
                 live = {worker.conn: worker for worker in self._workers if worker.state in ("starting", "ready")}
+            self._release(waiting, time.time() - HOLD_SECONDS)
             if not live:
                 if self._stopping:
+                    self._release(waiting, float("inf"))
                     return
                 time.sleep(0.2)  # every worker is down: check() starts them again
                 continue
-            for conn in wait(list(live), timeout=0.2):
+            for conn in wait(list(live), timeout=0.1):
                 worker = live[conn]  # type: ignore[index]
                 try:
                     message = conn.recv()  # type: ignore[union-attr]
@@ -452,10 +465,7 @@ class WorkerPool:
                 kind = message[0]
                 if kind == "records":
                     for record in message[1]:
-                        if type(record) is Exchange:
-                            exchange(record)
-                        else:
-                            flow(record)
+                        heapq.heappush(waiting, (_completed(record), next(arrival), record))
                 elif kind == "status":
                     counters, flows_open, summaries, evictions, active, kernel, queued, sniffers, events = message[1:]
                     with self._lock:
@@ -468,3 +478,20 @@ class WorkerPool:
                     worker.state, worker.error = "failed", message[1]
                 elif kind == "stopped":
                     worker.state = "stopped"
+
+    def _release(self, waiting: list[tuple[float, int, Record]], until: float) -> None:
+        """The records that completed before ``until``, oldest first, through the stages."""
+        exchange, flow = self._stages.exchange, self._stages.flow
+        while waiting and waiting[0][0] <= until:
+            record = heapq.heappop(waiting)[2]
+            if type(record) is Exchange:
+                exchange(record)
+            else:
+                flow(record)  # type: ignore[arg-type]
+
+
+def _completed(record: Record) -> float:
+    """When a record was complete, in capture time: an exchange's last response byte, a flow's last packet."""
+    if type(record) is Exchange:
+        return record.ts + (record.duration_ms or record.latency_ms or 0.0) / 1000.0
+    return record.ts_last  # type: ignore[union-attr]
