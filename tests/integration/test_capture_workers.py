@@ -82,7 +82,10 @@ def test_two_workers_store_each_request_once_and_share_the_packets(lab, tmp_path
     assert len(rows) == 400 and len({row["target"] for row in rows}) == 400, "each request once"
     assert {row["status"] for row in rows} == {404}, "answered (http.server has no such file)"
     final = run.log[-1]
-    assert final["msg"] == "stopped: 400 exchanges stored; nothing lost", final
+    # A few kernel drops were seen in CI with a Docker Engine up from earlier tests (2 to 5, never of this
+    # traffic's data: no gap, every exchange whole), so the line may go on to name them.
+    assert final["msg"].startswith("stopped: 400 exchanges stored; nothing lost"), final
+    assert final["lost"] == 0 and final["gaps"] == 0 and final["queue_drops"] == 0, final
     shares = [line["worker_packets"] for line in run.log if "worker_packets" in line][-1]
     assert len(shares) == 2 and min(shares) > 0.25 * sum(shares), f"both workers had a share: {shares}"
     assert sum(shares) == final["packets"], "the counters are the workers' summed"
