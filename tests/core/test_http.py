@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from eyes_devine.core.http.pairing import MAX_QUEUED
 from eyes_devine.core.http.request import MAX_VALUE
+from eyes_devine.core.http2 import Http2Connection
 from eyes_devine.records import EngineCounters, Exchange
 from eyes_devine.views.jsonl import json_line
 from tests.support.conn import Conn, chunked, get, request, response, summary
@@ -301,7 +302,7 @@ def test_http2_prior_knowledge_goes_to_the_http2_decoder_not_http1() -> None:
     conn = Conn()
     conn.client(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00")  # a SETTINGS frame, cut short
     assert conn.close() == []
-    assert conn.handler.h2 is not None and conn.counters.non_http_streams == 0
+    assert type(conn.handler.inner) is Http2Connection and conn.counters.non_http_streams == 0
     assert conn.counters.http_parse_errors == 0, "llhttp never saw it"
 
 

@@ -82,8 +82,6 @@ class HttpConnection:
         self._resume = False
         """The request the client's held bytes waited on was answered: parse them before the next response."""
         self.pairing = Pairing(counters, self._unanswered)
-        self.h2: Http2Connection | None = None
-        """The HTTP/2 decoder, once the client's preface or an h2c upgrade said so."""
         self.inner: StreamHandler | None = None
         """The decoder the connection was handed to (HTTP/2, or TLS with a key log); the HTTP/1 sides are then off."""
         self.requests = RequestSide(self)
@@ -119,11 +117,9 @@ class HttpConnection:
 
     def to_http2(self, payload: bytes, ts: float) -> None:
         """The client spoke the HTTP/2 preface: the connection is HTTP/2's from its first byte."""
-        self.go_off()
-        self.inner = self.h2 = Http2Connection(self._endpoints, self._emit, self.counters,
-                                               self.limits.max_header_bytes, header_rules=self.limits.header_rules)
+        h2 = self._hand_to_http2(None)
         if payload:
-            self.h2.data(True, payload, ts)
+            h2.data(True, payload, ts)
 
     def to_tls(self, keys: TlsKeys, hello: bytes, ts: float) -> None:
         """The client opened TLS and there is a key log: decrypt, and decode the plaintext as a connection of its
@@ -145,14 +141,19 @@ class HttpConnection:
         req.done = True
         if req.special:
             self.requests.special -= 1
-        self.go_off()
-        self.inner = self.h2 = Http2Connection(self._endpoints, self._emit, self.counters,
-                                               self.limits.max_header_bytes, upgraded=req,
-                                               header_rules=self.limits.header_rules)
+        h2 = self._hand_to_http2(req)
         if held is None:
-            self.h2.gap(True, 0, held_ts)
+            h2.gap(True, 0, held_ts)
         elif held:
-            self.h2.data(True, held, held_ts)
+            h2.data(True, held, held_ts)
+
+    def _hand_to_http2(self, upgraded: Request | None) -> Http2Connection:
+        """The HTTP/1 sides go off and an HTTP/2 decoder takes every later byte (``upgraded``: its stream 1)."""
+        self.go_off()
+        h2 = Http2Connection(self._endpoints, self._emit, self.counters, self.limits.max_header_bytes,
+                             upgraded=upgraded, header_rules=self.limits.header_rules)
+        self.inner = h2
+        return h2
 
     def gap(self, from_client: bool, missing: int, ts: float) -> None:
         if self.inner is not None:
