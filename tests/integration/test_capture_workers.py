@@ -6,7 +6,6 @@ again, and the counters add up over the workers."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.install import log_until_capturing, open_to_nobody
 from tests.support.netns import Lab
 from tests.support.requirements import require_root
 from tests.support.scenarios import wait_for_port
@@ -122,9 +122,7 @@ def test_a_worker_count_that_cannot_be_is_one_line_and_exit_2(argv, expected, tm
 def test_with_user_the_workers_drop_too_and_no_process_stays_root(lab, tmp_path_factory, shared):
     bridge, server, client = lab
     folder = Path(tmp_path_factory.mktemp("workers-user"))
-    for parent in (folder, *folder.parents):
-        if str(parent).startswith("/tmp/"):
-            parent.chmod(parent.stat().st_mode | 0o711)  # nobody may come this far: the data directory decides
+    open_to_nobody(folder)
     db = folder / "data" / "exchanges.db"
     run = subprocess.Popen([str(shared.command), "run", "--user", "nobody", "--workers", "2", "-i", bridge,
                             "--ports", str(PORT), "--no-follow-docker-ports", "--db", str(db), "--log-format", "json"],
@@ -132,12 +130,7 @@ def test_with_user_the_workers_drop_too_and_no_process_stays_root(lab, tmp_path_
                            env={"PATH": "/usr/bin:/bin", "HOME": "/root",
                                 "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     try:
-        assert run.stderr is not None
-        log: list[dict] = []
-        while not any(line["msg"] == "capturing" for line in log):
-            line = run.stderr.readline()
-            assert line, f"run exited {run.wait()}: {log}"
-            log.append(json.loads(line))
+        log_until_capturing(run)
         send(client, server, "dropped", 50)
         wait_until(lambda: stored(db, "SELECT count(*) FROM exchanges")[0][0] >= 50, what="50 stored")
         children = subprocess.run(["pgrep", "-P", str(run.pid)], capture_output=True, text=True).stdout.split()

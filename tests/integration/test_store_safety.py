@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import SERVED_PORT as PORT
-from tests.support.install import run_as
+from tests.support.install import log_until_capturing, open_to_nobody, run_as
 from tests.support.service import EYES_DEVINE, Service, stored, wait_until
 
 pytestmark = pytest.mark.netns
@@ -63,20 +63,13 @@ def test_after_user_nobody_the_database_stays_roots_and_is_written_through_open_
                                                                                               tmp_path_factory):
     bridge = served[0]
     folder = Path(tmp_path_factory.mktemp("dropped"))
-    for parent in (folder, *folder.parents):
-        if str(parent).startswith("/tmp/"):
-            parent.chmod(parent.stat().st_mode | 0o711)  # nobody may come this far: the data directory decides
+    open_to_nobody(folder)
     data = folder / "data"
     db = data / "exchanges.db"
     run = subprocess.Popen([str(shared.command), "run", "--user", "nobody", "-i", bridge, "--db", str(db),
                             "--log-format", "json"], stderr=subprocess.PIPE, text=True, env=NO_DOCKER)
     try:
-        assert run.stderr is not None
-        log: list[dict] = []
-        while not any(line["msg"] == "capturing" for line in log):
-            line = run.stderr.readline()
-            assert line, f"run exited {run.wait()}: {log}"
-            log.append(json.loads(line))
+        log = log_until_capturing(run)
         assert any(line["msg"] == "privileges dropped" and line["user"] == "nobody" for line in log)
         fetch(served, "/dropped")
         wait_until(lambda: targets(db) == ["/dropped"], what="the exchange stored after the drop")

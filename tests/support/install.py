@@ -9,6 +9,7 @@ so nothing is installed and nothing is fetched.
 
 from __future__ import annotations
 
+import json
 import pwd
 import shutil
 import subprocess
@@ -78,3 +79,21 @@ def run_as(user: str, *argv: str, **kwargs) -> subprocess.CompletedProcess:
     account = pwd.getpwnam(user)
     return subprocess.run(["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups",
                            "--inh-caps=-all", *argv], env=env, **kwargs)
+
+
+def open_to_nobody(folder: Path) -> None:
+    """Let `nobody` traverse the temporary directories down to ``folder``: its data directory then decides."""
+    for parent in (folder, *folder.parents):
+        if str(parent).startswith("/tmp/"):
+            parent.chmod(parent.stat().st_mode | 0o711)
+
+
+def log_until_capturing(run: subprocess.Popen) -> list[dict]:
+    """A `run --log-format json`'s log lines up to "capturing" (its stderr a text pipe); fails if it exits first."""
+    assert run.stderr is not None
+    log: list[dict] = []
+    while not any(line["msg"] == "capturing" for line in log):
+        line = run.stderr.readline()
+        assert line, f"run exited {run.wait()}: {log}"
+        log.append(json.loads(line))
+    return log
